@@ -1,0 +1,3 @@
+"""Samverkan: case coordination for SIG, Trefas and SSPF."""
+
+__version__ = "0.1.0"

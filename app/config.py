@@ -1,0 +1,92 @@
+"""The one settings object, read from ``SAMVERKAN_*`` environment variables.
+
+In ``prod`` the settings refuse to load when a secret is missing or still has a
+development default: a deployment that forgot to configure itself must not start.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./samverkan.db"
+
+# Passwords that show up in tutorials, compose files and docker images. A production
+# database URL carrying one of these is treated as unconfigured.
+_WELL_KNOWN_PASSWORDS = frozenset(
+    {"", "postgres", "password", "secret", "changeme", "samverkan", "admin", "root"}
+)
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Every field maps to ``SAMVERKAN_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SAMVERKAN_", extra="ignore", frozen=True)
+
+    env: Environment = Environment.DEV
+    database_url: str = DEFAULT_DATABASE_URL
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] | None = Field(
+        default=None, description="Defaults to console in dev and JSON in prod."
+    )
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, le=60_000)
+    docs_enabled: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        try:
+            url = make_url(self.database_url)
+        except ArgumentError as exc:
+            raise ValueError("SAMVERKAN_DATABASE_URL is not a valid database URL") from exc
+        if url.drivername not in {"sqlite+aiosqlite", "postgresql+asyncpg"}:
+            raise ValueError(
+                "SAMVERKAN_DATABASE_URL must use sqlite+aiosqlite:// or postgresql+asyncpg://"
+            )
+        if self.env is Environment.PROD:
+            self._refuse_unsafe_production_settings()
+        return self
+
+    def _refuse_unsafe_production_settings(self) -> None:
+        url = make_url(self.database_url)
+        if not url.drivername.startswith("postgresql"):
+            raise ValueError(
+                "SAMVERKAN_ENV=prod requires PostgreSQL: the audit log's append-only "
+                "guarantees rest on database roles and triggers that SQLite lacks"
+            )
+        if (url.password or "") in _WELL_KNOWN_PASSWORDS:
+            raise ValueError(
+                "SAMVERKAN_ENV=prod refuses a database password that is missing or a "
+                "well-known default; set a real secret in SAMVERKAN_DATABASE_URL"
+            )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def effective_log_format(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "console" if self.env is Environment.DEV else "json"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,162 @@
+"""Async engine, one session per request, one transaction per request.
+
+The request's session is committed by :func:`get_session` *after the route function
+returns and before the response is sent* (a FastAPI ``scope="function"`` dependency),
+so a failed commit becomes an error response instead of a 200 for work that was lost.
+Any exception rolls the whole transaction back: nothing is half-written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase
+
+from app.config import Settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model; Alembic compares migrations against its metadata."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """The engine for ``settings.database_url``, tuned per backend.
+
+    ``hide_parameters`` keeps bound values (names, personal numbers) out of every
+    SQLAlchemy exception message and log line.
+    """
+    url = make_url(settings.database_url)
+    kwargs: dict[str, Any] = {"hide_parameters": True, "pool_pre_ping": True}
+    if url.get_backend_name() == "postgresql":
+        kwargs.update(
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
+            connect_args={
+                "timeout": settings.db_connect_timeout_seconds,
+                "server_settings": {"application_name": "samverkan"},
+            },
+        )
+        return create_async_engine(url, **kwargs)
+    kwargs["connect_args"] = {"timeout": settings.sqlite_busy_timeout_ms / 1000}
+    engine = create_async_engine(url, **kwargs)
+    _configure_sqlite(engine, busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine, *, busy_timeout_ms: int) -> None:
+    """Foreign keys on, WAL, and transactions that SQLAlchemy (not pysqlite) controls.
+
+    pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; the
+    documented fix is to switch it off and emit BEGIN ourselves. ``BEGIN IMMEDIATE``
+    takes the write lock up front: every request writes (at least its audit record),
+    and taking the lock late would turn concurrent requests into SQLITE_BUSY errors
+    instead of a queue.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Database:
+    """The engine and session factory the app uses; tests bind it to one connection."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        connection: AsyncConnection | None = None,
+        owns_engine: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.sessionmaker = sessionmaker
+        self._connection = connection
+        self._owns_engine = owns_engine
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        engine = create_engine(settings)
+        return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
+
+    @classmethod
+    def bound_to(cls, connection: AsyncConnection) -> Database:
+        """Sessions that join ``connection``'s open transaction through savepoints.
+
+        Used by the tests: a request's commit releases a savepoint, and the test
+        rolls the outer transaction back.
+        """
+        maker = async_sessionmaker(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
+        return cls(connection.engine, maker, connection=connection, owns_engine=False)
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for out-of-request checks (readiness)."""
+        if self._connection is not None:
+            yield self._connection
+            return
+        async with self.engine.connect() as connection:
+            yield connection
+
+    async def dispose(self) -> None:
+        if self._owns_engine:
+            await self.engine.dispose()
+
+
+def database_of(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's session: committed before the response, rolled back on any error."""
+    async with database_of(request).sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            # Also after a failed COMMIT: SQLite keeps the transaction open when a
+            # deferred constraint fails at commit, and SQLAlchemy's pool would hand
+            # the connection, writes included, to the next request.
+            await session.rollback()
+            raise
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

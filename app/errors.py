@@ -1,0 +1,247 @@
+"""One error hierarchy, rendered as RFC 9457 ``application/problem+json``.
+
+Services raise :class:`AppError` subclasses; the handlers registered by
+:func:`install_error_handlers` turn them, framework errors and database failures
+into problem documents that carry the request id. Nothing a client sends is echoed
+back, and no stack trace or SQL reaches a client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_PREFIX = "urn:samverkan:problem:"
+
+log = structlog.get_logger("app.errors")
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+def problem_body(
+    *,
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    request_id: str | None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_PREFIX + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": request_id,
+    }
+    if extra:
+        body.update(extra)
+    return body
+
+
+class AppError(Exception):
+    """Base of every error the application raises on purpose."""
+
+    status: ClassVar[int] = 500
+    slug: ClassVar[str] = "internal-error"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.detail = detail or self.title
+        self.headers = dict(headers or {})
+        self.extra = dict(extra or {})
+        super().__init__(self.detail)
+
+
+class BadRequest(AppError):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(AppError):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+    def __init__(self, detail: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("headers", {"WWW-Authenticate": "Bearer"})
+        super().__init__(detail, **kwargs)
+
+
+class Forbidden(AppError):
+    status, slug, title = 403, "forbidden", "Not allowed"
+
+
+class NotFound(AppError):
+    """Unknown *or not visible to the caller*: the two must be indistinguishable."""
+
+    status, slug, title = 404, "not-found", "Not found"
+
+
+class MethodNotAllowed(AppError):
+    status, slug, title = 405, "method-not-allowed", "Method not allowed"
+
+
+class Conflict(AppError):
+    status, slug, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(AppError):
+    status, slug, title = 413, "payload-too-large", "Request body too large"
+
+
+class UnsupportedMediaType(AppError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class ValidationFailed(AppError):
+    status, slug, title = 422, "validation-error", "Invalid input"
+
+
+class TooManyRequests(AppError):
+    status, slug, title = 429, "too-many-requests", "Too many requests"
+
+
+class ServiceUnavailable(AppError):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+_HTTP_STATUS_ERRORS: dict[int, type[AppError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+        TooManyRequests,
+        ServiceUnavailable,
+    )
+}
+
+
+def request_id_of(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def render(error: AppError, request_id: str | None) -> ProblemResponse:
+    return ProblemResponse(
+        problem_body(
+            status=error.status,
+            slug=error.slug,
+            title=error.title,
+            detail=error.detail,
+            request_id=request_id,
+            extra=error.extra,
+        ),
+        status_code=error.status,
+        headers=error.headers,
+    )
+
+
+def internal_error_response(request_id: str | None) -> ProblemResponse:
+    """The 500 a client sees: the request id to quote, nothing about the cause."""
+    return render(
+        AppError("The request failed. Quote the request id when reporting it."), request_id
+    )
+
+
+def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Field, reason and error type of each failure, never the submitted value.
+
+    Pydantic's error dicts carry ``input`` (the value) and ``ctx`` (which may hold
+    it too); only the location, the machine-readable type and the message are kept.
+    """
+    out = []
+    for err in errors:
+        loc = [str(part) for part in err.get("loc", ())]
+        out.append(
+            {
+                "field": ".".join(loc),
+                "loc": loc,
+                "type": str(err.get("type", "invalid")),
+                "message": str(err.get("msg", "Invalid value")),
+            }
+        )
+    return out
+
+
+async def _app_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AppError)
+    return render(exc, request_id_of(request))
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    cls = _HTTP_STATUS_ERRORS.get(exc.status_code)
+    if cls is None:
+        return ProblemResponse(
+            problem_body(
+                status=exc.status_code,
+                slug="http-error",
+                title="HTTP error",
+                detail="The request could not be handled.",
+                request_id=request_id_of(request),
+            ),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
+    # Starlette's own details ("Not Found", "Method Not Allowed") are replaced by ours,
+    # so that every 404 reads the same whether a route or a row is missing.
+    return render(cls(headers=exc.headers), request_id_of(request))
+
+
+async def _request_validation(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(exc.errors())
+    detail = f"{len(errors)} field(s) failed validation; see 'errors'."
+    return render(ValidationFailed(detail, extra={"errors": errors}), request_id_of(request))
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    log.error("database unavailable", error_type=type(exc).__name__, exc_info=exc)
+    return render(
+        ServiceUnavailable("The database is unavailable; nothing was changed. Try again."),
+        request_id_of(request),
+    )
+
+
+async def _integrity_error(request: Request, exc: Exception) -> Response:
+    # A constraint the service did not pre-check (typically a concurrent insert).
+    # The constraint name is logged; the values stay out of logs and responses.
+    log.warning("integrity error", error_type=type(exc).__name__, exc_info=exc)
+    return render(
+        Conflict("The request conflicts with the current state; nothing was changed."),
+        request_id_of(request),
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the problem+json renderers for every error class the app can meet."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(StarletteHTTPException, _http_exception)
+    app.add_exception_handler(RequestValidationError, _request_validation)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
+    # asyncpg raises connection failures (refused, reset, timed out) unwrapped.
+    app.add_exception_handler(OSError, _database_unavailable)
+    app.add_exception_handler(IntegrityError, _integrity_error)

@@ -1,0 +1,67 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from app import __version__
+from app.config import Settings, get_settings
+from app.db import Database
+from app.errors import install_error_handlers
+from app.logging import configure_logging
+from app.middleware import RequestContextMiddleware
+from app.migrate import head_revisions
+from app.ops.router import install_docs
+from app.ops.router import router as ops_router
+
+API_PREFIX = "/api/v1"
+OPENAPI_URL = f"{API_PREFIX}/openapi.json"
+
+log = structlog.get_logger("app")
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    """Build the app. ``database`` is injected by tests; otherwise it comes from settings.
+
+    Called by uvicorn as a factory (``app.main:create_app``) in every worker process.
+    """
+    settings = settings or get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.effective_log_format)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = database or Database.from_settings(settings)
+        app.state.database = db
+        log.info("started", version=__version__, env=settings.env.value)
+        try:
+            yield
+        finally:
+            await db.dispose()
+            log.info("stopped")
+
+    app = FastAPI(
+        title="Samverkan",
+        version=__version__,
+        summary="Case coordination for SIG, Trefas and SSPF, with consent-gated sharing "
+        "and a tamper-evident audit log.",
+        openapi_url=OPENAPI_URL if settings.docs_enabled else None,
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.head_revisions = head_revisions()
+    if database is not None:
+        # Available before the lifespan runs, for test clients that skip it.
+        app.state.database = database
+
+    install_error_handlers(app)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.include_router(ops_router)
+    if settings.docs_enabled:
+        install_docs(app, openapi_url=OPENAPI_URL, title="Samverkan API")
+    return app

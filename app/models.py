@@ -1,0 +1,16 @@
+"""Imports every domain's models so that ``Base.metadata`` is complete.
+
+Alembic's environment and the migration test call :func:`load_all_models`; each
+domain package adds its ``models`` module to the list as it arrives.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES: tuple[str, ...] = ()
+
+
+def load_all_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)

@@ -1,0 +1,47 @@
+"""Prometheus metrics: request counts and latency by route template and status.
+
+Labels hold route templates (``/api/v1/cases/{case_id}``), never raw paths, so ids
+and values cannot reach the metrics store and cardinality stays bounded. With several
+uvicorn workers, ``samverkan serve`` sets ``PROMETHEUS_MULTIPROC_DIR`` and the
+``/metrics`` endpoint aggregates every worker's samples.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+REQUESTS = Counter(
+    "samverkan_http_requests_total",
+    "HTTP requests by method, route template and status code.",
+    ["method", "route", "status"],
+)
+LATENCY = Histogram(
+    "samverkan_http_request_duration_seconds",
+    "HTTP request latency by method and route template.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(method, route, str(status)).inc()
+    LATENCY.labels(method, route).observe(seconds)
+
+
+def render_latest() -> tuple[bytes, str]:
+    """The exposition text, aggregated across workers when running multi-process."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

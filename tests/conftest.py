@@ -1,0 +1,184 @@
+"""Test fixtures: every database test runs once on SQLite and once on PostgreSQL.
+
+- Each run creates its own throwaway database on each backend (a temporary SQLite file;
+  a ``samverkan_test_*`` database on the server named by ``SAMVERKAN_TEST_POSTGRES_URL``)
+  and drops it afterwards.
+- The schema is built by Alembic, never ``create_all``, so the migrations run every time.
+- Each test runs inside a transaction that is rolled back; the app's sessions join it
+  through savepoints, so a request's commit is real to the app and gone after the test.
+- PostgreSQL unreachable: skipped locally with a reason, a failure under ``CI=true``.
+  ``SAMVERKAN_TEST_BACKENDS=sqlite`` (or ``postgresql``) narrows a local run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from app.config import Settings
+from app.db import Database, create_engine
+from app.main import create_app
+from app.migrate import upgrade_connection
+from tests.support import PROBE_TABLE_DDL, install_probe
+
+for _name in [n for n in os.environ if n.startswith("SAMVERKAN_") and "TEST" not in n]:
+    # A developer's shell configuration (SAMVERKAN_ENV=prod, a real database) must
+    # never reach the tests.
+    del os.environ[_name]
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "SAMVERKAN_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/"
+)
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BACKENDS = [
+    b.strip() for b in os.environ.get("SAMVERKAN_TEST_BACKENDS", "sqlite,postgresql").split(",")
+]
+
+
+def _asyncpg_dsn(url: str, database: str | None = None) -> str:
+    parsed = make_url(url).set(drivername="postgresql")
+    if database is not None:
+        parsed = parsed.set(database=database)
+    return parsed.render_as_string(hide_password=False)
+
+
+async def _postgres_admin() -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(_asyncpg_dsn(POSTGRES_ADMIN_URL), timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        message = f"PostgreSQL at {make_url(POSTGRES_ADMIN_URL)!r} is unreachable: {exc}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: an unreachable PostgreSQL is a failure)")
+        pytest.skip(message)
+
+
+@asynccontextmanager
+async def throwaway_database(backend: str, directory: Path) -> AsyncIterator[str]:
+    """A new, empty database on ``backend``; yields its URL and drops it afterwards."""
+    if backend == "sqlite":
+        path = directory / f"samverkan-{uuid.uuid4().hex[:12]}.db"
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    name = f"samverkan_test_{uuid.uuid4().hex[:12]}"
+    admin = await _postgres_admin()
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        admin = await _postgres_admin()
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "only_backend(name): run only with the named database backend"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect backend-specific tests for the other backend (a deselect, not a skip)."""
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("only_backend")
+        callspec = getattr(item, "callspec", None)
+        param = callspec.params.get("backend") if callspec else None
+        if marker and param is not None and param != marker.args[0]:
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+async def database_url(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    async with throwaway_database(backend, tmp_path_factory.mktemp(backend)) as url:
+        yield url
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {"database_url": database_url, "log_format": "json"}
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The session's engine, on a database migrated to head by Alembic."""
+    engine = create_engine(make_settings(database_url))
+    async with engine.connect() as connection:
+        await upgrade_connection(connection)
+        await connection.commit()
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """One connection in an open transaction, rolled back after the test."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        try:
+            yield connection
+        finally:
+            if transaction.is_active:
+                await transaction.rollback()
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+def app(settings: Settings, connection: AsyncConnection) -> FastAPI:
+    return create_app(settings, database=Database.bound_to(connection))
+
+
+@asynccontextmanager
+async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def probe_client(
+    app: FastAPI, connection: AsyncConnection
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for an app with the test-only routes of tests/support.py and their table."""
+    await connection.execute(text(PROBE_TABLE_DDL))
+    async with client_for(install_probe(app)) as client:
+        yield client

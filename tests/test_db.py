@@ -1,0 +1,143 @@
+"""One transaction per request: committed before the response, rolled back on any error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.db import Database
+from app.main import create_app
+from tests.conftest import client_for, make_settings, throwaway_database
+from tests.support import PROBE_TABLE_DDL, install_probe
+
+
+async def _notes(connection: AsyncConnection) -> list[str]:
+    rows = await connection.execute(text("SELECT note FROM probe ORDER BY id"))
+    return [row[0] for row in rows]
+
+
+async def test_successful_request_is_committed(
+    probe_client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    response = await probe_client.post("/test/probe", json={"id": 1, "note": "kept"})
+    assert response.status_code == 201
+    assert await _notes(connection) == ["kept"]
+
+
+async def test_app_error_after_a_write_rolls_the_write_back(
+    probe_client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    response = await probe_client.post("/test/probe-then-fail", json={"id": 1, "note": "gone"})
+    assert response.status_code == 409
+    assert await _notes(connection) == []
+
+
+async def test_unhandled_error_after_a_write_rolls_the_write_back(
+    probe_client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    response = await probe_client.post("/test/probe-then-crash", json={"id": 1, "note": "gone"})
+    assert response.status_code == 500
+    assert await _notes(connection) == []
+
+
+async def test_invalid_input_writes_nothing(
+    probe_client: httpx.AsyncClient, connection: AsyncConnection
+) -> None:
+    response = await probe_client.post("/test/probe", json={"id": 1, "note": ""})
+    assert response.status_code == 422
+    assert await _notes(connection) == []
+
+
+async def test_failed_commit_is_an_error_response_not_a_false_success(
+    probe_client: httpx.AsyncClient,
+    connection: AsyncConnection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def failing_commit(self: AsyncSession) -> None:
+        raise OperationalError("COMMIT", {}, ConnectionResetError("connection lost"))
+
+    monkeypatch.setattr(AsyncSession, "commit", failing_commit)
+    response = await probe_client.post("/test/probe", json={"id": 1, "note": "lost"})
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    monkeypatch.undo()
+    assert await _notes(connection) == []
+
+
+async def test_constraint_failing_at_commit_returns_409_and_keeps_nothing(
+    database_url: str, backend: str, tmp_path: Path
+) -> None:
+    """A deferred foreign key is checked only at COMMIT: the commit itself fails.
+
+    Runs on a database of its own with real commits (no enclosing test transaction),
+    so this is the production path: the client must see the failure, not a 201.
+    """
+    async with throwaway_database(backend, tmp_path) as url:
+        database = Database.from_settings(make_settings(url))
+        try:
+            async with database.engine.begin() as conn:
+                await conn.execute(text(PROBE_TABLE_DDL))
+            app = install_probe(create_app(make_settings(url), database=database))
+            async with client_for(app) as client:
+                ok = await client.post("/test/probe", json={"id": 1, "note": "parent"})
+                assert ok.status_code == 201
+                orphan = await client.post(
+                    "/test/probe", json={"id": 2, "note": "orphan", "parent_id": 999}
+                )
+                assert orphan.status_code == 409, orphan.text
+                assert orphan.json()["type"] == "urn:samverkan:problem:conflict"
+                assert "999" not in orphan.text
+                assert "orphan" not in orphan.text
+            async with database.engine.connect() as conn:
+                assert await _notes(conn) == ["parent"]
+        finally:
+            await database.dispose()
+
+
+async def test_unreachable_database_gives_503_and_no_data(
+    app: FastAPI, backend: str, tmp_path: Path
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path}/missing-dir/none.db"
+    else:
+        url = "postgresql+asyncpg://postgres@127.0.0.1:1/none"
+    settings = make_settings(url, db_connect_timeout_seconds=1)
+    database = Database.from_settings(settings)
+    try:
+        unreachable = install_probe(create_app(settings, database=database))
+        async with client_for(unreachable) as client:
+            response = await client.post("/test/probe", json={"id": 1, "note": "x"})
+        assert response.status_code == 503
+        body = response.json()
+        assert body["type"] == "urn:samverkan:problem:service-unavailable"
+        assert body["request_id"] == response.headers["x-request-id"]
+        assert "127.0.0.1" not in response.text
+        assert "sqlite" not in response.text.lower()
+    finally:
+        await database.dispose()
+
+
+@pytest.mark.only_backend("sqlite")
+async def test_sqlite_connections_enforce_foreign_keys_and_use_wal(
+    connection: AsyncConnection,
+) -> None:
+    assert (await connection.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
+    assert (await connection.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
+
+
+async def test_savepoints_work_inside_the_request_transaction(
+    connection: AsyncConnection,
+) -> None:
+    """pysqlite breaks SAVEPOINT unless SQLAlchemy emits BEGIN itself (app.db does)."""
+    await connection.execute(text(PROBE_TABLE_DDL))
+    nested = await connection.begin_nested()
+    await connection.execute(text("INSERT INTO probe (id, note) VALUES (1, 'inner')"))
+    await nested.rollback()
+    await connection.execute(text("INSERT INTO probe (id, note) VALUES (2, 'outer')"))
+    assert await _notes(connection) == ["outer"]
