@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# Build: docker build -t samverkan .
+# Run:   see compose.yaml (PostgreSQL 15 + a one-shot migration + the API).
+
+FROM python:3.11-slim AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md alembic.ini ./
+COPY app ./app
+COPY migrations ./migrations
+# A wheel install: the migrations travel inside the package (app/_migrations).
+RUN pip install --upgrade pip && pip install .
+
+FROM python:3.11-slim AS runtime
+RUN groupadd --system --gid 10001 samverkan \
+    && useradd --system --uid 10001 --gid samverkan --home-dir /srv/samverkan \
+       --create-home --shell /usr/sbin/nologin samverkan
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    SAMVERKAN_ENV=prod
+USER samverkan
+WORKDIR /srv/samverkan
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"]
+CMD ["samverkan", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "2"]
