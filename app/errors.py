@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -245,3 +246,54 @@ def install_error_handlers(app: FastAPI) -> None:
     # asyncpg raises connection failures (refused, reset, timed out) unwrapped.
     app.add_exception_handler(OSError, _database_unavailable)
     app.add_exception_handler(IntegrityError, _integrity_error)
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem document, as every error response carries it."""
+
+    type: str = Field(examples=["urn:samverkan:problem:not-found"])
+    title: str
+    status: int
+    detail: str
+    request_id: str | None = Field(description="Quote it when reporting a problem.")
+
+
+class FieldError(BaseModel):
+    field: str = Field(examples=["body.personal_number"])
+    loc: list[str]
+    type: str = Field(examples=["string_pattern_mismatch"])
+    message: str
+
+
+class ValidationProblem(Problem):
+    """A 422: which fields failed and why; the submitted values are never echoed."""
+
+    errors: list[FieldError]
+
+
+_SCHEMA_REF = "#/components/schemas/{model}"
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI document describe the error bodies the app really sends.
+
+    FastAPI documents every 422 as its own ``HTTPValidationError`` JSON, which this app
+    replaces; every 4xx/5xx response is rewritten to ``application/problem+json`` with
+    the :class:`Problem` (or :class:`ValidationProblem`) schema.
+    """
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    for model in (Problem, FieldError, ValidationProblem):
+        schema = model.model_json_schema(ref_template=_SCHEMA_REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                if status[:1] in {"4", "5"}:
+                    name = "ValidationProblem" if status == "422" else "Problem"
+                    response["content"] = {
+                        PROBLEM_MEDIA_TYPE: {"schema": {"$ref": _SCHEMA_REF.format(model=name)}}
+                    }
+    return openapi

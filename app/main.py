@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from app import __version__
 from app.config import Settings, get_settings
 from app.db import Database
-from app.errors import install_error_handlers
+from app.errors import document_problems, install_error_handlers
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.migrate import head_revisions
@@ -59,9 +61,28 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         # Available before the lifespan runs, for test clients that skip it.
         app.state.database = database
 
+    _document_problems_in_openapi(app)
     install_error_handlers(app)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes
+    )
     app.include_router(ops_router)
     if settings.docs_enabled:
         install_docs(app, openapi_url=OPENAPI_URL, title="Samverkan API")
     return app
+
+
+def _document_problems_in_openapi(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(
+                get_openapi(
+                    title=app.title,
+                    version=app.version,
+                    summary=app.summary,
+                    routes=app.routes,
+                )
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import PayloadTooLarge, internal_error_response, render
@@ -52,17 +54,35 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def route_template(scope: Scope) -> str:
-    """The matched route's path template, so metrics and logs never hold ids or values."""
+def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
+    """The matched route's path template, so metrics and logs never hold ids or values.
+
+    FastAPI records its own routes in ``scope["route"]``; routes it hands to Starlette
+    (the OpenAPI document, static mounts) are matched here against the request.
+    """
     route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED_ROUTE
+    path = getattr(route, "path_format", None)
+    if isinstance(path, str):
+        return path
+    probe = {
+        "type": "http",
+        "path": scope.get("path", ""),
+        "root_path": "",
+        "method": scope.get("method", ""),
+    }
+    for candidate in routes:
+        match, _ = candidate.matches(probe)
+        if match is Match.FULL:
+            template = getattr(candidate, "path_format", None)
+            return template if isinstance(template, str) else UNMATCHED_ROUTE
+    return UNMATCHED_ROUTE
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,7 +137,7 @@ class RequestContextMiddleware:
             error_log.error(
                 "unhandled error",
                 method=scope.get("method"),
-                route=route_template(scope),
+                route=route_template(scope, self.routes),
                 error_type=type(exc).__name__,
                 exc_info=exc,
             )
@@ -127,7 +147,7 @@ class RequestContextMiddleware:
             await internal_error_response(request_id)(scope, receive, send_with_headers)
         finally:
             elapsed = time.perf_counter() - started
-            route = route_template(scope)
+            route = route_template(scope, self.routes)
             metrics.observe_request(scope.get("method", ""), route, status, elapsed)
             _log_access(scope, route, status, elapsed)
 

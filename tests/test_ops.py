@@ -101,6 +101,17 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     assert "1234" not in body.split("# HELP samverkan_http_requests_total")[1].split("\n# ")[0]
 
 
+async def test_metrics_name_starlette_routes_and_mounts_by_template(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.get("/api/v1/openapi.json")
+    await client.get("/docs/assets/swagger-ui.css")
+    body = (await client.get("/metrics")).text
+    assert 'route="/api/v1/openapi.json",status="200"' in body
+    assert 'route="/docs/assets/{path}",status="200"' in body
+    assert "swagger-ui.css" not in body
+
+
 async def test_openapi_document_is_3_1_under_api_v1(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/openapi.json")
     assert response.status_code == 200
@@ -149,3 +160,18 @@ async def test_docs_can_be_disabled(settings: Settings, connection: AsyncConnect
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"])
 async def test_operations_need_no_token(client: httpx.AsyncClient, path: str) -> None:
     assert (await client.get(path)).status_code == 200
+
+
+async def test_openapi_documents_problem_bodies_not_fastapis_default(
+    probe_client: httpx.AsyncClient,
+) -> None:
+    spec = (await probe_client.get("/api/v1/openapi.json")).json()
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert {"Problem", "ValidationProblem", "FieldError"} <= schemas.keys()
+    invalid = spec["paths"]["/test/probe"]["post"]["responses"]["422"]
+    assert invalid["content"] == {
+        "application/problem+json": {"schema": {"$ref": "#/components/schemas/ValidationProblem"}}
+    }
+    not_ready = spec["paths"]["/readyz"]["get"]["responses"]["503"]
+    assert "application/problem+json" in not_ready["content"]

@@ -27,15 +27,16 @@ REQUESTS = Counter(
 )
 LATENCY = Histogram(
     "samverkan_http_request_duration_seconds",
-    "HTTP request latency by method and route template.",
-    ["method", "route"],
+    "HTTP request latency by method, route template and status code.",
+    ["method", "route", "status"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(method, route, str(status)).inc()
-    LATENCY.labels(method, route).observe(seconds)
+    labels = (method, route, str(status))
+    REQUESTS.labels(*labels).inc()
+    LATENCY.labels(*labels).observe(seconds)
 
 
 def render_latest() -> tuple[bytes, str]:
