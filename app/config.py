@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -48,6 +49,26 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, le=60_000)
     docs_enabled: bool = True
 
+    data_dir: Path = Field(
+        default=Path("./data"), description="Generated development keys live here."
+    )
+    jwt_algorithm: Literal["RS256", "ES256", "HS256"] = "RS256"
+    jwt_private_key_file: Path | None = None
+    jwt_public_key_file: Path | None = None
+    jwt_secret: SecretStr | None = Field(default=None, description="HS256 only.")
+    jwt_key_id: str | None = Field(
+        default=None, description="Defaults to a thumbprint of the verification key."
+    )
+    jwt_issuer: str = "samverkan"
+    jwt_audience: str = "samverkan-api"
+    access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
+    refresh_token_ttl_seconds: int = Field(default=8 * 3600, ge=300, le=7 * 24 * 3600)
+    max_token_bytes: int = Field(default=8192, ge=1024, le=65536)
+    password_max_bytes: int = Field(default=1024, ge=64, le=4096)
+    login_max_failures_per_username: int = Field(default=5, ge=1, le=1000)
+    login_max_failures_per_address: int = Field(default=30, ge=1, le=100_000)
+    login_throttle_window_seconds: int = Field(default=900, ge=10, le=86_400)
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         try:
@@ -63,6 +84,7 @@ class Settings(BaseSettings):
         return self
 
     def _refuse_unsafe_production_settings(self) -> None:
+        self._refuse_missing_signing_keys()
         url = make_url(self.database_url)
         if not url.drivername.startswith("postgresql"):
             raise ValueError(
@@ -74,6 +96,22 @@ class Settings(BaseSettings):
                 "SAMVERKAN_ENV=prod refuses a database password that is missing or a "
                 "well-known default; set a real secret in SAMVERKAN_DATABASE_URL"
             )
+
+    def _refuse_missing_signing_keys(self) -> None:
+        if self.jwt_algorithm == "HS256":
+            secret = self.jwt_secret.get_secret_value() if self.jwt_secret else ""
+            if len(secret.encode()) < 32 or secret.lower() in _WELL_KNOWN_PASSWORDS:
+                raise ValueError(
+                    "SAMVERKAN_ENV=prod with HS256 needs SAMVERKAN_JWT_SECRET of at least 32 bytes"
+                )
+            return
+        for name in ("jwt_private_key_file", "jwt_public_key_file"):
+            path = getattr(self, name)
+            if path is None or not path.is_file():
+                raise ValueError(
+                    f"SAMVERKAN_ENV=prod needs SAMVERKAN_{name.upper()} pointing to a key file; "
+                    "keys are generated only in dev"
+                )
 
     @property
     def is_sqlite(self) -> bool:

@@ -8,7 +8,7 @@ Any exception rolls the whole transaction back: nothing is half-written.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -145,17 +145,40 @@ def database_of(request: Request) -> Database:
     return database
 
 
+OutcomeWork = Callable[[AsyncSession], Awaitable[None]]
+_OUTCOME_WORK = "samverkan.outcome_work"
+
+
+def keep_whatever_the_outcome(session: AsyncSession, work: OutcomeWork) -> None:
+    """Run ``work`` whether the request commits or rolls back, exactly once.
+
+    On commit it runs in the request's transaction, just before COMMIT; on rollback it
+    runs in a fresh transaction right after. A failed login or a denial must be
+    recorded although the request ends in an error: this is how.
+    """
+    session.info.setdefault(_OUTCOME_WORK, []).append(work)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session: committed before the response, rolled back on any error."""
-    async with database_of(request).sessionmaker() as session:
+    database = database_of(request)
+    async with database.sessionmaker() as session:
         try:
             yield session
+            for work in session.info.get(_OUTCOME_WORK, ()):
+                await work(session)
             await session.commit()
         except BaseException:
             # Also after a failed COMMIT: SQLite keeps the transaction open when a
             # deferred constraint fails at commit, and SQLAlchemy's pool would hand
             # the connection, writes included, to the next request.
             await session.rollback()
+            pending = session.info.pop(_OUTCOME_WORK, ())
+            if pending:
+                async with database.sessionmaker() as fresh:
+                    for work in pending:
+                        await work(fresh)
+                    await fresh.commit()
             raise
 
 

@@ -11,6 +11,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app import __version__
+from app.agencies.router import router as agencies_router
+from app.auth.router import router as auth_router
+from app.clients.router import router as clients_router
 from app.config import Settings, get_settings
 from app.db import Database
 from app.errors import document_problems, install_error_handlers
@@ -19,6 +22,8 @@ from app.middleware import RequestContextMiddleware
 from app.migrate import head_revisions
 from app.ops.router import install_docs
 from app.ops.router import router as ops_router
+from app.security import TokenService
+from app.users.router import router as users_router
 
 API_PREFIX = "/api/v1"
 OPENAPI_URL = f"{API_PREFIX}/openapi.json"
@@ -66,7 +71,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes
     )
+    app.state.tokens = TokenService(settings)
     app.include_router(ops_router)
+    for router in (auth_router, agencies_router, users_router, clients_router):
+        app.include_router(router, prefix=API_PREFIX)
     if settings.docs_enabled:
         install_docs(app, openapi_url=OPENAPI_URL, title="Samverkan API")
     return app

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES: tuple[str, ...] = ()
+MODEL_MODULES: tuple[str, ...] = (
+    "app.agencies.models",
+    "app.users.models",
+    "app.clients.models",
+    "app.auth.models",
+    "app.audit.models",
+)
 
 
 def load_all_models() -> None:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -122,8 +123,16 @@ async def database_url(
         yield url
 
 
+# One data directory for the whole run: the development key pair is generated once.
+TEST_DATA_DIR = Path(tempfile.mkdtemp(prefix="samverkan-test-data-"))
+
+
 def make_settings(database_url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {"database_url": database_url, "log_format": "json"}
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "log_format": "json",
+        "data_dir": TEST_DATA_DIR,
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -2,12 +2,36 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import ValidationError
 
 from app.config import DEFAULT_DATABASE_URL, Environment, Settings
 
 GOOD_PROD_URL = "postgresql+asyncpg://samverkan:Xq3-long-and-random@db:5432/samverkan"
+
+
+@pytest.fixture
+def prod_keys(tmp_path: Path) -> dict[str, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = tmp_path / "private.pem"
+    public = tmp_path / "public.pem"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return {"jwt_private_key_file": private, "jwt_public_key_file": public}
 
 
 def test_defaults_run_on_embedded_sqlite() -> None:
@@ -39,9 +63,9 @@ def test_refuses_drivers_the_app_does_not_run_on(url: str) -> None:
         Settings(database_url=url)
 
 
-def test_prod_refuses_sqlite() -> None:
+def test_prod_refuses_sqlite(prod_keys: dict[str, Path]) -> None:
     with pytest.raises(ValidationError, match="requires PostgreSQL"):
-        Settings(env=Environment.PROD)
+        Settings(env=Environment.PROD, jwt_algorithm="ES256", **prod_keys)
 
 
 @pytest.mark.parametrize(
@@ -53,19 +77,44 @@ def test_prod_refuses_sqlite() -> None:
         "postgresql+asyncpg://samverkan:changeme@db/samverkan",
     ],
 )
-def test_prod_refuses_missing_or_default_database_password(url: str) -> None:
+def test_prod_refuses_missing_or_default_database_password(
+    url: str, prod_keys: dict[str, Path]
+) -> None:
     with pytest.raises(ValidationError, match="password"):
-        Settings(env=Environment.PROD, database_url=url)
+        Settings(env=Environment.PROD, database_url=url, jwt_algorithm="ES256", **prod_keys)
 
 
-def test_prod_starts_with_real_settings() -> None:
-    settings = Settings(env=Environment.PROD, database_url=GOOD_PROD_URL)
+def test_prod_starts_with_real_settings(prod_keys: dict[str, Path]) -> None:
+    settings = Settings(
+        env=Environment.PROD, database_url=GOOD_PROD_URL, jwt_algorithm="ES256", **prod_keys
+    )
     assert settings.effective_log_format == "json"
 
 
-def test_refusal_does_not_echo_the_password() -> None:
+def test_prod_refuses_to_generate_signing_keys() -> None:
+    with pytest.raises(ValidationError, match="JWT_PRIVATE_KEY_FILE"):
+        Settings(env=Environment.PROD, database_url=GOOD_PROD_URL)
+
+
+@pytest.mark.parametrize("secret", [None, "short", "changeme"])
+def test_prod_refuses_a_weak_hmac_secret(secret: str | None) -> None:
+    with pytest.raises(ValidationError, match="JWT_SECRET"):
+        Settings(
+            env=Environment.PROD,
+            database_url=GOOD_PROD_URL,
+            jwt_algorithm="HS256",
+            jwt_secret=secret,
+        )
+
+
+def test_refusal_does_not_echo_the_password(prod_keys: dict[str, Path]) -> None:
     with pytest.raises(ValidationError) as caught:
-        Settings(env=Environment.PROD, database_url="postgresql+asyncpg://u:changeme@db/x")
+        Settings(
+            env=Environment.PROD,
+            database_url="postgresql+asyncpg://u:changeme@db/x",
+            jwt_algorithm="ES256",
+            **prod_keys,
+        )
     errors = caught.value.errors(include_input=False, include_url=False)
     assert "changeme" not in str(errors)
 

@@ -1,0 +1,70 @@
+"""The audit log: append-only records chained by SHA-256, and the chain's head."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, String, Text, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+GENESIS_HASH = "0" * 64
+
+
+class Decision(StrEnum):
+    PERMIT = "permit"
+    DENY = "deny"
+
+
+class AuditEvent(Base):
+    """One access or change. Holds identifiers, never case content or names.
+
+    The database refuses UPDATE, DELETE and TRUNCATE of this table (triggers; see the
+    migration), and ``hash`` chains every record to the one before it.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        CheckConstraint("decision IN ('permit', 'deny')", name="decision"),
+        Index("ix_audit_event_actor_user_id_seq", "actor_user_id", "seq"),
+        Index("ix_audit_event_individual_id_seq", "individual_id", "seq"),
+        Index("ix_audit_event_case_id_seq", "case_id", "seq"),
+        Index("ix_audit_event_at", "at"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    actor_client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    actor_agency_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    actor_roles: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    resource_type: Mapped[str | None] = mapped_column(String(32))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    individual_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    decision: Mapped[str] = mapped_column(String(8))
+    basis: Mapped[str | None] = mapped_column(String(32))
+    policy_id: Mapped[str | None] = mapped_column(String(100))
+    consent_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    legal_basis: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    flags: Mapped[str] = mapped_column(String(200))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditChainHead(Base):
+    """The single row that the next append locks: seq and hash of the newest record."""
+
+    __tablename__ = "audit_chain_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,164 @@
+"""The audit writer: every read, write and denial of personal data goes through here.
+
+- :func:`append` writes the record **in the caller's transaction**. If it fails, the
+  request fails with a 503 and the work it recorded is rolled back with it (fail closed).
+- :func:`append_whatever_the_outcome` is for denials and failed logins: the request that
+  triggers them ends in an error and its transaction is rolled back, so the record is
+  written in a fresh transaction after that rollback (or in the request's own if, after
+  all, it commits). See ``app.db.get_session``.
+
+On PostgreSQL one statement locks the chain head (``FOR UPDATE`` under READ COMMITTED),
+inserts the record with ``seq = head + 1`` and its hash computed by the database, and
+moves the head: one round trip. On SQLite the write lock taken by ``BEGIN IMMEDIATE``
+serialises appends and the hash is computed here.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.chain import BODY_FIELDS, canonical_body, record_hash
+from app.audit.models import AuditChainHead, AuditEvent, Decision
+from app.db import keep_whatever_the_outcome
+from app.errors import ServiceUnavailable
+
+log = structlog.get_logger("app.audit")
+
+
+class AuditUnavailable(ServiceUnavailable):
+    """The audit record could not be written; the request fails and returns nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a request came from, as the audit record keeps it."""
+
+    request_id: str | None = None
+    client_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What to record. Identifiers only: no names, personal numbers or case content."""
+
+    action: str
+    decision: Decision = Decision.PERMIT
+    actor_user_id: uuid.UUID | None = None
+    actor_client_id: uuid.UUID | None = None
+    actor_agency_id: uuid.UUID | None = None
+    actor_roles: Iterable[str] = ()
+    resource_type: str | None = None
+    resource_id: str | None = None
+    individual_id: uuid.UUID | None = None
+    case_id: uuid.UUID | None = None
+    basis: str | None = None
+    policy_id: str | None = None
+    consent_id: uuid.UUID | None = None
+    legal_basis: str | None = None
+    reason: str | None = None
+    flags: Iterable[str] = ()
+    origin: Origin = field(default_factory=Origin)
+
+
+def _columns(record: Record, at: datetime) -> dict[str, object]:
+    return {
+        "at": at,
+        "actor_user_id": record.actor_user_id,
+        "actor_client_id": record.actor_client_id,
+        "actor_agency_id": record.actor_agency_id,
+        "actor_roles": ",".join(sorted(set(record.actor_roles))),
+        "action": record.action,
+        "resource_type": record.resource_type,
+        "resource_id": record.resource_id,
+        "individual_id": record.individual_id,
+        "case_id": record.case_id,
+        "decision": record.decision.value,
+        "basis": record.basis,
+        "policy_id": record.policy_id,
+        "consent_id": record.consent_id,
+        "legal_basis": record.legal_basis,
+        "reason": record.reason,
+        "request_id": record.origin.request_id,
+        "client_address": record.origin.client_address,
+        "flags": ",".join(sorted(set(record.flags))),
+    }
+
+
+_PG_CASTS = {
+    "at": "timestamptz",
+    "actor_user_id": "uuid",
+    "actor_client_id": "uuid",
+    "actor_agency_id": "uuid",
+    "individual_id": "uuid",
+    "case_id": "uuid",
+    "consent_id": "uuid",
+}
+_PG_APPEND = text(
+    f"""
+    WITH head AS (
+        SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE
+    ), appended AS (
+        INSERT INTO audit_event (seq, {", ".join(BODY_FIELDS)}, prev_hash, hash)
+        SELECT head.seq + 1,
+               {", ".join(f"CAST(:{n} AS {_PG_CASTS.get(n, 'text')})" for n in BODY_FIELDS)},
+               head.hash,
+               encode(sha256(convert_to(
+                   head.hash || '|' || (head.seq + 1)::text || '|' || CAST(:body AS text),
+                   'UTF8')), 'hex')
+        FROM head
+        RETURNING seq, hash
+    )
+    UPDATE audit_chain_head SET seq = appended.seq, hash = appended.hash
+    FROM appended WHERE audit_chain_head.id = 1
+    RETURNING appended.seq, appended.hash
+    """  # noqa: S608 - column names are constants, values are bound
+)
+
+
+async def append(session: AsyncSession, record: Record) -> int:
+    """Append ``record`` in the session's transaction; returns its ``seq``."""
+    at = datetime.now(UTC)
+    columns = _columns(record, at)
+    body = canonical_body(columns)
+    try:
+        connection = await session.connection()
+        if connection.dialect.name == "postgresql":
+            row = (await connection.execute(_PG_APPEND, {**columns, "body": body})).one()
+            seq = int(row[0])
+        else:
+            head = (
+                await connection.execute(
+                    select(AuditChainHead.seq, AuditChainHead.hash).where(AuditChainHead.id == 1)
+                )
+            ).one()
+            seq = head[0] + 1
+            digest = record_hash(head[1], seq, body)
+            await connection.execute(
+                insert(AuditEvent).values(seq=seq, prev_hash=head[1], hash=digest, **columns)
+            )
+            await connection.execute(
+                update(AuditChainHead).where(AuditChainHead.id == 1).values(seq=seq, hash=digest)
+            )
+    except SQLAlchemyError as exc:
+        log.error("audit append failed", action=record.action, error_type=type(exc).__name__)
+        raise AuditUnavailable(
+            "The audit log could not be written; the request was not carried out."
+        ) from exc
+    return seq
+
+
+def append_whatever_the_outcome(session: AsyncSession, record: Record) -> None:
+    """Record a denial or failure even though the request's transaction will roll back."""
+
+    async def write(target: AsyncSession) -> None:
+        await append(target, record)
+
+    keep_whatever_the_outcome(session, write)

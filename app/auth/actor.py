@@ -1,0 +1,48 @@
+"""Who is calling: a signed-in user or an integration client, as of this request."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from app.audit.models import Decision
+from app.audit.writer import Origin, Record
+from app.users.models import Role
+
+
+class ActorKind(StrEnum):
+    USER = "user"
+    CLIENT = "client"
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Built from the database at every request, not from token claims, so a
+    deactivation or a change of roles or agency takes effect at the next request."""
+
+    kind: ActorKind
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    roles: frozenset[Role]
+    scopes: frozenset[str]
+    username: str
+    name: str
+    origin: Origin
+
+    def has_any_role(self, *roles: Role) -> bool:
+        return bool(self.roles.intersection(roles))
+
+    def record(self, action: str, *, decision: Decision = Decision.PERMIT, **fields: Any) -> Record:
+        """An audit record of ``action`` by this actor, from this request."""
+        return Record(
+            action=action,
+            decision=decision,
+            actor_user_id=self.id if self.kind is ActorKind.USER else None,
+            actor_client_id=self.id if self.kind is ActorKind.CLIENT else None,
+            actor_agency_id=self.agency_id,
+            actor_roles=[r.value for r in self.roles],
+            origin=self.origin,
+            **fields,
+        )

@@ -1,0 +1,31 @@
+"""Integration clients: municipal systems that call the API machine-to-machine."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import DateTime, ForeignKey, String, Uuid
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base
+
+
+class Scope(StrEnum):
+    SYNC_INDIVIDUALS = "sync:individuals"
+    SYNC_CASES = "sync:cases"
+    SYNC_ACTIONS = "sync:actions"
+
+
+class IntegrationClient(Base):
+    __tablename__ = "integration_client"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[str] = mapped_column(String(40), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    agency_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agency.id"), index=True)
+    scopes: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,160 @@
+"""User accounts, managed by administrators only. Every read and change is audited."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agencies import service as agency_service
+from app.audit import writer as audit
+from app.auth import service as auth_service
+from app.auth.actor import Actor
+from app.errors import Conflict, NotFound
+from app.pagination import Page, cursor_uuid, decode_cursor, encode_cursor
+from app.security import hash_secret_async
+from app.users.models import Role, User, format_roles, parse_roles
+from app.users.schemas import UserCreate, UserRead, UserUpdate
+
+
+def to_read(user: User) -> UserRead:
+    return UserRead(
+        id=user.id,
+        username=user.username,
+        display_name=user.display_name,
+        agency_id=user.agency_id,
+        roles=sorted(parse_roles(user.roles)),
+        active=user.active,
+    )
+
+
+async def _admin(session: AsyncSession, actor: Actor, action: str, user_id: str | None) -> None:
+    await auth_service.authorize(
+        session, actor, action=action, roles={Role.ADMIN}, resource_type="user", resource_id=user_id
+    )
+
+
+async def username_taken(session: AsyncSession, username: str) -> bool:
+    found = await session.execute(select(User.id).where(User.username == username.casefold()))
+    return found.first() is not None
+
+
+async def create_user(session: AsyncSession, actor: Actor, *, data: UserCreate) -> User:
+    """409 if the username exists in any letter case; 422 if the agency does not."""
+    await _admin(session, actor, "user.create", None)
+    await agency_service.ensure_exists(session, agency_id=data.agency_id, field="body.agency_id")
+    if await username_taken(session, data.username):
+        raise Conflict("That username is taken.")
+    user = await insert_user(
+        session,
+        username=data.username,
+        display_name=data.display_name,
+        agency_id=data.agency_id,
+        roles=set(data.roles),
+        password=data.password,
+    )
+    await audit.append(
+        session, actor.record("user.create", resource_type="user", resource_id=str(user.id))
+    )
+    return user
+
+
+async def insert_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    display_name: str,
+    agency_id: uuid.UUID,
+    roles: set[Role],
+    password: str | None,
+) -> User:
+    """Insert without authorisation or audit: for the CLI and the demo, which audit."""
+    now = datetime.now(UTC)
+    user = User(
+        id=uuid.uuid4(),
+        username=username.casefold(),
+        display_name=display_name,
+        agency_id=agency_id,
+        roles=format_roles(roles),
+        active=True,
+        password_hash=await hash_secret_async(password) if password else None,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def get_user(session: AsyncSession, actor: Actor, *, user_id: uuid.UUID) -> User:
+    await _admin(session, actor, "user.read", str(user_id))
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    await audit.append(
+        session, actor.record("user.read", resource_type="user", resource_id=str(user.id))
+    )
+    return user
+
+
+async def update_user(
+    session: AsyncSession, actor: Actor, *, user_id: uuid.UUID, data: UserUpdate
+) -> User:
+    """Changes take effect at the user's next request. Deactivation also revokes every
+    refresh token. An administrator cannot deactivate or demote themselves (lock-out)."""
+    await _admin(session, actor, "user.update", str(user_id))
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    changes = data.model_dump(exclude_unset=True)
+    if user.id == actor.id and (
+        changes.get("active") is False
+        or ("roles" in changes and Role.ADMIN not in set(changes["roles"] or ()))
+    ):
+        raise Conflict("Administrators cannot deactivate or demote themselves.")
+    for field in ("display_name", "active"):
+        if changes.get(field) is not None:
+            setattr(user, field, changes[field])
+    if data.agency_id is not None:
+        await agency_service.ensure_exists(
+            session, agency_id=data.agency_id, field="body.agency_id"
+        )
+        user.agency_id = data.agency_id
+    if data.roles is not None:
+        user.roles = format_roles(set(data.roles))
+    if data.password is not None:
+        user.password_hash = await hash_secret_async(data.password)
+    user.updated_at = datetime.now(UTC)
+    if data.active is False or data.password is not None:
+        await auth_service.revoke_all_for_user(session, user.id)
+    await session.flush()
+    await audit.append(
+        session,
+        actor.record(
+            "user.update",
+            resource_type="user",
+            resource_id=str(user.id),
+            reason="changed: " + ",".join(sorted(changes)),
+        ),
+    )
+    return user
+
+
+async def list_users(
+    session: AsyncSession, actor: Actor, *, limit: int, cursor: str | None
+) -> Page[UserRead]:
+    await _admin(session, actor, "user.list", None)
+    key = decode_cursor(cursor, 2)
+    query = select(User).order_by(User.username, User.id).limit(limit + 1)
+    if key is not None:
+        query = query.where(
+            (User.username > key[0]) | ((User.username == key[0]) & (User.id > cursor_uuid(key[1])))
+        )
+    rows = list((await session.execute(query)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    await audit.append(session, actor.record("user.list", resource_type="user"))
+    next_cursor = encode_cursor([rows[-1].username, str(rows[-1].id)]) if more else None
+    return Page[UserRead](items=[to_read(u) for u in rows], next_cursor=next_cursor)
