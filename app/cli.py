@@ -1,20 +1,36 @@
-"""The ``samverkan`` command: serve, migrate, version."""
+"""The ``samverkan`` command: serve, migrate, create-admin, demo, audit verify, version."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
+import getpass
+import json
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import structlog
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+from stdnum.exceptions import ValidationError as StdnumError
+from stdnum.se import orgnr
 
-from app import __version__
-from app.config import get_settings
+from app import __version__, bootstrap
+from app.audit.chain import VerifyResult, verify_chain
+from app.config import Environment, Settings, get_settings
+from app.db import Database
+from app.errors import Conflict
 from app.logging import configure_logging
 from app.migrate import upgrade
+from app.security import TokenService
+from app.users.schemas import UserCreate
+
+T = TypeVar("T")
 
 log = structlog.get_logger("app.cli")
 
@@ -28,14 +44,21 @@ def _migrate(_: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn  # noqa: PLC0415 - only this command needs the server
-
     settings = get_settings()
     configure_logging(level=settings.log_level, fmt=settings.effective_log_format)
     if settings.is_sqlite:
         # The embedded default needs nothing else: bring the file to the newest schema.
         # On PostgreSQL migrations are a deployment step, run by a privileged role.
         upgrade(settings.database_url)
+    return _run_server(args, settings)
+
+
+def _run_server(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn  # noqa: PLC0415 - only the serving commands need the server
+
+    # Load (in dev: generate) the signing keys once, before workers start, so that
+    # every worker signs with the same key.
+    TokenService(settings)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="samverkan-metrics-")
     uvicorn.run(
@@ -53,9 +76,126 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    database = Database.from_settings(settings)
+    try:
+        async with database.sessionmaker() as session:
+            result = await work(session)
+            await session.commit()
+            return result
+    finally:
+        await database.dispose()
+
+
+def _create_admin(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    configure_logging(level="WARNING", fmt=settings.effective_log_format)
+    password = os.environ.get("SAMVERKAN_ADMIN_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            sys.stderr.write("samverkan: set SAMVERKAN_ADMIN_PASSWORD or run interactively\n")
+            return 2
+        password = getpass.getpass("Password for the new administrator: ")
+        if password != getpass.getpass("Again: "):
+            sys.stderr.write("samverkan: the passwords differ; nothing was changed\n")
+            return 2
+    try:
+        create = UserCreate.model_validate(
+            {
+                "username": args.username,
+                "display_name": "Administrator",
+                "agency_id": uuid.uuid4(),
+                "roles": ["admin"],
+                "password": password,
+            }
+        )
+        number = None if args.organisation_number is None else _orgnr(args.organisation_number)
+    except (ValidationError, ValueError) as exc:
+        sys.stderr.write(f"samverkan: {_first_error(exc)}; nothing was changed\n")
+        return 2
+    if settings.is_sqlite:
+        upgrade(settings.database_url)
+    try:
+        user = asyncio.run(
+            _with_session(
+                settings,
+                lambda session: bootstrap.create_admin(
+                    session,
+                    username=create.username,
+                    password=create.password,
+                    organisation_number=number,
+                ),
+            )
+        )
+    except Conflict as exc:
+        sys.stderr.write(f"samverkan: {exc.detail}\n")
+        return 1
+    sys.stdout.write(f"created administrator {user.username} ({user.id})\n")
+    return 0
+
+
+def _orgnr(value: str) -> str:
+    try:
+        return str(orgnr.validate(value))
+    except StdnumError:
+        raise ValueError("--organisation-number is not a valid organisationsnummer") from None
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors(include_url=False, include_input=False)[0]
+        return f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+    return str(exc)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.effective_log_format)
+    if settings.env is Environment.PROD:
+        sys.stderr.write("samverkan: demo data is refused in prod\n")
+        return 2
+    if settings.is_sqlite:
+        upgrade(settings.database_url)
+    logins = asyncio.run(_with_session(settings, bootstrap.seed_demo))
+    width = max(len(login.username) for login in logins)
+    lines = ["", "Demo logins (passwords are new on every run):"]
+    lines += [
+        f"  {login.username:<{width}}  {login.password}  {login.roles:<22} {login.agency}"
+        for login in logins
+    ]
+    lines += [f"  POST http://{args.host}:{args.port}/api/v1/auth/token", ""]
+    sys.stdout.write("\n".join(lines) + "\n")
+    sys.stdout.flush()
+    return _run_server(args, settings)
+
+
+def _audit_verify(_: argparse.Namespace) -> int:
+    settings = get_settings()
+    configure_logging(level="WARNING", fmt=settings.effective_log_format)
+
+    async def run() -> VerifyResult:
+        database = Database.from_settings(settings)
+        try:
+            async with database.engine.connect() as connection:
+                return await verify_chain(connection)
+        finally:
+            await database.dispose()
+
+    result = asyncio.run(run())
+    sys.stdout.write(json.dumps(dataclasses.asdict(result)) + "\n")
+    return 0 if result.ok else 1
+
+
 def _version(_: argparse.Namespace) -> int:
     sys.stdout.write(f"samverkan {__version__}\n")
     return 0
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--reload", action="store_true", help="restart on code changes (dev)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,14 +203,31 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--reload", action="store_true", help="restart on code changes (dev)")
+    _server_options(serve)
     serve.set_defaults(handler=_serve)
 
     migrate = commands.add_parser("migrate", help="upgrade the database to the newest schema")
     migrate.set_defaults(handler=_migrate)
+
+    admin = commands.add_parser(
+        "create-admin",
+        help="create the first administrator (password from SAMVERKAN_ADMIN_PASSWORD or a prompt)",
+    )
+    admin.add_argument("--username", required=True)
+    admin.add_argument(
+        "--organisation-number",
+        help="of the system agency, when none of kind 'other' exists yet",
+    )
+    admin.set_defaults(handler=_create_admin)
+
+    demo = commands.add_parser("demo", help="seed demo agencies and users, print logins, serve")
+    _server_options(demo)
+    demo.set_defaults(handler=_demo)
+
+    audit = commands.add_parser("audit", help="audit log tools")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True)
+    verify = audit_commands.add_parser("verify", help="recompute the hash chain")
+    verify.set_defaults(handler=_audit_verify)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)

@@ -57,24 +57,27 @@ def _content_length(scope: Scope) -> int | None:
 def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
     """The matched route's path template, so metrics and logs never hold ids or values.
 
-    FastAPI records its own routes in ``scope["route"]``; routes it hands to Starlette
+    FastAPI records its own routes in ``scope["route"]`` with the path they were
+    declared with, without the prefix of an included router; the prefix is taken back
+    from the request path (prefixes here are static). Routes FastAPI hands to Starlette
     (the OpenAPI document, static mounts) are matched here against the request.
     """
+    path: str = scope.get("path", "")
     route = scope.get("route")
-    path = getattr(route, "path_format", None)
-    if isinstance(path, str):
-        return path
-    probe = {
-        "type": "http",
-        "path": scope.get("path", ""),
-        "root_path": "",
-        "method": scope.get("method", ""),
-    }
+    template = getattr(route, "path_format", None)
+    regex = getattr(route, "path_regex", None)
+    if isinstance(template, str) and regex is not None:
+        if regex.match(path):
+            return template
+        for index, char in enumerate(path):
+            if char == "/" and index > 0 and regex.match(path[index:]):
+                return path[:index] + template
+    probe = {"type": "http", "path": path, "root_path": "", "method": scope.get("method", "")}
     for candidate in routes:
         match, _ = candidate.matches(probe)
         if match is Match.FULL:
-            template = getattr(candidate, "path_format", None)
-            return template if isinstance(template, str) else UNMATCHED_ROUTE
+            found = getattr(candidate, "path_format", None)
+            return found if isinstance(found, str) else UNMATCHED_ROUTE
     return UNMATCHED_ROUTE
 
 

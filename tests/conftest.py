@@ -25,7 +25,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from app.config import Settings
 from app.db import Database, create_engine
@@ -181,6 +181,15 @@ async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(app) as client:
         yield client
+
+
+@pytest.fixture
+async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
+    """A session on the test's connection, for factories and assertions."""
+    async with AsyncSession(
+        bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+    ) as session:
+        yield session
 
 
 @pytest.fixture

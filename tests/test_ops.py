@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import uuid
 from pathlib import Path
 
 import httpx
@@ -110,6 +111,12 @@ async def test_metrics_name_starlette_routes_and_mounts_by_template(
     assert 'route="/api/v1/openapi.json",status="200"' in body
     assert 'route="/docs/assets/{path}",status="200"' in body
     assert "swagger-ui.css" not in body
+
+
+async def test_metrics_and_logs_name_prefixed_routes_in_full(client: httpx.AsyncClient) -> None:
+    await client.get(f"/api/v1/agencies/{uuid.uuid4()}")
+    body = (await client.get("/metrics")).text
+    assert 'route="/api/v1/agencies/{agency_id}",status="401"' in body
 
 
 async def test_openapi_document_is_3_1_under_api_v1(client: httpx.AsyncClient) -> None:

@@ -1,0 +1,196 @@
+"""Out-of-request set-up used by the CLI: the first administrator and the demo data.
+
+Runs outside HTTP requests, so it audits itself: each account it creates is recorded
+with ``actor_roles`` empty and ``reason`` naming the command.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agencies.models import Agency, AgencyKind
+from app.audit import writer as audit
+from app.audit.writer import Record
+from app.errors import Conflict
+from app.security import hash_secret_async
+from app.users import service as user_service
+from app.users.models import Role, User
+
+SYSTEM_AGENCY_NAME = "Samverkan (system)"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoLogin:
+    username: str
+    password: str
+    agency: str
+    roles: str
+
+
+async def _agency(
+    session: AsyncSession,
+    *,
+    name: str,
+    kind: AgencyKind,
+    organisation_number: str,
+    municipality: str | None,
+    reason: str,
+) -> Agency:
+    existing = (
+        await session.execute(select(Agency).where(Agency.name == name, Agency.kind == kind))
+    ).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    now = datetime.now(UTC)
+    agency = Agency(
+        id=uuid.uuid4(),
+        name=name,
+        kind=kind.value,
+        organisation_number=organisation_number,
+        municipality=municipality,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(agency)
+    await session.flush()
+    await audit.append(
+        session,
+        Record(
+            action="agency.create",
+            resource_type="agency",
+            resource_id=str(agency.id),
+            reason=reason,
+        ),
+    )
+    return agency
+
+
+async def create_admin(
+    session: AsyncSession, *, username: str, password: str, organisation_number: str | None
+) -> User:
+    """The first administrator, in a system agency of kind ``other``.
+
+    Refuses (409) an existing username, so running it twice changes nothing.
+    """
+    if await user_service.username_taken(session, username):
+        raise Conflict(f"A user named {username!r} exists already; nothing was changed.")
+    agency = (
+        (
+            await session.execute(
+                select(Agency).where(Agency.kind == AgencyKind.OTHER).order_by(Agency.created_at)
+            )
+        )
+        .scalars()
+        .first()
+    )
+    if agency is None:
+        if organisation_number is None:
+            raise Conflict(
+                "No agency of kind 'other' exists yet: give --organisation-number for the "
+                "system agency the administrator will belong to."
+            )
+        agency = await _agency(
+            session,
+            name=SYSTEM_AGENCY_NAME,
+            kind=AgencyKind.OTHER,
+            organisation_number=organisation_number,
+            municipality=None,
+            reason="samverkan create-admin",
+        )
+    user = await user_service.insert_user(
+        session,
+        username=username,
+        display_name="Administrator",
+        agency_id=agency.id,
+        roles={Role.ADMIN},
+        password=password,
+    )
+    await audit.append(
+        session,
+        Record(
+            action="user.create",
+            resource_type="user",
+            resource_id=str(user.id),
+            reason="samverkan create-admin",
+        ),
+    )
+    return user
+
+
+# The collaboration in Hässelby-Vällingby (Stockholm) that the demo shows. Organisation
+# numbers are the public ones of Stockholms stad, Polismyndigheten and Kriminalvården.
+_DEMO_AGENCIES = (
+    ("Hässelby-Vällingby stadsdelsförvaltning", AgencyKind.SOCIALTJANST, "2120000142"),
+    ("Lokalpolisområde Vällingby", AgencyKind.POLIS, "2021000076"),
+    ("Kriminalvården, frivården Stockholm", AgencyKind.KRIMINALVARD, "2021000225"),
+    ("Vällingby skola (demo)", AgencyKind.SKOLA, "2120000142"),
+)
+_DEMO_USERS = (
+    ("demo.samordnare", "Sara Samordnare", 0, {Role.COORDINATOR, Role.CASEWORKER}),
+    ("demo.socialsekreterare", "Sam Socialsekreterare", 0, {Role.CASEWORKER}),
+    ("demo.polis", "Pia Polis", 1, {Role.CASEWORKER}),
+    ("demo.frivard", "Frank Frivård", 2, {Role.CASEWORKER}),
+    ("demo.skola", "Sigrid Skola", 3, {Role.CASEWORKER}),
+    ("demo.granskare", "Greta Granskare", 0, {Role.AUDITOR}),
+    ("demo.admin", "Adam Admin", 0, {Role.ADMIN}),
+)
+
+
+async def seed_demo(session: AsyncSession) -> list[DemoLogin]:
+    """Demo agencies and one user per role; each run sets fresh random passwords."""
+    agencies = [
+        await _agency(
+            session,
+            name=name,
+            kind=kind,
+            organisation_number=number,
+            municipality="Stockholm",
+            reason="samverkan demo",
+        )
+        for name, kind, number in _DEMO_AGENCIES
+    ]
+    logins = []
+    for username, display_name, agency_index, roles in _DEMO_USERS:
+        password = secrets.token_urlsafe(12)
+        user = (
+            await session.execute(select(User).where(User.username == username))
+        ).scalar_one_or_none()
+        if user is None:
+            user = await user_service.insert_user(
+                session,
+                username=username,
+                display_name=display_name,
+                agency_id=agencies[agency_index].id,
+                roles=roles,
+                password=password,
+            )
+            action = "user.create"
+        else:
+            user.password_hash = await hash_secret_async(password)
+            user.active = True
+            action = "user.update"
+        await audit.append(
+            session,
+            Record(
+                action=action,
+                resource_type="user",
+                resource_id=str(user.id),
+                reason="samverkan demo",
+            ),
+        )
+        logins.append(
+            DemoLogin(
+                username=username,
+                password=password,
+                agency=agencies[agency_index].name,
+                roles=",".join(sorted(r.value for r in roles)),
+            )
+        )
+    await session.flush()
+    return logins

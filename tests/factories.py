@@ -1,0 +1,96 @@
+"""Plain factory functions: ``make_x(session, **overrides)``; no framework."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.agencies.models import Agency, AgencyKind
+from app.audit.models import AuditEvent
+from app.audit.writer import Origin
+from app.auth.actor import Actor, ActorKind
+from app.security import TokenService, TokenType
+from app.users import service as user_service
+from app.users.models import Role, User, parse_roles
+
+PASSWORD = "correct horse battery staple"
+
+
+async def make_agency(session: AsyncSession, **overrides: object) -> Agency:
+    now = datetime.now(UTC)
+    values: dict[str, object] = {
+        "id": uuid.uuid4(),
+        "name": f"Agency {uuid.uuid4().hex[:8]}",
+        "kind": AgencyKind.SOCIALTJANST.value,
+        "organisation_number": "2120000142",
+        "municipality": "Stockholm",
+        "created_at": now,
+        "updated_at": now,
+    }
+    values.update(overrides)
+    agency = Agency(**values)
+    session.add(agency)
+    await session.flush()
+    return agency
+
+
+async def make_user(
+    session: AsyncSession,
+    *,
+    roles: set[Role] | None = None,
+    agency: Agency | None = None,
+    password: str | None = None,
+    username: str | None = None,
+) -> User:
+    """A user; without ``password`` no hash is computed (fast), so it cannot sign in."""
+    agency = agency or await make_agency(session)
+    return await user_service.insert_user(
+        session,
+        username=username or f"user.{uuid.uuid4().hex[:10]}",
+        display_name="Test User",
+        agency_id=agency.id,
+        roles=roles or {Role.CASEWORKER},
+        password=password,
+    )
+
+
+def actor_for(user: User) -> Actor:
+    return Actor(
+        kind=ActorKind.USER,
+        id=user.id,
+        agency_id=user.agency_id,
+        roles=parse_roles(user.roles),
+        scopes=frozenset(),
+        username=user.username,
+        name=user.display_name,
+        origin=Origin(request_id="test"),
+    )
+
+
+def access_token_for(app: FastAPI, subject: str, **extra: object) -> str:
+    tokens: TokenService = app.state.tokens
+    return tokens.issue(
+        subject=subject, token_type=TokenType.ACCESS, ttl_seconds=300, extra=dict(extra)
+    ).token
+
+
+def bearer(app: FastAPI, user: User) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token_for(app, f'user:{user.id}')}"}
+
+
+async def audit_events_after(connection: AsyncConnection, seq: int) -> list[AuditEvent]:
+    """The audit records written after ``seq``, oldest first (read on the test connection)."""
+    async with AsyncSession(bind=connection) as session:
+        rows = await session.execute(
+            select(AuditEvent).where(AuditEvent.seq > seq).order_by(AuditEvent.seq)
+        )
+        return list(rows.scalars())
+
+
+async def audit_head(connection: AsyncConnection) -> int:
+    value = (await connection.execute(select(func.coalesce(func.max(AuditEvent.seq), 0)))).scalar()
+    return int(value or 0)

@@ -1,0 +1,223 @@
+"""Token attacks: every forged, altered, stale or misused token is a 401, all alike."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from fastapi import FastAPI
+from jose import jwt
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.security import InvalidToken, TokenService, TokenType
+from app.users.models import Role, User
+from tests.conftest import make_settings
+from tests.factories import make_user
+
+ME = "/api/v1/auth/me"
+
+
+def _b64(data: dict[str, object] | bytes) -> str:
+    raw = data if isinstance(data, bytes) else json.dumps(data).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _claims(tokens: TokenService, user: User, **changes: object) -> dict[str, object]:
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "sub": f"user:{user.id}",
+        "typ": "access",
+        "jti": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+        "iss": tokens.issuer,
+        "aud": tokens.audience,
+    }
+    for key, value in changes.items():
+        if value is None:
+            claims.pop(key, None)
+        else:
+            claims[key] = value
+    return claims
+
+
+def _sign(tokens: TokenService, claims: dict[str, object], **header: object) -> str:
+    headers = {"kid": tokens.key_id, **header}
+    return jwt.encode(claims, tokens._signing_key, algorithm=tokens.algorithm, headers=headers)
+
+
+@pytest.fixture
+async def user(session: AsyncSession) -> User:
+    return await make_user(session, roles={Role.CASEWORKER})
+
+
+@pytest.fixture
+def tokens(app: FastAPI) -> TokenService:
+    service: TokenService = app.state.tokens
+    return service
+
+
+async def _status(client: httpx.AsyncClient, token: str) -> int:
+    response = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
+    if response.status_code == 401:
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["detail"] == "The access token is invalid or expired."
+    return response.status_code
+
+
+async def test_a_genuine_token_works(
+    client: httpx.AsyncClient, tokens: TokenService, user: User
+) -> None:
+    assert await _status(client, _sign(tokens, _claims(tokens, user))) == 200
+
+
+async def test_alg_none_is_refused(
+    client: httpx.AsyncClient, tokens: TokenService, user: User
+) -> None:
+    token = f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': tokens.key_id})}."
+    token += f"{_b64(_claims(tokens, user))}."
+    assert await _status(client, token) == 401
+
+
+@pytest.mark.parametrize("encoding", ["pem", "der"])
+async def test_hs256_signed_with_the_public_key_is_refused(
+    client: httpx.AsyncClient, tokens: TokenService, user: User, encoding: str
+) -> None:
+    """Algorithm confusion: the RSA public key used as an HMAC secret."""
+    public = serialization.load_pem_public_key(tokens._verification_key.encode())
+    secret = (
+        tokens._verification_key.encode()
+        if encoding == "pem"
+        else public.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    header = _b64({"alg": "HS256", "typ": "JWT", "kid": tokens.key_id})
+    payload = _b64(_claims(tokens, user))
+    signature = hmac.new(secret, f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    assert await _status(client, f"{header}.{payload}.{_b64(signature)}") == 401
+
+
+async def test_edited_payload_is_refused(
+    client: httpx.AsyncClient, tokens: TokenService, user: User, session: AsyncSession
+) -> None:
+    admin = await make_user(session, roles={Role.ADMIN})
+    header, _, signature = _sign(tokens, _claims(tokens, user)).split(".")
+    forged = _b64(_claims(tokens, user, sub=f"user:{admin.id}"))
+    assert await _status(client, f"{header}.{forged}.{signature}") == 401
+
+
+@pytest.mark.parametrize("claim", ["exp", "aud", "iss", "iat", "sub", "jti", "typ"])
+async def test_a_missing_required_claim_is_refused(
+    client: httpx.AsyncClient, tokens: TokenService, user: User, claim: str
+) -> None:
+    assert await _status(client, _sign(tokens, _claims(tokens, user, **{claim: None}))) == 401
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"aud": "someone-else"},
+        {"iss": "https://evil.example"},
+        {"exp": int(time.time()) - 120},
+        {"nbf": int(time.time()) + 3600},
+        {"iat": int(time.time()) + 3600},
+        {"typ": "refresh"},
+        {"sub": "user:not-a-uuid"},
+        {"sub": f"user:{uuid.uuid4()}"},
+        {"sub": f"robot:{uuid.uuid4()}"},
+    ],
+    ids=lambda c: next(iter(c)),
+)
+async def test_wrong_claims_are_refused(
+    client: httpx.AsyncClient, tokens: TokenService, user: User, change: dict[str, object]
+) -> None:
+    assert await _status(client, _sign(tokens, _claims(tokens, user, **change))) == 401
+
+
+@pytest.mark.parametrize("kid", ["unknown-key", "", None])
+async def test_unknown_or_missing_kid_is_refused(
+    client: httpx.AsyncClient, tokens: TokenService, user: User, kid: str | None
+) -> None:
+    claims = _claims(tokens, user)
+    headers = {} if kid is None else {"kid": kid}
+    token = jwt.encode(claims, tokens._signing_key, algorithm=tokens.algorithm, headers=headers)
+    assert await _status(client, token) == 401
+
+
+async def test_refresh_token_is_not_an_access_token(
+    client: httpx.AsyncClient, tokens: TokenService, user: User
+) -> None:
+    refresh = tokens.issue(subject=f"user:{user.id}", token_type=TokenType.REFRESH, ttl_seconds=60)
+    assert await _status(client, refresh.token) == 401
+
+
+async def test_oversize_token_is_refused_before_parsing(
+    client: httpx.AsyncClient, tokens: TokenService, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = _sign(tokens, _claims(tokens, user, padding="x" * (tokens.max_bytes + 1)))
+
+    def must_not_parse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an oversize token was parsed")
+
+    monkeypatch.setattr(jwt, "get_unverified_header", must_not_parse)
+    assert await _status(client, big) == 401
+
+
+@pytest.mark.parametrize(
+    "garbage", ["", "abc", "a.b.c", "eyJ.eyJ.", "Bearer", "\u00e5\u00e4\u00f6.x.y"]
+)
+async def test_garbage_is_refused(client: httpx.AsyncClient, garbage: str) -> None:
+    headers = {"Authorization": f"Bearer {garbage}".encode()}
+    assert (await client.get(ME, headers=headers)).status_code == 401
+
+
+async def test_no_token_is_401_with_www_authenticate(client: httpx.AsyncClient) -> None:
+    response = await client.get(ME)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+UserChange = Callable[[User], None]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda u: setattr(u, "active", False), 401),
+        (lambda u: setattr(u, "roles", "auditor"), 200),
+    ],
+    ids=["deactivated", "roles-changed"],
+)
+async def test_account_changes_apply_at_the_next_request(
+    client: httpx.AsyncClient,
+    tokens: TokenService,
+    user: User,
+    session: AsyncSession,
+    change: UserChange,
+    expected: int,
+) -> None:
+    token = _sign(tokens, _claims(tokens, user))
+    assert await _status(client, token) == 200
+    change(user)
+    await session.flush()
+    response = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == expected
+    if expected == 200:
+        assert response.json()["roles"] == ["auditor"]
+
+
+def test_token_service_rejects_tokens_of_another_deployment(app: FastAPI) -> None:
+    other = TokenService(make_settings("sqlite+aiosqlite://", jwt_algorithm="HS256"))
+    foreign = other.issue(subject="user:x", token_type=TokenType.ACCESS, ttl_seconds=60).token
+    with pytest.raises(InvalidToken):
+        app.state.tokens.decode(foreign, expected_type=TokenType.ACCESS)
