@@ -13,11 +13,16 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app import __version__
+from app import __version__, bootstrap
+from app.agencies.models import Agency
+from app.audit.chain import verify_chain
 from app.db import create_engine
 from app.migrate import current_revisions, head_revisions
+from app.security import verify_secret
+from app.users.models import User
 from tests.conftest import make_settings, throwaway_database
 
 SAMVERKAN = [sys.executable, "-m", "app.cli"]
@@ -119,3 +124,67 @@ def test_serve_on_a_fresh_directory_answers_healthz_and_readyz(
     assert process.returncode in (0, -signal.SIGTERM), output
     assert "Application shutdown complete" in output
     assert "Traceback" not in output
+
+
+def _create_admin(
+    url: str, *args: str, password: str = "a sufficiently long password"
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*SAMVERKAN, "create-admin", *args],
+        capture_output=True,
+        text=True,
+        env=_env(SAMVERKAN_DATABASE_URL=url, SAMVERKAN_ADMIN_PASSWORD=password),
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_create_admin_creates_once_and_then_refuses(backend: str, tmp_path: Path) -> None:
+    async with throwaway_database(backend, tmp_path) as url:
+        if backend == "postgresql":
+            await asyncio.to_thread(
+                subprocess.run,
+                [*SAMVERKAN, "migrate"],
+                env=_env(SAMVERKAN_DATABASE_URL=url),
+                check=True,
+                capture_output=True,
+            )
+        without_agency = await asyncio.to_thread(_create_admin, url, "--username", "root.admin")
+        assert without_agency.returncode == 1
+        assert "--organisation-number" in without_agency.stderr
+        first = await asyncio.to_thread(
+            _create_admin, url, "--username", "Root.Admin", "--organisation-number", "212000-0142"
+        )
+        assert first.returncode == 0, first.stderr
+        assert "created administrator root.admin" in first.stdout
+        again = await asyncio.to_thread(_create_admin, url, "--username", "root.admin")
+        assert again.returncode == 1
+        assert "exists already" in again.stderr
+        weak = await asyncio.to_thread(
+            _create_admin, url, "--username", "other.admin", password="short"
+        )
+        assert weak.returncode == 2
+        assert "short" not in weak.stderr.replace("too_short", "")
+
+        engine = create_engine(make_settings(url))
+        try:
+            async with engine.connect() as conn:
+                users = (await conn.execute(text("SELECT username, roles FROM app_user"))).all()
+                assert [tuple(u) for u in users] == [("root.admin", "admin")]
+                assert (await verify_chain(conn)).ok
+        finally:
+            await engine.dispose()
+
+
+async def test_demo_data_is_idempotent_and_signs_in(session: AsyncSession) -> None:
+    first = await bootstrap.seed_demo(session)
+    second = await bootstrap.seed_demo(session)
+    assert [login.username for login in first] == [login.username for login in second]
+    assert {login.roles for login in first} >= {"admin", "auditor", "caseworker"}
+    agencies = (await session.execute(select(func.count()).select_from(Agency))).scalar_one()
+    assert agencies >= 4
+    user = (
+        await session.execute(select(User).where(User.username == second[0].username))
+    ).scalar_one()
+    assert await verify_secret(second[0].password, user.password_hash)
+    assert not await verify_secret(first[0].password, user.password_hash)

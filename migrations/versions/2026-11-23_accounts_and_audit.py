@@ -42,7 +42,7 @@ _POSTGRES_PROTECTION = (
     """
     CREATE FUNCTION audit_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        RAISE EXCEPTION 'audit_event is append-only: % refused', TG_OP
+        RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP
             USING ERRCODE = 'insufficient_privilege';
     END
     $$
