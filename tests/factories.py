@@ -12,10 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.agencies.models import Agency, AgencyKind
 from app.audit.models import AuditEvent
 from app.audit.writer import Origin
-from app.auth.actor import Actor, ActorKind
+from app.auth import service as auth_service
+from app.auth.actor import Actor
 from app.security import TokenService, TokenType
 from app.users import service as user_service
-from app.users.models import Role, User, parse_roles
+from app.users.models import Role, User
 
 PASSWORD = "correct horse battery staple"
 
@@ -59,16 +60,7 @@ async def make_user(
 
 
 def actor_for(user: User) -> Actor:
-    return Actor(
-        kind=ActorKind.USER,
-        id=user.id,
-        agency_id=user.agency_id,
-        roles=parse_roles(user.roles),
-        scopes=frozenset(),
-        username=user.username,
-        name=user.display_name,
-        origin=Origin(request_id="test"),
-    )
+    return auth_service.user_actor(user, Origin(request_id="test"))
 
 
 def access_token_for(app: FastAPI, subject: str, **extra: object) -> str:

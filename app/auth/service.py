@@ -41,6 +41,20 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def user_actor(user: User, origin: Origin) -> Actor:
+    """The actor a user is, with roles and agency as stored now."""
+    return Actor(
+        kind=ActorKind.USER,
+        id=user.id,
+        agency_id=user.agency_id,
+        roles=parse_roles(user.roles),
+        scopes=frozenset(),
+        username=user.username,
+        name=user.display_name,
+        origin=origin,
+    )
+
+
 async def load_actor(
     session: AsyncSession, *, kind: str, subject_id: uuid.UUID, origin: Origin
 ) -> Actor | None:
@@ -49,16 +63,7 @@ async def load_actor(
         user = await session.get(User, subject_id)
         if user is None or not user.active:
             return None
-        return Actor(
-            kind=ActorKind.USER,
-            id=user.id,
-            agency_id=user.agency_id,
-            roles=parse_roles(user.roles),
-            scopes=frozenset(),
-            username=user.username,
-            name=user.display_name,
-            origin=origin,
-        )
+        return user_actor(user, origin)
     if kind == ActorKind.CLIENT:
         client = await session.get(IntegrationClient, subject_id)
         if client is None or client.revoked_at is not None:
@@ -236,14 +241,8 @@ async def password_grant(
     grant = await _issue(session, tokens, settings, user)
     await audit.append(
         session,
-        Record(
-            action="auth.login",
-            actor_user_id=user.id,
-            actor_agency_id=user.agency_id,
-            actor_roles=parse_roles(user.roles),
-            resource_type="user",
-            resource_id=str(user.id),
-            origin=origin,
+        user_actor(user, origin).record(
+            "auth.login", resource_type="user", resource_id=str(user.id)
         ),
     )
     return grant
@@ -390,14 +389,8 @@ async def refresh_grant(
     grant = await _issue(session, tokens, settings, user, family_id=row.family_id)
     await audit.append(
         session,
-        Record(
-            action="auth.refresh",
-            actor_user_id=user.id,
-            actor_agency_id=user.agency_id,
-            actor_roles=parse_roles(user.roles),
-            resource_type="refresh_token_family",
-            resource_id=str(row.family_id),
-            origin=origin,
+        user_actor(user, origin).record(
+            "auth.refresh", resource_type="refresh_token_family", resource_id=str(row.family_id)
         ),
     )
     return grant
