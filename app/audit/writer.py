@@ -129,6 +129,9 @@ async def append(session: AsyncSession, record: Record) -> int:
     columns = _columns(record, at)
     body = canonical_body(columns)
     try:
+        # The work this record describes goes to the database first, in the same
+        # transaction, so a failing write never leaves a record of work not done.
+        await session.flush()
         connection = await session.connection()
         if connection.dialect.name == "postgresql":
             row = (await connection.execute(_PG_APPEND, {**columns, "body": body})).one()
