@@ -22,6 +22,8 @@ from app.middleware import RequestContextMiddleware
 from app.migrate import head_revisions
 from app.ops.router import install_docs
 from app.ops.router import router as ops_router
+from app.policy.engine import PolicyEngine
+from app.policy.router import router as policy_router
 from app.security import TokenService
 from app.users.router import router as users_router
 
@@ -72,8 +74,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes
     )
     app.state.tokens = TokenService(settings)
+    # Parsed and validated once: a broken policy file stops the app here.
+    app.state.policy = PolicyEngine()
     app.include_router(ops_router)
-    for router in (auth_router, agencies_router, users_router, clients_router):
+    for router in (auth_router, agencies_router, users_router, clients_router, policy_router):
         app.include_router(router, prefix=API_PREFIX)
     if settings.docs_enabled:
         install_docs(app, openapi_url=OPENAPI_URL, title="Samverkan API")

@@ -1,0 +1,130 @@
+"""The decision point: Cedar policies from ``policies/``, parsed and validated once.
+
+Every decision names the policy that decided it (its ``@id``), which the audit record
+keeps: a permit names the permit, a denial names the forbid that blocked it, or
+``default-deny`` when no permit applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import cedarpy
+
+from app.auth.actor import Actor
+from app.policy.entities import Resource, principal_entity, resource_entities
+from app.policy.reference import ReferenceData, load_reference
+
+DEFAULT_DENY = "default-deny"
+
+
+class Action(StrEnum):
+    INDIVIDUAL_CREATE = "individual.create"
+    INDIVIDUAL_READ = "individual.read"
+    INDIVIDUAL_IDENTITY = "individual.identity"
+    CASE_CREATE = "case.create"
+    CASE_READ = "case.read"
+    CASE_UPDATE = "case.update"
+    PARTICIPANT_MANAGE = "participant.manage"
+    CONSENT_READ = "consent.read"
+    CONSENT_REGISTER = "consent.register"
+    CONSENT_WITHDRAW = "consent.withdraw"
+
+
+class PolicyError(RuntimeError):
+    """A policy file does not parse or validate: the app must not start."""
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    allowed: bool
+    policy_id: str
+
+
+def policies_dir() -> Path:
+    configured = os.environ.get("SAMVERKAN_POLICY_DIR")
+    if configured:
+        return Path(configured)
+    packaged = Path(__file__).resolve().parent.parent / "_policies"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent.parent / "policies"
+
+
+class PolicyEngine:
+    def __init__(self, directory: Path | None = None) -> None:
+        self.directory = directory or policies_dir()
+        schema_text = _read(self.directory / "schema.cedarschema")
+        files = sorted(self.directory.glob("*.cedar"))
+        if not files:
+            raise PolicyError(f"no *.cedar policy files in {self.directory}")
+        policy_text = "\n".join(_read(f) for f in files)
+        try:
+            self._schema = cedarpy.Schema.from_str(schema_text)
+            self._policies = cedarpy.PolicySet.from_str(policy_text)
+        except ValueError as exc:
+            raise PolicyError(f"policies in {self.directory} do not parse: {exc}") from exc
+        result = cedarpy.validate_policies(policy_text, schema_text)
+        if not result.validation_passed:
+            details = "; ".join(str(e) for e in result.errors)
+            raise PolicyError(f"policies in {self.directory} do not validate: {details}")
+        _require_ids(policy_text, files)
+        try:
+            self.reference: ReferenceData = load_reference(self.directory)
+        except (OSError, ValueError) as exc:
+            raise PolicyError(f"reference data in {self.directory} is invalid: {exc}") from exc
+
+    def decide(self, actor: Actor, action: Action, resource: Resource) -> PolicyDecision:
+        principal_uid, principal = principal_entity(actor)
+        resource_uid, entities = resource_entities(resource)
+        return self.decide_entities(principal_uid, action, resource_uid, [principal, *entities])
+
+    def decide_entities(
+        self,
+        principal_uid: dict[str, str],
+        action: Action | str,
+        resource_uid: dict[str, str],
+        entities: list[dict[str, Any]],
+    ) -> PolicyDecision:
+        unique: dict[tuple[str, str], dict[str, Any]] = {}
+        for entity in entities:
+            unique.setdefault((entity["uid"]["type"], entity["uid"]["id"]), entity)
+        request = {
+            "principal": principal_uid,
+            "action": {"type": "Action", "id": str(action)},
+            "resource": resource_uid,
+            "context": {},
+        }
+        result = cedarpy.is_authorized(request, self._policies, list(unique.values()), self._schema)
+        if result.diagnostics.errors:
+            # An evaluation error is never a permit.
+            return PolicyDecision(False, "evaluation-error")
+        names = result.diagnostics.id_annotations_by_reason
+        reasons = sorted(names.get(r, r) for r in result.diagnostics.reasons)
+        if result.allowed:
+            return PolicyDecision(True, reasons[0] if reasons else DEFAULT_DENY)
+        return PolicyDecision(False, reasons[0] if reasons else DEFAULT_DENY)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"cannot read {path}: {exc}") from exc
+
+
+def _require_ids(policy_text: str, files: list[Path]) -> None:
+    """Every policy carries a unique ``@id``: audit records and reviews refer to it."""
+    parsed = json.loads(cedarpy.policies_to_json_str(policy_text))
+    ids = [
+        (policy.get("annotations") or {}).get("id")
+        for policy in parsed.get("staticPolicies", {}).values()
+    ]
+    if None in ids or len(ids) != len(set(ids)):
+        names = ", ".join(f.name for f in files)
+        raise PolicyError(f"every policy in {names} needs its own @id annotation")

@@ -1,0 +1,112 @@
+"""Facts about the things a decision is about, and the small Cedar entity sets built from them.
+
+Facts are plain values the services read from the database; they keep the decision point
+free of SQL and make every decision testable without a database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.auth.actor import Actor, ActorKind
+
+
+@dataclass(frozen=True, slots=True)
+class IndividualFacts:
+    id: uuid.UUID
+    registering_agency_id: uuid.UUID
+    protected_identity: bool = False
+    case_agency_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+
+
+@dataclass(frozen=True, slots=True)
+class CaseFacts:
+    id: uuid.UUID
+    lead_agency_id: uuid.UUID
+    participant_agency_ids: frozenset[uuid.UUID]
+    individual: IndividualFacts
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgencyFacts:
+    id: uuid.UUID
+    kind: str = "other"
+
+
+Resource = AgencyFacts | IndividualFacts | CaseFacts
+
+
+def _uid(kind: str, value: uuid.UUID | str) -> dict[str, str]:
+    return {"type": kind, "id": str(value)}
+
+
+def _ref(kind: str, value: uuid.UUID) -> dict[str, dict[str, str]]:
+    return {"__entity": _uid(kind, value)}
+
+
+def _agencies(ids: Iterable[uuid.UUID]) -> list[dict[str, Any]]:
+    return [
+        {"uid": _uid("Agency", agency_id), "attrs": {"kind": "other"}, "parents": []}
+        for agency_id in ids
+    ]
+
+
+def principal_entity(actor: Actor) -> tuple[dict[str, str], dict[str, Any]]:
+    kind = "User" if actor.kind is ActorKind.USER else "Client"
+    attrs: dict[str, Any] = {"agency": _ref("Agency", actor.agency_id)}
+    if actor.kind is ActorKind.USER:
+        attrs["roles"] = sorted(r.value for r in actor.roles)
+    else:
+        attrs["scopes"] = sorted(actor.scopes)
+    uid = _uid(kind, actor.id)
+    return uid, {"uid": uid, "attrs": attrs, "parents": [_uid("Agency", actor.agency_id)]}
+
+
+def _individual_entity(facts: IndividualFacts) -> dict[str, Any]:
+    return {
+        "uid": _uid("Individual", facts.id),
+        "attrs": {
+            "registering_agency": _ref("Agency", facts.registering_agency_id),
+            "protected_identity": facts.protected_identity,
+            "case_agencies": [_ref("Agency", a) for a in sorted(facts.case_agency_ids, key=str)],
+        },
+        "parents": [],
+    }
+
+
+def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """The resource's uid and the entities a decision about it needs (agencies included)."""
+    if isinstance(resource, AgencyFacts):
+        uid = _uid("Agency", resource.id)
+        return uid, [{"uid": uid, "attrs": {"kind": resource.kind}, "parents": []}]
+    if isinstance(resource, IndividualFacts):
+        agencies = {resource.registering_agency_id, *resource.case_agency_ids}
+        return _uid("Individual", resource.id), [
+            _individual_entity(resource),
+            *_agencies(agencies),
+        ]
+    individual = resource.individual
+    agencies = {
+        resource.lead_agency_id,
+        *resource.participant_agency_ids,
+        individual.registering_agency_id,
+        *individual.case_agency_ids,
+    }
+    case_uid = _uid("Case", resource.id)
+    case = {
+        "uid": case_uid,
+        "attrs": {
+            "lead_agency": _ref("Agency", resource.lead_agency_id),
+            "participants": [
+                _ref("Agency", a) for a in sorted(resource.participant_agency_ids, key=str)
+            ],
+            "individual": _ref("Individual", individual.id),
+            "status": resource.status,
+        },
+        "parents": [],
+    }
+    return case_uid, [case, _individual_entity(individual), *_agencies(agencies)]

@@ -1,0 +1,110 @@
+"""Reference data from ``policies/``: categories, legal bases and local settings.
+
+Loaded and validated once at start-up; a file that does not validate stops the app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.agencies.models import AgencyKind
+
+REQUIRED_CATEGORIES = frozenset(
+    {
+        "identity",
+        "contact",
+        "social_services",
+        "school",
+        "police",
+        "probation",
+        "health",
+        "threat_assessment",
+        "plan",
+    }
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Category(_Strict):
+    code: str = Field(pattern=r"^[a-z][a-z_]{1,39}$")
+    label_sv: str
+    label_en: str
+    recorded_by: list[AgencyKind]
+    sensitive: bool
+
+
+class LegalBasis(_Strict):
+    code: str = Field(pattern=r"^[a-z0-9_]{2,40}$")
+    label_sv: str
+    label_en: str
+    used_by: list[AgencyKind]
+    towards: list[AgencyKind]
+    categories: list[str]
+    max_duration_hours: int = Field(ge=1, le=72)
+    example: bool = False
+
+
+class ConsentSettings(_Strict):
+    age_of_consent: int = Field(ge=15, le=18)
+    minor_signatories: Literal["all_custodial_guardians", "any_custodial_guardian"]
+    max_validity_days: int = Field(ge=1, le=3 * 366)
+
+
+class DocumentSettings(_Strict):
+    max_bytes: int = Field(ge=1024, le=64 * 1_048_576)
+    media_types: list[Literal["application/pdf", "image/png", "image/jpeg"]]
+
+
+class LocalSettings(_Strict):
+    consent: ConsentSettings
+    documents: DocumentSettings
+
+
+class _CategoryFile(_Strict):
+    categories: list[Category]
+
+
+class _LegalBasisFile(_Strict):
+    legal_bases: list[LegalBasis]
+
+
+class ReferenceData(_Strict):
+    categories: dict[str, Category]
+    legal_bases: dict[str, LegalBasis]
+    settings: LocalSettings
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReferenceData:
+        missing = REQUIRED_CATEGORIES - self.categories.keys()
+        if missing:
+            raise ValueError(f"categories.yaml lacks required categories: {sorted(missing)}")
+        for basis in self.legal_bases.values():
+            unknown = set(basis.categories) - self.categories.keys()
+            if unknown:
+                raise ValueError(f"legal basis {basis.code} names unknown categories {unknown}")
+        return self
+
+
+def _load_yaml(path: Path) -> object:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def load_reference(directory: Path) -> ReferenceData:
+    categories = _CategoryFile.model_validate(_load_yaml(directory / "categories.yaml"))
+    bases = _LegalBasisFile.model_validate(_load_yaml(directory / "legal_bases.yaml"))
+    codes = [c.code for c in categories.categories]
+    if len(codes) != len(set(codes)):
+        raise ValueError("categories.yaml repeats a code")
+    return ReferenceData(
+        categories={c.code: c for c in categories.categories},
+        legal_bases={b.code: b for b in bases.legal_bases},
+        settings=LocalSettings.model_validate(_load_yaml(directory / "settings.yaml")),
+    )
