@@ -112,6 +112,12 @@ class UnsupportedMediaType(AppError):
 class ValidationFailed(AppError):
     status, slug, title = 422, "validation-error", "Invalid input"
 
+    @classmethod
+    def for_field(cls, field: str, message: str, kind: str = "value_error") -> ValidationFailed:
+        """A 422 about one field (``body.agency_id``), in the same shape as schema errors."""
+        error = {"field": field, "loc": field.split("."), "type": kind, "message": message}
+        return cls(message, extra={"errors": [error]})
+
 
 class TooManyRequests(AppError):
     status, slug, title = 429, "too-many-requests", "Too many requests"

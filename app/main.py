@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,16 +14,19 @@ from fastapi.openapi.utils import get_openapi
 from app import __version__
 from app.agencies.router import router as agencies_router
 from app.auth.router import router as auth_router
+from app.cases.router import router as cases_router
 from app.clients.router import router as clients_router
 from app.config import Settings, get_settings
+from app.consents.router import router as consents_router
 from app.db import Database
 from app.errors import document_problems, install_error_handlers
+from app.individuals.router import router as individuals_router
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.migrate import head_revisions
 from app.ops.router import install_docs
 from app.ops.router import router as ops_router
-from app.policy.engine import PolicyEngine
+from app.policy import get_engine
 from app.policy.router import router as policy_router
 from app.security import TokenService
 from app.users.router import router as users_router
@@ -63,6 +67,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Parsed and validated once: a broken policy file stops the app here.
+    app.state.policy = get_engine()
     app.state.head_revisions = head_revisions()
     if database is not None:
         # Available before the lifespan runs, for test clients that skip it.
@@ -71,13 +77,29 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     _document_problems_in_openapi(app)
     install_error_handlers(app)
     app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, routes=app.router.routes
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        routes=app.router.routes,
+        large_bodies=[
+            (
+                "PUT",
+                re.compile(rf"^{API_PREFIX}/consents/[^/]+/document$"),
+                app.state.policy.reference.settings.documents.max_bytes,
+            )
+        ],
     )
     app.state.tokens = TokenService(settings)
-    # Parsed and validated once: a broken policy file stops the app here.
-    app.state.policy = PolicyEngine()
     app.include_router(ops_router)
-    for router in (auth_router, agencies_router, users_router, clients_router, policy_router):
+    for router in (
+        auth_router,
+        agencies_router,
+        users_router,
+        clients_router,
+        policy_router,
+        individuals_router,
+        cases_router,
+        consents_router,
+    ):
         app.include_router(router, prefix=API_PREFIX)
     if settings.docs_enabled:
         install_docs(app, openapi_url=OPENAPI_URL, title="Samverkan API")

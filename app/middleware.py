@@ -82,10 +82,26 @@ def route_template(scope: Scope, routes: Sequence[BaseRoute]) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, routes: Sequence[BaseRoute]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        routes: Sequence[BaseRoute],
+        large_bodies: Sequence[tuple[str, re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.routes = routes
+        self.large_bodies = large_bodies
+
+    def _limit(self, scope: Scope) -> int:
+        """The body limit for this request: the default, or an upload route's own."""
+        method, path = scope.get("method"), scope.get("path", "")
+        for allowed_method, pattern, limit in self.large_bodies:
+            if method == allowed_method and pattern.match(path):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -114,13 +130,14 @@ class RequestContextMiddleware:
             await send(message)
 
         received = 0
+        limit = self._limit(scope)
 
         async def limited_receive() -> Message:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     # FastAPI re-raises HTTPException from body parsing unchanged; the
                     # error handler renders it as a 413 problem.
                     raise HTTPException(status_code=413)
@@ -128,11 +145,9 @@ class RequestContextMiddleware:
 
         try:
             declared = _content_length(scope)
-            if declared is not None and declared > self.max_body_bytes:
+            if declared is not None and declared > limit:
                 status = 413
-                response = render(
-                    PayloadTooLarge(f"The body exceeds {self.max_body_bytes} bytes."), request_id
-                )
+                response = render(PayloadTooLarge(f"The body exceeds {limit} bytes."), request_id)
                 await response(scope, receive, send_with_headers)
             else:
                 await self.app(scope, limited_receive, send_with_headers)

@@ -14,6 +14,9 @@ MODEL_MODULES: tuple[str, ...] = (
     "app.clients.models",
     "app.auth.models",
     "app.audit.models",
+    "app.individuals.models",
+    "app.cases.models",
+    "app.consents.models",
 )
 
 

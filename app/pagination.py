@@ -57,16 +57,6 @@ def cursor_uuid(value: str) -> uuid.UUID:
 
 
 def _invalid() -> ValidationFailed:
-    return ValidationFailed(
-        "The cursor is not valid.",
-        extra={
-            "errors": [
-                {
-                    "field": "query.cursor",
-                    "loc": ["query", "cursor"],
-                    "type": "cursor_invalid",
-                    "message": "Use the next_cursor of a previous page.",
-                }
-            ]
-        },
+    return ValidationFailed.for_field(
+        "query.cursor", "Use the next_cursor of a previous page.", "cursor_invalid"
     )

@@ -89,7 +89,7 @@ async def test_readyz_is_503_when_the_database_is_unreachable(backend: str, tmp_
 
 async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClient) -> None:
     await client.get("/healthz")
-    await client.get("/api/v1/individuals/19900101-1234")
+    await client.get("/api/v1/nowhere/19900101-1234")
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")

@@ -62,19 +62,7 @@ async def get_agency(session: AsyncSession, *, agency_id: uuid.UUID) -> Agency:
 async def ensure_exists(session: AsyncSession, *, agency_id: uuid.UUID, field: str) -> None:
     """422 naming ``field`` when a request refers to an agency that does not exist."""
     if await session.get(Agency, agency_id) is None:
-        raise ValidationFailed(
-            "The referenced agency does not exist.",
-            extra={
-                "errors": [
-                    {
-                        "field": field,
-                        "loc": field.split("."),
-                        "type": "unknown_agency",
-                        "message": "No such agency.",
-                    }
-                ]
-            },
-        )
+        raise ValidationFailed.for_field(field, "No such agency.", "unknown_agency")
 
 
 async def update_agency(

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from app.auth.deps import CurrentActor
+from app.cases import service as case_service
+from app.cases.models import CaseStatus, Programme
+from app.cases.schemas import CaseCreate, CaseRead, CaseUpdate, ParticipantCreate, ParticipantRead
+from app.db import SessionDep
+from app.pagination import CursorQuery, LimitQuery, Page
+
+router = APIRouter(prefix="/cases", tags=["cases"])
+_401: dict[int | str, dict[str, str]] = {401: {"description": "No or invalid token"}}
+_ONE: dict[int | str, dict[str, str]] = {
+    **_401,
+    403: {"description": "Visible to you, but not yours to change"},
+    404: {"description": "Unknown or not visible to you"},
+}
+_CHANGE = {**_ONE, 409: {"description": "Not possible in the case's state"}}
+
+
+@router.post("", status_code=201, responses=_ONE)
+async def create_case(data: CaseCreate, actor: CurrentActor, session: SessionDep) -> CaseRead:
+    return await case_service.create_case(session, actor, data=data)
+
+
+@router.get("", responses=_ONE)
+async def list_cases(
+    actor: CurrentActor,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+    status: CaseStatus | None = None,
+    programme: Programme | None = None,
+    personal_number: Annotated[str | None, Query(min_length=10, max_length=13)] = None,
+) -> Page[CaseRead]:
+    """Cases your agency takes part in, newest first."""
+    return await case_service.list_cases(
+        session,
+        actor,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        programme=programme,
+        personal_number=personal_number,
+    )
+
+
+@router.get("/{case_id}", responses=_ONE)
+async def get_case(case_id: uuid.UUID, actor: CurrentActor, session: SessionDep) -> CaseRead:
+    return await case_service.get_case(session, actor, case_id=case_id)
+
+
+@router.patch("/{case_id}", responses=_CHANGE)
+async def update_case(
+    case_id: uuid.UUID, data: CaseUpdate, actor: CurrentActor, session: SessionDep
+) -> CaseRead:
+    return await case_service.update_case(session, actor, case_id=case_id, data=data)
+
+
+@router.post("/{case_id}/participants", status_code=201, responses=_CHANGE)
+async def add_participant(
+    case_id: uuid.UUID, data: ParticipantCreate, actor: CurrentActor, session: SessionDep
+) -> ParticipantRead:
+    return await case_service.add_participant(session, actor, case_id=case_id, data=data)
+
+
+@router.get("/{case_id}/participants", responses=_ONE)
+async def list_participants(
+    case_id: uuid.UUID, actor: CurrentActor, session: SessionDep
+) -> list[ParticipantRead]:
+    return await case_service.list_participants(session, actor, case_id=case_id)
+
+
+@router.delete("/{case_id}/participants/{agency_id}", status_code=204, responses=_CHANGE)
+async def remove_participant(
+    case_id: uuid.UUID, agency_id: uuid.UUID, actor: CurrentActor, session: SessionDep
+) -> Response:
+    await case_service.remove_participant(session, actor, case_id=case_id, agency_id=agency_id)
+    return Response(status_code=204)

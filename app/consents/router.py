@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response
+
+from app.auth.deps import CurrentActor
+from app.consents import service as consent_service
+from app.consents.documents import EXTENSIONS
+from app.consents.schemas import ConsentCreate, ConsentRead, DocumentRead, WithdrawalIn
+from app.db import SessionDep
+
+router = APIRouter(tags=["consents"])
+_ONE: dict[int | str, dict[str, str]] = {
+    401: {"description": "No or invalid token"},
+    403: {"description": "Visible to you, but not yours to change"},
+    404: {"description": "Unknown or not visible to you"},
+}
+_CHANGE = {**_ONE, 409: {"description": "Not possible in the current state"}}
+
+
+@router.post("/cases/{case_id}/consents", status_code=201, responses=_CHANGE)
+async def register_consent(
+    case_id: uuid.UUID, data: ConsentCreate, actor: CurrentActor, session: SessionDep
+) -> ConsentRead:
+    return await consent_service.register_consent(session, actor, case_id=case_id, data=data)
+
+
+@router.get("/cases/{case_id}/consents", responses=_ONE)
+async def list_consents(
+    case_id: uuid.UUID, actor: CurrentActor, session: SessionDep
+) -> list[ConsentRead]:
+    return await consent_service.list_consents(session, actor, case_id=case_id)
+
+
+@router.get("/consents/{consent_id}", responses=_ONE)
+async def get_consent(
+    consent_id: uuid.UUID, actor: CurrentActor, session: SessionDep
+) -> ConsentRead:
+    return await consent_service.get_consent(session, actor, consent_id=consent_id)
+
+
+@router.post("/consents/{consent_id}/withdrawal", responses=_CHANGE)
+async def withdraw_consent(
+    consent_id: uuid.UUID, data: WithdrawalIn, actor: CurrentActor, session: SessionDep
+) -> ConsentRead:
+    return await consent_service.withdraw_consent(session, actor, consent_id=consent_id, data=data)
+
+
+@router.put(
+    "/consents/{consent_id}/document",
+    responses={**_CHANGE, 413: {"description": "Too large"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in ("application/pdf", "image/png", "image/jpeg")
+            },
+        }
+    },
+)
+async def store_document(
+    consent_id: uuid.UUID, request: Request, actor: CurrentActor, session: SessionDep
+) -> DocumentRead:
+    """The signed form as the raw body. Its type is read from its content, not the header."""
+    content = await request.body()
+    return await consent_service.store_document(
+        session, actor, consent_id=consent_id, content=content
+    )
+
+
+@router.get(
+    "/consents/{consent_id}/document",
+    response_class=Response,
+    responses={
+        **_ONE,
+        200: {"content": {"application/pdf": {}, "image/png": {}, "image/jpeg": {}}},
+    },
+)
+async def read_document(
+    consent_id: uuid.UUID, actor: CurrentActor, session: SessionDep
+) -> Response:
+    document = await consent_service.read_document(session, actor, consent_id=consent_id)
+    name = f"samtycke-{consent_id}.{EXTENSIONS[document.media_type]}"
+    return Response(
+        document.content,
+        media_type=document.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Content-SHA256": document.sha256,
+        },
+    )

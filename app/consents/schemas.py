@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.consents.models import ConsentMethod, ConsentStatus, SignatoryRole
+
+
+class SignatoryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    role: SignatoryRole
+    guardian_id: uuid.UUID | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    signed_at: datetime
+
+
+class ConsentCreate(BaseModel):
+    """Immutable once registered: a correction is a new consent that names the one it
+    supersedes. Times without a zone are taken as UTC."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    signatories: Annotated[list[SignatoryIn], Field(min_length=1, max_length=6)]
+    agency_ids: Annotated[list[uuid.UUID], Field(min_length=2, max_length=20)]
+    categories: Annotated[list[str], Field(min_length=1, max_length=20)]
+    purpose: Annotated[str, Field(min_length=1, max_length=2000)]
+    valid_from: datetime
+    valid_until: datetime
+    method: ConsentMethod
+    supersedes_id: uuid.UUID | None = None
+
+
+class WithdrawalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    withdrawn_at: datetime | None = None
+
+
+class SignatoryRead(BaseModel):
+    role: SignatoryRole
+    guardian_id: uuid.UUID | None
+    name: str
+    signed_at: datetime
+
+
+class DocumentRead(BaseModel):
+    sha256: str
+    media_type: str
+    size_bytes: int
+    uploaded_at: datetime
+
+
+class ConsentRead(BaseModel):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    individual_id: uuid.UUID
+    status: ConsentStatus
+    signatories: list[SignatoryRead]
+    agency_ids: list[uuid.UUID]
+    categories: list[str]
+    purpose: str
+    valid_from: datetime
+    valid_until: datetime
+    method: ConsentMethod
+    supersedes_id: uuid.UUID | None
+    registered_at: datetime
+    withdrawn_at: datetime | None
+    withdrawal_reason: str | None
+    document: DocumentRead | None

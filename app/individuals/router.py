@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from app.auth.deps import CurrentActor
+from app.db import SessionDep
+from app.individuals import service as individual_service
+from app.individuals.schemas import IndividualCreate, IndividualRead
+
+router = APIRouter(prefix="/individuals", tags=["individuals"])
+_401: dict[int | str, dict[str, str]] = {401: {"description": "No or invalid token"}}
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={
+        **_401,
+        403: {"description": "Not a coordinator"},
+        409: {"description": "Already registered by your agency"},
+    },
+)
+async def create_individual(
+    data: IndividualCreate, actor: CurrentActor, session: SessionDep
+) -> IndividualRead:
+    return await individual_service.create_individual(session, actor, data=data)
+
+
+@router.get("", responses=_401)
+async def search_individuals(
+    actor: CurrentActor,
+    session: SessionDep,
+    personal_number: Annotated[str, Query(min_length=10, max_length=13)],
+) -> list[IndividualRead]:
+    """Search by personnummer or samordningsnummer; audited like a read."""
+    return await individual_service.search_individuals(
+        session, actor, personal_number=personal_number
+    )
+
+
+@router.get("/{individual_id}", responses={**_401, 404: {"description": "Unknown or not yours"}})
+async def get_individual(
+    individual_id: uuid.UUID, actor: CurrentActor, session: SessionDep
+) -> IndividualRead:
+    return await individual_service.get_individual(session, actor, individual_id=individual_id)

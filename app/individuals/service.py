@@ -1,0 +1,257 @@
+"""Individuals and guardians. Identity (names, numbers, guardians) is shown only where the
+decision point allows ``individual.identity``; everyone else who may know of the record sees
+a stable pseudonym."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import UTC, date, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import writer as audit
+from app.auth.actor import Actor
+from app.cases.models import Case, CaseParticipant
+from app.errors import Conflict, ValidationFailed
+from app.individuals.models import Guardian, Individual
+from app.individuals.numbers import InvalidPersonalNumber, PersonalNumber, parse_personal_number
+from app.individuals.schemas import GuardianRead, IndividualCreate, IndividualRead
+from app.policy import enforce, filters
+from app.policy.engine import Action
+from app.policy.entities import AgencyFacts, IndividualFacts
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def pseudonym(individual_id: uuid.UUID) -> str:
+    return "IND-" + individual_id.hex[:10].upper()
+
+
+def parse_number(text: str, field: str) -> PersonalNumber:
+    try:
+        return parse_personal_number(text, today=today())
+    except InvalidPersonalNumber as exc:
+        raise ValidationFailed.for_field(field, str(exc), "personal_number") from None
+
+
+async def facts(session: AsyncSession, individual: Individual) -> IndividualFacts:
+    agencies = await session.execute(
+        select(CaseParticipant.agency_id)
+        .join(Case, Case.id == CaseParticipant.case_id)
+        .where(Case.individual_id == individual.id)
+    )
+    return IndividualFacts(
+        id=individual.id,
+        registering_agency_id=individual.registering_agency_id,
+        protected_identity=individual.protected_identity,
+        case_agency_ids=frozenset(agencies.scalars()),
+    )
+
+
+async def to_read(
+    session: AsyncSession, actor: Actor, individual: Individual, individual_facts: IndividualFacts
+) -> IndividualRead:
+    visible = enforce.decide(actor, Action.INDIVIDUAL_IDENTITY, individual_facts).allowed
+    guardians: list[GuardianRead] = []
+    if visible:
+        rows = await session.execute(
+            select(Guardian).where(Guardian.individual_id == individual.id).order_by(Guardian.id)
+        )
+        guardians = [
+            GuardianRead(
+                id=g.id,
+                given_name=g.given_name,
+                family_name=g.family_name,
+                personal_number=_formatted(g.personal_number),
+                has_custody=g.has_custody,
+            )
+            for g in rows.scalars()
+        ]
+    return IndividualRead(
+        id=individual.id,
+        pseudonym=pseudonym(individual.id),
+        identity_visible=visible,
+        registering_agency_id=individual.registering_agency_id,
+        protected_identity=individual.protected_identity,
+        personal_number=_formatted(individual.personal_number) if visible else None,
+        number_kind=individual.number_kind if visible else None,
+        reserve_id=individual.reserve_id if visible else None,
+        given_name=individual.given_name if visible else None,
+        family_name=individual.family_name if visible else None,
+        birth_date=individual.birth_date if visible else None,
+        guardians=guardians,
+    )
+
+
+def _formatted(number: str | None) -> str | None:
+    return f"{number[:8]}-{number[8:]}" if number else None
+
+
+async def create_individual(
+    session: AsyncSession, actor: Actor, *, data: IndividualCreate
+) -> IndividualRead:
+    """Coordinators only, for their own agency. 409 if the agency registered the number."""
+    decision = enforce.require(
+        session,
+        actor,
+        Action.INDIVIDUAL_CREATE,
+        AgencyFacts(id=actor.agency_id),
+        audit_action="individual.create",
+        hidden=False,
+        resource_type="individual",
+    )
+    number = None
+    if data.personal_number is not None:
+        number = parse_number(data.personal_number, "body.personal_number")
+        if data.birth_date is not None and data.birth_date != number.birth_date:
+            raise ValidationFailed.for_field(
+                "body.birth_date", "does not match the personal number"
+            )
+    elif data.birth_date is None:
+        raise ValidationFailed.for_field(
+            "body.birth_date", "required without a personal number", "missing"
+        )
+    elif data.birth_date > today():
+        raise ValidationFailed.for_field("body.birth_date", "the date of birth is in the future")
+    guardian_numbers = [
+        parse_number(g.personal_number, f"body.guardians.{i}.personal_number")
+        if g.personal_number
+        else None
+        for i, g in enumerate(data.guardians)
+    ]
+    if number is not None:
+        existing = await session.execute(
+            select(Individual.id).where(
+                Individual.registering_agency_id == actor.agency_id,
+                Individual.personal_number == number.value,
+            )
+        )
+        if existing.first() is not None:
+            raise Conflict("Your agency has already registered this person.")
+    individual = Individual(
+        id=uuid.uuid4(),
+        registering_agency_id=actor.agency_id,
+        personal_number=number.value if number else None,
+        number_kind=number.kind.value if number else None,
+        reserve_id=None if number else "R-" + secrets.token_hex(6).upper(),
+        given_name=data.given_name,
+        family_name=data.family_name,
+        birth_date=number.birth_date if number else data.birth_date,
+        protected_identity=data.protected_identity,
+        created_by=actor.id,
+        created_at=datetime.now(UTC),
+    )
+    session.add(individual)
+    await session.flush()
+    for guardian, guardian_number in zip(data.guardians, guardian_numbers, strict=True):
+        session.add(
+            Guardian(
+                id=uuid.uuid4(),
+                individual_id=individual.id,
+                given_name=guardian.given_name,
+                family_name=guardian.family_name,
+                personal_number=guardian_number.value if guardian_number else None,
+                has_custody=guardian.has_custody,
+            )
+        )
+    await session.flush()
+    await audit.append(
+        session,
+        actor.record(
+            "individual.create",
+            resource_type="individual",
+            resource_id=str(individual.id),
+            individual_id=individual.id,
+            basis="own_agency",
+            policy_id=decision.policy_id,
+            flags=["protected_identity"] if individual.protected_identity else [],
+        ),
+    )
+    return await to_read(session, actor, individual, await facts(session, individual))
+
+
+async def get_individual(
+    session: AsyncSession, actor: Actor, *, individual_id: uuid.UUID
+) -> IndividualRead:
+    """404 for an individual the caller may not know of, exactly as for none at all."""
+    individual = await session.get(Individual, individual_id)
+    if individual is None:
+        raise enforce.deny(
+            session,
+            actor,
+            audit_action="individual.read",
+            policy_id="not-found",
+            hidden=True,
+            resource_type="individual",
+            resource_id=str(individual_id),
+        )
+    individual_facts = await facts(session, individual)
+    decision = enforce.require(
+        session,
+        actor,
+        Action.INDIVIDUAL_READ,
+        individual_facts,
+        audit_action="individual.read",
+        hidden=True,
+        resource_type="individual",
+        resource_id=str(individual.id),
+        individual_id=individual.id,
+    )
+    result = await to_read(session, actor, individual, individual_facts)
+    await audit.append(
+        session,
+        actor.record(
+            "individual.read",
+            resource_type="individual",
+            resource_id=str(individual.id),
+            individual_id=individual.id,
+            basis="own_agency" if result.identity_visible else "case_participant",
+            policy_id=decision.policy_id,
+            flags=["protected_identity"] if individual.protected_identity else [],
+        ),
+    )
+    return result
+
+
+async def search_individuals(
+    session: AsyncSession, actor: Actor, *, personal_number: str
+) -> list[IndividualRead]:
+    """Matches only where the caller may see the identity: a search must not confirm that
+    a person exists. The number searched for is not written to the audit record; the ids of
+    the individuals returned are, one record each."""
+    number = parse_number(personal_number, "query.personal_number")
+    rows = await session.execute(
+        select(Individual)
+        .where(
+            Individual.personal_number == number.value,
+            filters.individuals_with_identity_visible_to(actor),
+        )
+        .order_by(Individual.id)
+    )
+    found = list(rows.scalars())
+    await audit.append(
+        session,
+        actor.record(
+            "individual.search", resource_type="individual", reason=f"{len(found)} hit(s)"
+        ),
+    )
+    results = []
+    for individual in found:
+        individual_facts = await facts(session, individual)
+        results.append(await to_read(session, actor, individual, individual_facts))
+        await audit.append(
+            session,
+            actor.record(
+                "individual.read",
+                resource_type="individual",
+                resource_id=str(individual.id),
+                individual_id=individual.id,
+                basis="own_agency",
+                reason="search hit",
+            ),
+        )
+    return results

@@ -1,0 +1,66 @@
+"""Ask the decision point, and on a denial record it and answer 404 or 403.
+
+404 when the caller may not know the resource exists (indistinguishable from a missing
+one); 403 when the caller may see it but not do this to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit import writer as audit
+from app.audit.models import Decision
+from app.auth.actor import Actor
+from app.errors import Forbidden, NotFound
+from app.policy import get_engine
+from app.policy.engine import Action, PolicyDecision
+from app.policy.entities import Resource
+
+
+def decide(actor: Actor, action: Action, resource: Resource) -> PolicyDecision:
+    return get_engine().decide(actor, action, resource)
+
+
+def deny(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    audit_action: str,
+    policy_id: str,
+    hidden: bool,
+    **fields: Any,
+) -> NotFound | Forbidden:
+    """Record the denial (it survives the request's rollback) and return the error to raise."""
+    audit.append_whatever_the_outcome(
+        session,
+        actor.record(
+            audit_action, decision=Decision.DENY, policy_id=policy_id, flags=["denied"], **fields
+        ),
+    )
+    return NotFound() if hidden else Forbidden("Your role or agency does not allow this.")
+
+
+def require(
+    session: AsyncSession,
+    actor: Actor,
+    action: Action,
+    resource: Resource,
+    *,
+    audit_action: str,
+    hidden: bool,
+    **fields: Any,
+) -> PolicyDecision:
+    """The permit that allows ``action``; otherwise an audited 404 (hidden) or 403."""
+    decision = decide(actor, action, resource)
+    if not decision.allowed:
+        raise deny(
+            session,
+            actor,
+            audit_action=audit_action,
+            policy_id=decision.policy_id,
+            hidden=hidden,
+            **fields,
+        )
+    return decision
