@@ -1,0 +1,747 @@
+"""Individuals, cases, participants and consents through the API, per actor.
+
+The world: social services (SOC) registers a minor and leads a SIG case; the police
+(POL) takes part; a school (SKOLA) does not. Each test checks the status *and* the audit
+record; hidden things answer exactly like things that do not exist.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.agencies.models import Agency, AgencyKind
+from app.individuals.models import Individual
+from app.users.models import Role, User
+from tests.factories import audit_events_after, audit_head, bearer, make_agency, make_user
+
+API = "/api/v1"
+CHILD_NUMBER = "20100303-2388"  # a valid personnummer: born 2010-03-03, a minor in 2026
+PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+@dataclass
+class World:
+    soc: Agency
+    pol: Agency
+    skola: Agency
+    soc_coordinator: User
+    soc_caseworker: User
+    pol_caseworker: User
+    pol_coordinator: User
+    skola_coordinator: User
+    soc_admin: User
+    soc_auditor: User
+
+
+@pytest.fixture
+async def world(session: AsyncSession) -> World:
+    soc = await make_agency(session, name="Socialtjänsten", kind=AgencyKind.SOCIALTJANST.value)
+    pol = await make_agency(session, name="Polisen", kind=AgencyKind.POLIS.value)
+    skola = await make_agency(session, name="Skolan", kind=AgencyKind.SKOLA.value)
+    return World(
+        soc=soc,
+        pol=pol,
+        skola=skola,
+        soc_coordinator=await make_user(session, roles={Role.COORDINATOR}, agency=soc),
+        soc_caseworker=await make_user(session, roles={Role.CASEWORKER}, agency=soc),
+        pol_caseworker=await make_user(session, roles={Role.CASEWORKER}, agency=pol),
+        pol_coordinator=await make_user(session, roles={Role.COORDINATOR}, agency=pol),
+        skola_coordinator=await make_user(session, roles={Role.COORDINATOR}, agency=skola),
+        soc_admin=await make_user(session, roles={Role.ADMIN}, agency=soc),
+        soc_auditor=await make_user(session, roles={Role.AUDITOR}, agency=soc),
+    )
+
+
+def _individual(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "personal_number": CHILD_NUMBER,
+        "given_name": "Kim",
+        "family_name": "Testsson",
+        "protected_identity": False,
+        "guardians": [
+            {"given_name": "Mamma", "family_name": "Testsson", "has_custody": True},
+            {"given_name": "Pappa", "family_name": "Testsson", "has_custody": True},
+        ],
+    }
+    body.update(overrides)
+    return body
+
+
+@dataclass
+class Scenario:
+    individual: dict[str, Any]
+    case: dict[str, Any]
+
+
+async def _call(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    user: User | None,
+    method: str,
+    path: str,
+    headers: dict[str, str] | None = None,
+    **kw: Any,
+) -> httpx.Response:
+    merged = (bearer(app, user) if user else {}) | (headers or {})
+    return await client.request(method, API + path, headers=merged, **kw)
+
+
+@pytest.fixture
+async def scenario(client: httpx.AsyncClient, app: FastAPI, world: World) -> Scenario:
+    """A SIG case led by SOC for a registered minor, with POL taking part."""
+    created = await _call(
+        client, app, world.soc_coordinator, "POST", "/individuals", json=_individual()
+    )
+    assert created.status_code == 201, created.text
+    case = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        "/cases",
+        json={"individual_id": created.json()["id"], "programme": "sig"},
+    )
+    assert case.status_code == 201, case.text
+    joined = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        f"/cases/{case.json()['id']}/participants",
+        json={"agency_id": str(world.pol.id), "user_ids": [str(world.pol_caseworker.id)]},
+    )
+    assert joined.status_code == 201, joined.text
+    return Scenario(individual=created.json(), case=case.json())
+
+
+def _without_request_id(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()
+    body.pop("request_id", None)
+    return body
+
+
+# --- individuals ---------------------------------------------------------------------
+
+
+async def test_a_coordinator_registers_an_individual_and_it_is_audited(
+    client: httpx.AsyncClient, app: FastAPI, world: World, connection: AsyncConnection
+) -> None:
+    before = await audit_head(connection)
+    response = await _call(
+        client, app, world.soc_coordinator, "POST", "/individuals", json=_individual()
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["personal_number"] == CHILD_NUMBER
+    assert body["birth_date"] == "2010-03-03"
+    assert body["number_kind"] == "personnummer"
+    assert body["identity_visible"] is True
+    assert len(body["guardians"]) == 2
+    [event] = await audit_events_after(connection, before)
+    assert (event.action, event.decision, str(event.individual_id)) == (
+        "individual.create",
+        "permit",
+        body["id"],
+    )
+    assert event.policy_id == "individual.create.coordinator_in_own_agency"
+    assert "Kim" not in str(vars(event))
+    assert "2010" not in (event.reason or "")
+
+
+@pytest.mark.parametrize("role", ["soc_caseworker", "soc_admin", "soc_auditor"])
+async def test_only_coordinators_register_individuals(
+    client: httpx.AsyncClient, app: FastAPI, world: World, connection: AsyncConnection, role: str
+) -> None:
+    before = await audit_head(connection)
+    response = await _call(
+        client, app, getattr(world, role), "POST", "/individuals", json=_individual()
+    )
+    assert response.status_code == 403
+    [event] = await audit_events_after(connection, before)
+    assert (event.action, event.decision) == ("individual.create", "deny")
+    assert await _count_individuals(connection) == 0
+
+
+async def _count_individuals(connection: AsyncConnection) -> int:
+    return int(
+        (await connection.execute(select(func.count()).select_from(Individual))).scalar_one()
+    )
+
+
+async def test_anonymous_is_401_everywhere(client: httpx.AsyncClient) -> None:
+    some = uuid.uuid4()
+    for method, path in [
+        ("POST", "/individuals"),
+        ("GET", f"/individuals/{some}"),
+        ("GET", "/cases"),
+        ("POST", "/cases"),
+        ("GET", f"/cases/{some}"),
+        ("PATCH", f"/cases/{some}"),
+        ("GET", f"/cases/{some}/participants"),
+        ("GET", f"/cases/{some}/consents"),
+        ("GET", f"/consents/{some}"),
+        ("POST", f"/consents/{some}/withdrawal"),
+        ("PUT", f"/consents/{some}/document"),
+        ("GET", f"/consents/{some}/document"),
+        ("GET", "/categories"),
+        ("GET", "/legal-bases"),
+    ]:
+        assert (await client.request(method, API + path, json={})).status_code == 401, path
+
+
+async def test_the_same_person_twice_in_one_agency_is_409_but_another_agency_is_not_told(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
+    first = await _call(
+        client, app, world.soc_coordinator, "POST", "/individuals", json=_individual()
+    )
+    assert first.status_code == 201
+    again = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        "/individuals",
+        json=_individual(personal_number="201003032388"),
+    )
+    assert again.status_code == 409
+    elsewhere = await _call(
+        client, app, world.skola_coordinator, "POST", "/individuals", json=_individual()
+    )
+    assert elsewhere.status_code == 201
+    assert elsewhere.json()["id"] != first.json()["id"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"personal_number": "20100303-2387"}, "body.personal_number"),
+        ({"personal_number": None}, "body.birth_date"),
+        ({"personal_number": None, "birth_date": "2099-01-01"}, "body.birth_date"),
+        ({"birth_date": "2010-03-04"}, "body.birth_date"),
+        (
+            {
+                "guardians": [
+                    {
+                        "given_name": "A",
+                        "family_name": "B",
+                        "has_custody": True,
+                        "personal_number": "123",
+                    }
+                ]
+            },
+            "body.guardians.0.personal_number",
+        ),
+    ],
+)
+async def test_invalid_individuals_are_422_without_echo(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    connection: AsyncConnection,
+    change: dict[str, Any],
+    field: str,
+) -> None:
+    response = await _call(
+        client, app, world.soc_coordinator, "POST", "/individuals", json=_individual(**change)
+    )
+    assert response.status_code == 422, response.text
+    assert field in {e["field"] for e in response.json()["errors"]}
+    assert "2387" not in response.text
+    assert await _count_individuals(connection) == 0
+
+
+async def test_without_a_number_a_reserve_id_is_assigned(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
+    response = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        "/individuals",
+        json=_individual(personal_number=None, birth_date="2009-07-01"),
+    )
+    assert response.status_code == 201
+    assert response.json()["reserve_id"].startswith("R-")
+    assert response.json()["personal_number"] is None
+
+
+async def test_identity_is_shown_to_the_registering_agency_only(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    path = f"/individuals/{scenario.individual['id']}"
+    own = (await _call(client, app, world.soc_caseworker, "GET", path)).json()
+    assert own["given_name"] == "Kim"
+    assert own["identity_visible"] is True
+    police = await _call(client, app, world.pol_caseworker, "GET", path)
+    assert police.status_code == 200
+    body = police.json()
+    assert body["identity_visible"] is False
+    assert body["given_name"] is body["personal_number"] is body["birth_date"] is None
+    assert body["guardians"] == []
+    assert body["pseudonym"] == own["pseudonym"]
+    assert "Kim" not in police.text
+    assert "2388" not in police.text
+
+
+@pytest.mark.parametrize("role", ["skola_coordinator", "soc_admin", "soc_auditor"])
+async def test_outsiders_get_the_same_404_as_for_nothing(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+    role: str,
+) -> None:
+    user = getattr(world, role)
+    for kind, real in [("individuals", scenario.individual["id"]), ("cases", scenario.case["id"])]:
+        before = await audit_head(connection)
+        hidden = await _call(client, app, user, "GET", f"/{kind}/{real}")
+        missing = await _call(client, app, user, "GET", f"/{kind}/{uuid.uuid4()}")
+        assert hidden.status_code == missing.status_code == 404
+        assert _without_request_id(hidden) == _without_request_id(missing)
+        events = await audit_events_after(connection, before)
+        assert [e.decision for e in events] == ["deny", "deny"]
+
+
+async def test_search_finds_only_what_the_caller_may_identify(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+) -> None:
+    own = await _call(
+        client,
+        app,
+        world.soc_caseworker,
+        "GET",
+        "/individuals",
+        params={"personal_number": "201003032388"},
+    )
+    assert [i["id"] for i in own.json()] == [scenario.individual["id"]]
+    before = await audit_head(connection)
+    police = await _call(
+        client,
+        app,
+        world.pol_caseworker,
+        "GET",
+        "/individuals",
+        params={"personal_number": CHILD_NUMBER},
+    )
+    assert police.status_code == 200
+    assert police.json() == []
+    [event] = await audit_events_after(connection, before)
+    assert event.action == "individual.search"
+    assert "2388" not in str(vars(event))
+
+
+async def test_protected_identity_stays_with_the_registering_agency(
+    client: httpx.AsyncClient, app: FastAPI, world: World, connection: AsyncConnection
+) -> None:
+    created = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        "/individuals",
+        json=_individual(protected_identity=True),
+    )
+    case = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        "/cases",
+        json={"individual_id": created.json()["id"], "programme": "trefas"},
+    )
+    await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        f"/cases/{case.json()['id']}/participants",
+        json={"agency_id": str(world.pol.id)},
+    )
+    police = await _call(client, app, world.pol_caseworker, "GET", f"/cases/{case.json()['id']}")
+    assert police.status_code == 200
+    assert police.json()["individual"]["identity_visible"] is False
+    assert "Kim" not in police.text
+
+
+# --- cases ---------------------------------------------------------------------------
+
+
+async def test_case_is_led_by_the_creator_and_read_by_participants(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    case = scenario.case
+    assert case["lead_agency_id"] == str(world.soc.id)
+    assert case["status"] == "open"
+    for user in (world.soc_caseworker, world.pol_caseworker, world.pol_coordinator):
+        assert (await _call(client, app, user, "GET", f"/cases/{case['id']}")).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [("soc_caseworker", 403), ("pol_coordinator", 404), ("skola_coordinator", 404)],
+)
+async def test_only_the_registering_agencys_coordinator_opens_a_case(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    role: str,
+    status: int,
+) -> None:
+    response = await _call(
+        client,
+        app,
+        getattr(world, role),
+        "POST",
+        "/cases",
+        json={"individual_id": scenario.individual["id"], "programme": "sspf"},
+    )
+    # POL takes part in a case of this individual, so it knows of them: 403, not 404.
+    expected = 403 if role == "pol_coordinator" else status
+    assert response.status_code == expected
+
+
+async def test_case_list_is_filtered_by_participation(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    for user, expected in [
+        (world.soc_caseworker, [scenario.case["id"]]),
+        (world.pol_caseworker, [scenario.case["id"]]),
+        (world.skola_coordinator, []),
+        (world.soc_admin, []),
+    ]:
+        listed = await _call(client, app, user, "GET", "/cases")
+        assert [c["id"] for c in listed.json()["items"]] == expected
+    by_number = {"personal_number": CHILD_NUMBER}
+    own = await _call(client, app, world.soc_caseworker, "GET", "/cases", params=by_number)
+    assert len(own.json()["items"]) == 1
+    police = await _call(client, app, world.pol_caseworker, "GET", "/cases", params=by_number)
+    assert police.json()["items"] == []
+
+
+async def test_status_transitions(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    path = f"/cases/{scenario.case['id']}"
+    lead = world.soc_coordinator
+
+    async def patch(body: dict[str, Any], user: User = lead) -> httpx.Response:
+        return await _call(client, app, user, "PATCH", path, json=body)
+
+    assert (await patch({"status": "active"}, world.pol_caseworker)).status_code == 403
+    assert (await patch({"status": "active"}, world.skola_coordinator)).status_code == 404
+    assert (await patch({"status": "paused"})).status_code == 409
+    assert (await patch({"status": "active"})).status_code == 200
+    assert (await patch({"status": "active", "closure_reason": "moved"})).status_code == 422
+    assert (await patch({"status": "closed"})).status_code == 422
+    closed = await patch({"status": "closed", "closure_reason": "completed"})
+    assert closed.status_code == 200
+    assert closed.json()["closed_at"]
+    assert (await patch({"status": "active"})).status_code == 409
+
+
+async def test_removing_an_agency_ends_its_access_at_once(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    case_path = f"/cases/{scenario.case['id']}"
+    assert (await _call(client, app, world.pol_caseworker, "GET", case_path)).status_code == 200
+    removed = await _call(
+        client, app, world.soc_coordinator, "DELETE", f"{case_path}/participants/{world.pol.id}"
+    )
+    assert removed.status_code == 204
+    assert (await _call(client, app, world.pol_caseworker, "GET", case_path)).status_code == 404
+    lead = await _call(
+        client, app, world.soc_coordinator, "DELETE", f"{case_path}/participants/{world.soc.id}"
+    )
+    assert lead.status_code == 409
+
+
+async def test_participants_must_exist_and_bring_their_own_users(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    path = f"/cases/{scenario.case['id']}/participants"
+    again = await _call(
+        client, app, world.soc_coordinator, "POST", path, json={"agency_id": str(world.pol.id)}
+    )
+    assert again.status_code == 409
+    wrong_user = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        path,
+        json={"agency_id": str(world.skola.id), "user_ids": [str(world.pol_caseworker.id)]},
+    )
+    assert wrong_user.status_code == 422
+    unknown = await _call(
+        client, app, world.soc_coordinator, "POST", path, json={"agency_id": str(uuid.uuid4())}
+    )
+    assert unknown.status_code == 422
+    listed = await _call(client, app, world.pol_caseworker, "GET", path)
+    assert {p["agency_id"] for p in listed.json()} == {str(world.soc.id), str(world.pol.id)}
+
+
+# --- consents ------------------------------------------------------------------------
+
+
+def _consent(scenario: Scenario, world: World, **overrides: Any) -> dict[str, Any]:
+    guardians = scenario.individual["guardians"]
+    signed = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    body: dict[str, Any] = {
+        "signatories": [
+            {
+                "role": "guardian",
+                "guardian_id": g["id"],
+                "name": g["given_name"],
+                "signed_at": signed,
+            }
+            for g in guardians
+        ],
+        "agency_ids": [str(world.soc.id), str(world.pol.id)],
+        "categories": ["identity", "social_services", "police", "plan"],
+        "purpose": "Samordnade insatser inom SIG",
+        "valid_from": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "valid_until": (datetime.now(UTC) + timedelta(days=180)).isoformat(),
+        "method": "paper",
+    }
+    body.update(overrides)
+    return body
+
+
+async def _register(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario, **overrides: Any
+) -> httpx.Response:
+    return await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        f"/cases/{scenario.case['id']}/consents",
+        json=_consent(scenario, world, **overrides),
+    )
+
+
+async def test_a_consent_signed_by_both_custodial_guardians_is_active(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+) -> None:
+    before = await audit_head(connection)
+    response = await _register(client, app, world, scenario)
+    assert response.status_code == 201, response.text
+    consent = response.json()
+    assert consent["status"] == "active"
+    assert set(consent["agency_ids"]) == {str(world.soc.id), str(world.pol.id)}
+    [event] = await audit_events_after(connection, before)
+    assert (event.action, str(event.consent_id)) == ("consent.register", consent["id"])
+    police = await _call(client, app, world.pol_caseworker, "GET", f"/consents/{consent['id']}")
+    assert police.status_code == 200
+    school = await _call(client, app, world.skola_coordinator, "GET", f"/consents/{consent['id']}")
+    assert school.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"categories": ["identity", "gossip"]}, "body.categories"),
+        ({"agency_ids": []}, "body.agency_ids"),
+        ({"valid_until": (datetime.now(UTC) - timedelta(days=2)).isoformat()}, "body.valid_until"),
+        (
+            {"valid_until": (datetime.now(UTC) + timedelta(days=400)).isoformat()},
+            "body.valid_until",
+        ),
+        ({"supersedes_id": str(uuid.uuid4())}, "body.supersedes_id"),
+    ],
+)
+async def test_invalid_consents_are_422(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    change: dict[str, Any],
+    field: str,
+) -> None:
+    response = await _register(client, app, world, scenario, **change)
+    assert response.status_code == 422, response.text
+    assert field in {e["field"] for e in response.json()["errors"]}
+
+
+async def test_a_consent_naming_one_agency_twice_is_422(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    response = await _register(client, app, world, scenario, agency_ids=[str(world.soc.id)] * 2)
+    assert response.status_code == 422
+
+
+async def test_one_guardian_of_two_is_refused_naming_the_rule(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    body = _consent(scenario, world)
+    body["signatories"] = body["signatories"][:1]
+    response = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        f"/cases/{scenario.case['id']}/consents",
+        json=body,
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["type"] == "signatory_rule"
+
+
+@pytest.mark.parametrize("role", ["soc_caseworker", "pol_coordinator"])
+async def test_only_the_lead_coordinator_registers_consents(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario, role: str
+) -> None:
+    response = await _call(
+        client,
+        app,
+        getattr(world, role),
+        "POST",
+        f"/cases/{scenario.case['id']}/consents",
+        json=_consent(scenario, world),
+    )
+    assert response.status_code == 403
+
+
+async def test_withdrawal_is_immediate_and_once(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    consent = (await _register(client, app, world, scenario)).json()
+    path = f"/consents/{consent['id']}/withdrawal"
+    by_police = await _call(client, app, world.pol_caseworker, "POST", path, json={"reason": "x"})
+    assert by_police.status_code == 403
+    future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    assert (
+        await _call(
+            client,
+            app,
+            world.soc_coordinator,
+            "POST",
+            path,
+            json={"reason": "x", "withdrawn_at": future},
+        )
+    ).status_code == 422
+    withdrawn = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        path,
+        json={"reason": "Vårdnadshavare återkallade"},
+    )
+    assert withdrawn.status_code == 200
+    assert withdrawn.json()["status"] == "withdrawn"
+    read = await _call(client, app, world.pol_caseworker, "GET", f"/consents/{consent['id']}")
+    assert read.json()["status"] == "withdrawn"
+    assert (
+        await _call(client, app, world.soc_coordinator, "POST", path, json={"reason": "again"})
+    ).status_code == 409
+
+
+async def test_a_consent_starting_later_is_pending(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    response = await _register(
+        client,
+        app,
+        world,
+        scenario,
+        valid_from=(datetime.now(UTC) + timedelta(days=3)).isoformat(),
+    )
+    assert response.json()["status"] == "pending"
+    listed = await _call(
+        client, app, world.pol_caseworker, "GET", f"/cases/{scenario.case['id']}/consents"
+    )
+    assert [c["status"] for c in listed.json()] == ["pending"]
+
+
+async def test_the_signed_form_is_stored_once_by_content(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    consent = (await _register(client, app, world, scenario)).json()
+    path = f"/consents/{consent['id']}/document"
+    exe = b"MZ\x90\x00" + b"\x00" * 200
+    disguised = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "PUT",
+        path,
+        content=exe,
+        headers={"content-type": "application/pdf"},
+    )
+    assert disguised.status_code == 422
+    stored = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "PUT",
+        path,
+        content=PDF,
+        headers={"content-type": "application/octet-stream"},
+    )
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["sha256"] == hashlib.sha256(PDF).hexdigest()
+    assert stored.json()["media_type"] == "application/pdf"
+    replaced = await _call(client, app, world.soc_coordinator, "PUT", path, content=PDF + b" ")
+    assert replaced.status_code == 409
+    fetched = await _call(client, app, world.pol_caseworker, "GET", path)
+    assert fetched.status_code == 200
+    assert fetched.content == PDF
+    assert fetched.headers["x-content-sha256"] == hashlib.sha256(PDF).hexdigest()
+    assert fetched.headers["content-disposition"].startswith("attachment")
+    assert (await _call(client, app, world.skola_coordinator, "GET", path)).status_code == 404
+
+
+async def test_an_oversized_form_is_413_and_a_large_one_passes_the_body_limit(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    consent = (await _register(client, app, world, scenario)).json()
+    path = f"/consents/{consent['id']}/document"
+    big_png = b"\x89PNG\r\n\x1a\n" + b"\x00" * (2 * 1024 * 1024)  # over the 1 MiB API limit
+    assert (
+        await _call(client, app, world.soc_coordinator, "PUT", path, content=big_png)
+    ).status_code == 200
+    too_big = b"%PDF-" + b"\x00" * (10 * 1024 * 1024)
+    other = (await _register(client, app, world, scenario)).json()
+    response = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "PUT",
+        f"/consents/{other['id']}/document",
+        content=too_big,
+    )
+    assert response.status_code == 413
+
+
+async def test_reference_data_is_served_in_swedish_and_english(
+    client: httpx.AsyncClient, app: FastAPI, world: World
+) -> None:
+    categories = (await _call(client, app, world.pol_caseworker, "GET", "/categories")).json()
+    assert {"identity", "police", "threat_assessment"} <= {c["code"] for c in categories}
+    assert all(c["label_sv"] and c["label_en"] for c in categories)
+    bases = (await _call(client, app, world.pol_caseworker, "GET", "/legal-bases")).json()
+    assert bases
+    assert all(b["example"] for b in bases)
