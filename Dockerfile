@@ -10,7 +10,9 @@ WORKDIR /src
 COPY pyproject.toml README.md alembic.ini ./
 COPY app ./app
 COPY migrations ./migrations
-# A wheel install: the migrations travel inside the package (app/_migrations).
+COPY policies ./policies
+# A wheel install: migrations and policies travel inside the package
+# (app/_migrations, app/_policies).
 RUN pip install --upgrade pip && pip install .
 
 FROM python:3.11-slim AS runtime

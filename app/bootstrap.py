@@ -9,15 +9,25 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agencies.models import Agency, AgencyKind
 from app.audit import writer as audit
-from app.audit.writer import Record
+from app.audit.writer import Origin, Record
+from app.auth.service import user_actor
+from app.cases import service as case_service
+from app.cases.models import Programme
+from app.cases.schemas import CaseCreate, ParticipantCreate
+from app.consents import service as consent_service
+from app.consents.models import ConsentMethod, SignatoryRole
+from app.consents.schemas import ConsentCreate, SignatoryIn
 from app.errors import Conflict
+from app.individuals import service as individual_service
+from app.individuals.models import Individual
+from app.individuals.schemas import GuardianCreate, IndividualCreate
 from app.security import hash_secret_async
 from app.users import service as user_service
 from app.users.models import Role, User
@@ -193,4 +203,67 @@ async def seed_demo(session: AsyncSession) -> list[DemoLogin]:
             )
         )
     await session.flush()
+    await _seed_demo_case(session, agencies)
     return logins
+
+
+async def _seed_demo_case(session: AsyncSession, agencies: list[Agency]) -> None:
+    """A SIG case for a 15-year-old (no personnummer: a reserve id, so no real person's
+    number is ever demo data), led by social services with the police and the school,
+    under a consent both custodial guardians signed."""
+    social, police, _, school = agencies
+    exists = await session.execute(
+        select(Individual.id).where(
+            Individual.registering_agency_id == social.id, Individual.given_name == "Demo"
+        )
+    )
+    if exists.first() is not None:
+        return
+    now = datetime.now(UTC)
+    coordinator = (
+        await session.execute(select(User).where(User.username == "demo.samordnare"))
+    ).scalar_one()
+    actor = user_actor(coordinator, Origin(request_id="samverkan-demo"))
+    individual = await individual_service.create_individual(
+        session,
+        actor,
+        data=IndividualCreate(
+            given_name="Demo",
+            family_name="Demosson",
+            birth_date=date(now.year - 15, 3, 3),
+            guardians=[
+                GuardianCreate(given_name="Maria", family_name="Demosson", has_custody=True),
+                GuardianCreate(given_name="Ali", family_name="Demosson", has_custody=True),
+            ],
+        ),
+    )
+    case = await case_service.create_case(
+        session, actor, data=CaseCreate(individual_id=individual.id, programme=Programme.SIG)
+    )
+    for agency in (police, school):
+        await case_service.add_participant(
+            session, actor, case_id=case.id, data=ParticipantCreate(agency_id=agency.id)
+        )
+    signed = now - timedelta(days=1)
+    await consent_service.register_consent(
+        session,
+        actor,
+        case_id=case.id,
+        data=ConsentCreate(
+            signatories=[
+                SignatoryIn(
+                    role=SignatoryRole.GUARDIAN,
+                    guardian_id=g.id,
+                    name=g.given_name,
+                    signed_at=signed,
+                )
+                for g in individual.guardians
+            ],
+            agency_ids=[social.id, police.id, school.id],
+            categories=["identity", "contact", "social_services", "school", "plan"],
+            purpose="Samordnat stöd inom SIG för att lämna kriminalitet",
+            valid_from=signed,
+            valid_until=signed + timedelta(days=180),
+            method=ConsentMethod.PAPER,
+        ),
+    )

@@ -19,6 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import __version__, bootstrap
 from app.agencies.models import Agency
 from app.audit.chain import verify_chain
+from app.cases.models import Case, CaseParticipant
+from app.consents import service as consent_service
+from app.consents.models import Consent
 from app.db import create_engine
 from app.migrate import current_revisions, head_revisions
 from app.security import verify_secret
@@ -188,3 +191,12 @@ async def test_demo_data_is_idempotent_and_signs_in(session: AsyncSession) -> No
     ).scalar_one()
     assert await verify_secret(second[0].password, user.password_hash)
     assert not await verify_secret(first[0].password, user.password_hash)
+    [(case_id, programme)] = (await session.execute(select(Case.id, Case.programme))).all()
+    assert programme == "sig"
+    [consent] = (await session.execute(select(Consent))).scalars()
+    assert consent.case_id == case_id
+    assert (await consent_service.to_read(session, consent)).status == "active"
+    participants = await session.execute(
+        select(func.count()).select_from(CaseParticipant).where(CaseParticipant.case_id == case_id)
+    )
+    assert participants.scalar_one() == 3

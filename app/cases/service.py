@@ -81,12 +81,10 @@ async def load_case(
     (as for a case that does not exist), 403 when it may see it but not do this."""
     case = await session.get(Case, case_id)
     if case is None:
-        raise enforce.deny(
+        raise enforce.not_found(
             session,
             actor,
             audit_action=audit_action,
-            policy_id="not-found",
-            hidden=True,
             resource_type="case",
             resource_id=str(case_id),
         )
@@ -145,9 +143,7 @@ async def create_case(session: AsyncSession, actor: Actor, *, data: CaseCreate) 
     individual = await session.get(Individual, data.individual_id)
     fields = {"resource_type": "case", "individual_id": data.individual_id}
     if individual is None:
-        raise enforce.deny(
-            session, actor, audit_action="case.create", policy_id="not-found", hidden=True, **fields
-        )
+        raise enforce.not_found(session, actor, audit_action="case.create", **fields)
     facts = await individual_service.facts(session, individual)
     enforce.require(
         session,

@@ -215,12 +215,10 @@ async def _load(
     """404 for a consent whose case the caller may not see, as for none at all."""
     consent = await session.get(Consent, consent_id)
     if consent is None:
-        raise enforce.deny(
+        raise enforce.not_found(
             session,
             actor,
             audit_action=audit_action,
-            policy_id="not-found",
-            hidden=True,
             resource_type="consent",
             resource_id=str(consent_id),
         )
@@ -334,12 +332,10 @@ async def read_document(
     )
     document = await session.get(ConsentDocument, consent.id)
     if document is None:
-        raise enforce.deny(
+        raise enforce.not_found(
             session,
             actor,
             audit_action="consent.document.read",
-            policy_id="not-found",
-            hidden=True,
             resource_type="consent",
             resource_id=str(consent.id),
         )

@@ -180,12 +180,10 @@ async def get_individual(
     """404 for an individual the caller may not know of, exactly as for none at all."""
     individual = await session.get(Individual, individual_id)
     if individual is None:
-        raise enforce.deny(
+        raise enforce.not_found(
             session,
             actor,
             audit_action="individual.read",
-            policy_id="not-found",
-            hidden=True,
             resource_type="individual",
             resource_id=str(individual_id),
         )

@@ -42,6 +42,16 @@ def deny(
     return NotFound() if hidden else Forbidden("Your role or agency does not allow this.")
 
 
+def not_found(
+    session: AsyncSession, actor: Actor, *, audit_action: str, **fields: Any
+) -> NotFound | Forbidden:
+    """The audited 404 for something that does not exist: it reads exactly like the 404
+    for something the caller may not see."""
+    return deny(
+        session, actor, audit_action=audit_action, policy_id="not-found", hidden=True, **fields
+    )
+
+
 def require(
     session: AsyncSession,
     actor: Actor,

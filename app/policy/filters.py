@@ -6,7 +6,7 @@ filters with the Cedar decision row for row (tests/test_policy_filters.py).
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy import ColumnElement, exists, false, or_, select
 
 from app.auth.actor import Actor, ActorKind
 from app.cases.models import Case, CaseParticipant
@@ -58,4 +58,4 @@ def individuals_visible_to(actor: Actor) -> ColumnElement[bool]:
             _participates(actor, Case.id),  # type: ignore[arg-type]
         )
     )
-    return or_(Individual.registering_agency_id == actor.agency_id, and_(in_a_case))
+    return or_(Individual.registering_agency_id == actor.agency_id, in_a_case)
