@@ -745,3 +745,80 @@ async def test_reference_data_is_served_in_swedish_and_english(
     bases = (await _call(client, app, world.pol_caseworker, "GET", "/legal-bases")).json()
     assert bases
     assert all(b["example"] for b in bases)
+
+
+# --- the matrix ----------------------------------------------------------------------
+
+ACTORS = [
+    "soc_coordinator",
+    "soc_caseworker",
+    "pol_caseworker",
+    "skola_coordinator",
+    "soc_admin",
+    "soc_auditor",
+]
+# (method, path, body) -> expected status per actor, in ACTORS order.
+MATRIX: list[tuple[str, str, Any, list[int]]] = [
+    ("GET", "/individuals/{individual}", None, [200, 200, 200, 404, 404, 404]),
+    ("POST", "/individuals", "individual", [201, 403, 403, 201, 403, 403]),
+    ("POST", "/cases", "case", [201, 403, 403, 404, 404, 404]),
+    ("GET", "/cases/{case}", None, [200, 200, 200, 404, 404, 404]),
+    ("PATCH", "/cases/{case}", {"status": "active"}, [200, 403, 403, 404, 404, 404]),
+    ("GET", "/cases/{case}/participants", None, [200, 200, 200, 404, 404, 404]),
+    ("POST", "/cases/{case}/participants", "skola", [201, 403, 403, 404, 404, 404]),
+    ("DELETE", "/cases/{case}/participants/{pol}", None, [204, 403, 403, 404, 404, 404]),
+    ("GET", "/cases/{case}/consents", None, [200, 200, 200, 404, 404, 404]),
+    ("POST", "/cases/{case}/consents", "consent", [201, 403, 403, 404, 404, 404]),
+    ("GET", "/consents/{consent}", None, [200, 200, 200, 404, 404, 404]),
+    ("POST", "/consents/{consent}/withdrawal", {"reason": "r"}, [200, 403, 403, 404, 404, 404]),
+    ("PUT", "/consents/{consent}/document", "pdf", [200, 403, 403, 404, 404, 404]),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "template", "body", "expected"), MATRIX, ids=[f"{m} {t}" for m, t, _, _ in MATRIX]
+)
+@pytest.mark.parametrize("actor_index", range(len(ACTORS)), ids=ACTORS)
+async def test_endpoint_by_actor(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+    method: str,
+    template: str,
+    body: Any,
+    expected: list[int],
+    actor_index: int,
+) -> None:
+    consent = await _register(client, app, world, scenario)
+    assert consent.status_code == 201
+    user = getattr(world, ACTORS[actor_index])
+    path = template.format(
+        individual=scenario.individual["id"],
+        case=scenario.case["id"],
+        consent=consent.json()["id"],
+        pol=world.pol.id,
+    )
+    kwargs: dict[str, Any] = {}
+    if body == "individual":
+        kwargs["json"] = _individual(personal_number=None, birth_date="2011-01-01")
+    elif body == "case":
+        kwargs["json"] = {"individual_id": scenario.individual["id"], "programme": "sspf"}
+    elif body == "skola":
+        kwargs["json"] = {"agency_id": str(world.skola.id)}
+    elif body == "consent":
+        kwargs["json"] = _consent(scenario, world)
+    elif body == "pdf":
+        kwargs["content"] = PDF
+    elif body is not None:
+        kwargs["json"] = body
+    before = await audit_head(connection)
+    response = await _call(client, app, user, method, path, **kwargs)
+    status = expected[actor_index]
+    assert response.status_code == status, response.text
+    events = await audit_events_after(connection, before)
+    assert events, "every call writes an audit record"
+    assert all(e.actor_user_id == user.id for e in events)
+    decisions = {e.decision for e in events}
+    assert decisions == ({"permit"} if status < 400 else {"deny"})
