@@ -13,7 +13,16 @@ import yaml
 from app.audit.writer import Origin
 from app.auth.actor import Actor, ActorKind
 from app.policy.engine import Action, PolicyEngine, PolicyError, policies_dir
-from app.policy.entities import AgencyFacts, CaseFacts, IndividualFacts, Resource
+from app.policy.entities import (
+    AgencyFacts,
+    CaseFacts,
+    ConsentGrant,
+    EmergencyGrant,
+    EntryFacts,
+    Grounds,
+    IndividualFacts,
+    Resource,
+)
 from app.users.models import Role
 
 ENGINE = PolicyEngine()
@@ -38,6 +47,16 @@ def _individual(spec: dict[str, Any]) -> IndividualFacts:
 def _resource(spec: dict[str, Any]) -> Resource:
     if "agency" in spec:
         return AgencyFacts(id=_agency(spec["agency"]))
+    if "entry" in spec:
+        entry = spec["entry"]
+        case = _resource({"case": entry["case"]})
+        assert isinstance(case, CaseFacts)
+        return EntryFacts(
+            id=uuid.uuid5(uuid.NAMESPACE_URL, "entry"),
+            source_agency_id=_agency(entry["source"]),
+            category=entry["category"],
+            case=case,
+        )
     if "individual" in spec and "case" not in spec:
         return _individual(spec["individual"])
     case = spec["case"]
@@ -72,13 +91,38 @@ def _actor(spec: dict[str, Any]) -> Actor:
     )
 
 
+def _grounds(spec: dict[str, Any] | None) -> Grounds:
+    spec = spec or {}
+    return Grounds(
+        consents=tuple(
+            ConsentGrant(
+                id=uuid.uuid4(),
+                agency_ids=frozenset(_agency(a) for a in c["agencies"]),
+                categories=frozenset(c["categories"]),
+            )
+            for c in spec.get("consents", [])
+        ),
+        grants=tuple(
+            EmergencyGrant(
+                id=uuid.uuid4(), legal_basis=g["legal_basis"], categories=frozenset(g["categories"])
+            )
+            for g in spec.get("grants", [])
+        ),
+    )
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_policy_case(case: dict[str, Any]) -> None:
+    grounds = _grounds(case.get("grounds"))
     decision = ENGINE.decide(
-        _actor(case["principal"]), Action(case["action"]), _resource(case["resource"])
+        _actor(case["principal"]), Action(case["action"]), _resource(case["resource"]), grounds
     )
     assert decision.allowed is (case["expect"] == "allow")
     assert decision.policy_id == case["policy"]
+    if "basis" in case:
+        assert decision.basis == case["basis"]
+        if case["basis"] == "consent":
+            assert decision.consent_id in {c.id for c in grounds.consents}
 
 
 def test_there_are_cases_for_every_action() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -17,7 +18,14 @@ from typing import Any
 import cedarpy
 
 from app.auth.actor import Actor
-from app.policy.entities import Resource, principal_entity, resource_entities
+from app.policy.entities import (
+    Grounds,
+    Resource,
+    consent_context,
+    grant_context,
+    principal_entity,
+    resource_entities,
+)
 from app.policy.reference import ReferenceData, load_reference
 
 DEFAULT_DENY = "default-deny"
@@ -34,16 +42,31 @@ class Action(StrEnum):
     CONSENT_READ = "consent.read"
     CONSENT_REGISTER = "consent.register"
     CONSENT_WITHDRAW = "consent.withdraw"
+    ENTRY_CREATE = "entry.create"
+    ENTRY_READ = "entry.read"
+    ENTRY_CORRECT = "entry.correct"
+    EMERGENCY_REQUEST = "emergency.request"
 
 
 class PolicyError(RuntimeError):
     """A policy file does not parse or validate: the app must not start."""
 
 
+class Basis(StrEnum):
+    """What a permitted read rested on, as the audit record names it."""
+
+    POLICY = "policy"
+    CONSENT = "consent"
+    EMERGENCY_ACCESS = "emergency_access"
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyDecision:
     allowed: bool
     policy_id: str
+    basis: Basis | None = None
+    consent_id: uuid.UUID | None = None
+    legal_basis: str | None = None
 
 
 def policies_dir() -> Path:
@@ -79,36 +102,56 @@ class PolicyEngine:
         except (OSError, ValueError) as exc:
             raise PolicyError(f"reference data in {self.directory} is invalid: {exc}") from exc
 
-    def decide(self, actor: Actor, action: Action, resource: Resource) -> PolicyDecision:
+    def decide(
+        self,
+        actor: Actor,
+        action: Action,
+        resource: Resource,
+        grounds: Grounds | None = None,
+    ) -> PolicyDecision:
+        """Permit if the request alone, or with one active consent, or with one emergency
+        grant, is permitted; each of those is a Cedar request of its own (one batch call).
+        A forbid that applies denies whatever the grounds."""
         principal_uid, principal = principal_entity(actor)
         resource_uid, entities = resource_entities(resource)
-        return self.decide_entities(principal_uid, action, resource_uid, [principal, *entities])
-
-    def decide_entities(
-        self,
-        principal_uid: dict[str, str],
-        action: Action | str,
-        resource_uid: dict[str, str],
-        entities: list[dict[str, Any]],
-    ) -> PolicyDecision:
+        grounds = grounds or Grounds()
+        contexts: list[tuple[dict[str, Any], Basis, Any]] = [({}, Basis.POLICY, None)]
+        contexts += [(consent_context(c), Basis.CONSENT, c) for c in grounds.consents]
+        contexts += [(grant_context(g), Basis.EMERGENCY_ACCESS, g) for g in grounds.grants]
         unique: dict[tuple[str, str], dict[str, Any]] = {}
-        for entity in entities:
+        for entity in (principal, *entities):
             unique.setdefault((entity["uid"]["type"], entity["uid"]["id"]), entity)
-        request = {
-            "principal": principal_uid,
-            "action": {"type": "Action", "id": str(action)},
-            "resource": resource_uid,
-            "context": {},
-        }
-        result = cedarpy.is_authorized(request, self._policies, list(unique.values()), self._schema)
-        if result.diagnostics.errors:
-            # An evaluation error is never a permit.
-            return PolicyDecision(False, "evaluation-error")
-        names = result.diagnostics.id_annotations_by_reason
-        reasons = sorted(names.get(r, r) for r in result.diagnostics.reasons)
-        if result.allowed:
-            return PolicyDecision(True, reasons[0] if reasons else DEFAULT_DENY)
-        return PolicyDecision(False, reasons[0] if reasons else DEFAULT_DENY)
+        requests = [
+            {
+                "principal": principal_uid,
+                "action": {"type": "Action", "id": str(action)},
+                "resource": resource_uid,
+                "context": context,
+            }
+            for context, _, _ in contexts
+        ]
+        results = cedarpy.is_authorized_batch(
+            requests, self._policies, list(unique.values()), self._schema
+        )
+        denial = DEFAULT_DENY
+        for result, (_, basis, ground) in zip(results, contexts, strict=True):
+            if result.diagnostics.errors:
+                # An evaluation error is never a permit.
+                return PolicyDecision(False, "evaluation-error")
+            names = result.diagnostics.id_annotations_by_reason
+            reasons = sorted(names.get(r, r) for r in result.diagnostics.reasons)
+            if not result.allowed:
+                if reasons:  # a forbid applied: it applies to every request alike
+                    return PolicyDecision(False, reasons[0])
+                continue
+            return PolicyDecision(
+                True,
+                reasons[0] if reasons else DEFAULT_DENY,
+                basis=basis,
+                consent_id=ground.id if basis is Basis.CONSENT else None,
+                legal_basis=ground.legal_basis if basis is Basis.EMERGENCY_ACCESS else None,
+            )
+        return PolicyDecision(False, denial)
 
 
 def _read(path: Path) -> str:

@@ -37,7 +37,55 @@ class AgencyFacts:
     kind: str = "other"
 
 
-Resource = AgencyFacts | IndividualFacts | CaseFacts
+@dataclass(frozen=True, slots=True)
+class EntryFacts:
+    id: uuid.UUID
+    source_agency_id: uuid.UUID
+    category: str
+    case: CaseFacts
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentGrant:
+    """An active consent of the individual: who it names and what it covers."""
+
+    id: uuid.UUID
+    agency_ids: frozenset[uuid.UUID]
+    categories: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class EmergencyGrant:
+    """An unexpired break-the-glass grant of the reader for the case."""
+
+    id: uuid.UUID
+    legal_basis: str
+    categories: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Grounds:
+    """What a read may rest on besides the reader's own agency."""
+
+    consents: tuple[ConsentGrant, ...] = ()
+    grants: tuple[EmergencyGrant, ...] = ()
+
+
+Resource = AgencyFacts | IndividualFacts | CaseFacts | EntryFacts
+
+
+def consent_context(grant: ConsentGrant) -> dict[str, Any]:
+    return {
+        "consent": {
+            "id": str(grant.id),
+            "agencies": [_ref("Agency", a) for a in sorted(grant.agency_ids, key=str)],
+            "categories": sorted(grant.categories),
+        }
+    }
+
+
+def grant_context(grant: EmergencyGrant) -> dict[str, Any]:
+    return {"grant": {"legal_basis": grant.legal_basis, "categories": sorted(grant.categories)}}
 
 
 def _uid(kind: str, value: uuid.UUID | str) -> dict[str, str]:
@@ -89,6 +137,23 @@ def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str
             _individual_entity(resource),
             *_agencies(agencies),
         ]
+    if isinstance(resource, EntryFacts):
+        case_uid, case_entities = _case_entities(resource.case)
+        entry_uid = _uid("Entry", resource.id)
+        entry = {
+            "uid": entry_uid,
+            "attrs": {
+                "source_agency": _ref("Agency", resource.source_agency_id),
+                "category": resource.category,
+                "case": {"__entity": case_uid},
+            },
+            "parents": [],
+        }
+        return entry_uid, [entry, *case_entities, *_agencies({resource.source_agency_id})]
+    return _case_entities(resource)
+
+
+def _case_entities(resource: CaseFacts) -> tuple[dict[str, str], list[dict[str, Any]]]:
     individual = resource.individual
     agencies = {
         resource.lead_agency_id,
