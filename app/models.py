@@ -17,6 +17,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "app.individuals.models",
     "app.cases.models",
     "app.consents.models",
+    "app.entries.models",
+    "app.emergency.models",
 )
 
 

@@ -1,15 +1,18 @@
 """The SQL filters that lists use agree with the Cedar decisions, row for row.
 
-Hypothesis draws random worlds (agencies, individuals with and without protected
-identity, cases with any set of participants) and random actors (every role mix, users
-and integration clients); for each, the rows the SQL filter returns must be exactly the
-rows the decision point permits.
+Hypothesis draws random worlds — agencies; individuals with and without protected identity;
+cases with any set of participants; consents in every state (active, pending, expired,
+withdrawn) naming any agencies and categories; emergency grants, live and expired; entries
+from any agency in any category — and random actors (every role mix, and integration
+clients). For each actor, the rows each SQL filter returns must be exactly the rows the
+decision point permits.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,47 +21,78 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.writer import Origin
 from app.auth.actor import Actor, ActorKind
+from app.auth.service import user_actor
 from app.cases import service as case_service
 from app.cases.models import Case, CaseParticipant
+from app.consents.models import Consent, ConsentAgency, ConsentCategory
+from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
+from app.entries.models import Entry
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.policy import enforce, filters
 from app.policy.engine import Action
+from app.policy.entities import EntryFacts
+from app.policy.grounds import grounds_for
 from app.users.models import Role
-from tests.factories import make_agency
+from tests.factories import make_agency, make_user
 
-ROLE_SETS = st.sets(st.sampled_from(list(Role)), max_size=3)
+CATEGORIES = ["identity", "plan", "police", "social_services"]
+STATES = ["active", "pending", "expired", "withdrawn"]
 
 world = st.fixed_dictionaries(
     {
         "agencies": st.integers(min_value=2, max_value=4),
         "individuals": st.lists(
-            st.tuples(st.integers(0, 3), st.booleans()), min_size=1, max_size=5
+            st.tuples(st.integers(0, 3), st.booleans()), min_size=1, max_size=3
         ),
         "cases": st.lists(
-            st.tuples(st.integers(0, 4), st.integers(0, 3), st.sets(st.integers(0, 3))),
-            max_size=6,
+            st.tuples(st.integers(0, 4), st.integers(0, 3), st.sets(st.integers(0, 3))), max_size=4
+        ),
+        "consents": st.lists(
+            st.tuples(
+                st.integers(0, 4),
+                st.sets(st.integers(0, 3), max_size=3),
+                st.sets(st.sampled_from(CATEGORIES), min_size=1),
+                st.sampled_from(STATES),
+            ),
+            max_size=4,
+        ),
+        "entries": st.lists(
+            st.tuples(st.integers(0, 4), st.integers(0, 3), st.sampled_from(CATEGORIES)), max_size=6
         ),
         "actors": st.lists(
-            st.tuples(st.integers(0, 3), ROLE_SETS, st.booleans()), min_size=1, max_size=6
+            st.tuples(
+                st.integers(0, 3), st.sets(st.sampled_from(list(Role)), max_size=2), st.booleans()
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+        "grants": st.lists(
+            st.tuples(
+                st.integers(0, 4),
+                st.integers(0, 3),
+                st.sets(st.sampled_from(CATEGORIES), min_size=1),
+                st.booleans(),
+            ),
+            max_size=3,
         ),
     }
 )
 
 
 async def _ids(
-    session: AsyncSession, column: object, condition: ColumnElement[bool]
+    session: AsyncSession, column: Any, condition: ColumnElement[bool]
 ) -> set[uuid.UUID]:
     return set((await session.execute(select(column).where(condition))).scalars())
 
 
 @settings(
-    max_examples=30,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(spec=world)
-async def test_sql_filters_agree_with_cedar(session: AsyncSession, spec: dict[str, object]) -> None:
+async def test_sql_filters_agree_with_cedar(session: AsyncSession, spec: dict[str, Any]) -> None:
     nested = await session.begin_nested()
     try:
         await _check(session, spec)
@@ -66,15 +100,28 @@ async def test_sql_filters_agree_with_cedar(session: AsyncSession, spec: dict[st
         await nested.rollback()
 
 
-async def _check(session: AsyncSession, spec: dict[str, object]) -> None:
+def _window(state: str, now: datetime) -> tuple[datetime, datetime, datetime | None]:
+    day = timedelta(days=1)
+    return {
+        "active": (now - day, now + day, None),
+        "pending": (now + day, now + 2 * day, None),
+        "expired": (now - 2 * day, now - day, None),
+        "withdrawn": (now - day, now + day, now - timedelta(hours=1)),
+    }[state]
+
+
+async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
     now = datetime.now(UTC)
     agencies = [await make_agency(session) for _ in range(spec["agencies"])]
-    pick = lambda i: agencies[i % len(agencies)]  # noqa: E731
+
+    def pick(i: int) -> uuid.UUID:
+        return agencies[i % len(agencies)].id
+
     individuals = []
     for registering, protected in spec["individuals"]:
         individual = Individual(
             id=uuid.uuid4(),
-            registering_agency_id=pick(registering).id,
+            registering_agency_id=pick(registering),
             personal_number=None,
             number_kind=None,
             reserve_id="R-" + uuid.uuid4().hex[:12],
@@ -94,7 +141,7 @@ async def _check(session: AsyncSession, spec: dict[str, object]) -> None:
             id=uuid.uuid4(),
             individual_id=individuals[individual_index % len(individuals)].id,
             programme="sig",
-            lead_agency_id=pick(lead).id,
+            lead_agency_id=pick(lead),
             status="open",
             closure_reason=None,
             created_by=uuid.uuid4(),
@@ -104,45 +151,135 @@ async def _check(session: AsyncSession, spec: dict[str, object]) -> None:
         )
         session.add(case)
         await session.flush()
-        for agency in {pick(lead), *(pick(o) for o in others)}:
+        for agency_id in {pick(lead), *(pick(o) for o in others)}:
             session.add(
                 CaseParticipant(
-                    case_id=case.id, agency_id=agency.id, added_at=now, added_by=case.created_by
+                    case_id=case.id, agency_id=agency_id, added_at=now, added_by=case.created_by
                 )
             )
         cases.append(case)
     await session.flush()
+    if cases:
+        for case_index, named, categories, state in spec["consents"]:
+            case = cases[case_index % len(cases)]
+            valid_from, valid_until, withdrawn_at = _window(state, now)
+            consent = Consent(
+                id=uuid.uuid4(),
+                case_id=case.id,
+                individual_id=case.individual_id,
+                purpose="p",
+                valid_from=valid_from,
+                valid_until=valid_until,
+                method="paper",
+                registered_by=uuid.uuid4(),
+                registered_at=now,
+                withdrawn_at=withdrawn_at,
+            )
+            session.add(consent)
+            await session.flush()
+            session.add_all(
+                ConsentAgency(consent_id=consent.id, agency_id=a) for a in {pick(n) for n in named}
+            )
+            session.add_all(ConsentCategory(consent_id=consent.id, category=c) for c in categories)
+        for case_index, source, category in spec["entries"]:
+            case = cases[case_index % len(cases)]
+            session.add(
+                Entry(
+                    id=uuid.uuid4(),
+                    case_id=case.id,
+                    individual_id=case.individual_id,
+                    source_agency_id=pick(source),
+                    category=category,
+                    created_by=uuid.uuid4(),
+                    created_at=now,
+                    current_version=1,
+                )
+            )
+    await session.flush()
+
+    actors: list[Actor] = []
+    for agency_index, roles, is_client in spec["actors"]:
+        if is_client:
+            actors.append(
+                Actor(
+                    kind=ActorKind.CLIENT,
+                    id=uuid.uuid4(),
+                    agency_id=pick(agency_index),
+                    roles=frozenset(),
+                    scopes=frozenset(),
+                    username="c",
+                    name="c",
+                    origin=Origin(),
+                )
+            )
+        else:
+            user = await make_user(
+                session,
+                roles=set(roles) or {Role.CASEWORKER},
+                agency=agencies[agency_index % len(agencies)],
+            )
+            actors.append(user_actor(user, Origin()))
+    users = [a for a in actors if a.kind is ActorKind.USER]
+    if cases and users:
+        for case_index, user_index, categories, expired in spec["grants"]:
+            grant = EmergencyGrant(
+                id=uuid.uuid4(),
+                case_id=cases[case_index % len(cases)].id,
+                user_id=users[user_index % len(users)].id,
+                agency_id=users[user_index % len(users)].agency_id,
+                legal_basis="osl_25_12",
+                reason="r",
+                created_at=now,
+                expires_at=now - timedelta(minutes=1) if expired else now + timedelta(hours=1),
+            )
+            session.add(grant)
+            await session.flush()
+            session.add_all(
+                EmergencyGrantCategory(grant_id=grant.id, category=c) for c in categories
+            )
+    await session.flush()
 
     all_cases = list((await session.execute(select(Case))).scalars())
     all_individuals = list((await session.execute(select(Individual))).scalars())
-    for agency_index, roles, is_client in spec["actors"]:
-        actor = Actor(
-            kind=ActorKind.CLIENT if is_client else ActorKind.USER,
-            id=uuid.uuid4(),
-            agency_id=pick(agency_index).id,
-            roles=frozenset() if is_client else frozenset(roles),
-            scopes=frozenset(),
-            username="x",
-            name="x",
-            origin=Origin(),
-        )
-        permitted_cases = {
-            c.id
-            for c in all_cases
-            if enforce.decide(
-                actor, Action.CASE_READ, await case_service.case_facts(session, c)
-            ).allowed
+    all_entries = list((await session.execute(select(Entry))).scalars())
+    for actor in actors:
+        case_facts = {c.id: await case_service.case_facts(session, c) for c in all_cases}
+        permitted = {
+            cid
+            for cid, f in case_facts.items()
+            if enforce.decide(actor, Action.CASE_READ, f).allowed
         }
-        assert await _ids(session, Case.id, filters.cases_visible_to(actor)) == permitted_cases
+        assert await _ids(session, Case.id, filters.cases_visible_to(actor)) == permitted
+
         readable, identifiable = set(), set()
         for individual in all_individuals:
             facts = await individual_service.facts(session, individual)
             if enforce.decide(actor, Action.INDIVIDUAL_READ, facts).allowed:
                 readable.add(individual.id)
-            if enforce.decide(actor, Action.INDIVIDUAL_IDENTITY, facts).allowed:
+            grounds = await grounds_for(
+                session, actor, individual_id=individual.id, case_id=None, now=now
+            )
+            if enforce.decide(actor, Action.INDIVIDUAL_IDENTITY, facts, grounds).allowed:
                 identifiable.add(individual.id)
         assert await _ids(session, Individual.id, filters.individuals_visible_to(actor)) == readable
         assert (
-            await _ids(session, Individual.id, filters.individuals_with_identity_visible_to(actor))
+            await _ids(
+                session, Individual.id, filters.individuals_with_identity_visible_to(actor, now)
+            )
             == identifiable
         )
+
+        entries = set()
+        for entry in all_entries:
+            facts = EntryFacts(
+                id=entry.id,
+                source_agency_id=entry.source_agency_id,
+                category=entry.category,
+                case=case_facts[entry.case_id],
+            )
+            grounds = await grounds_for(
+                session, actor, individual_id=entry.individual_id, case_id=entry.case_id, now=now
+            )
+            if enforce.decide(actor, Action.ENTRY_READ, facts, grounds).allowed:
+                entries.add(entry.id)
+        assert await _ids(session, Entry.id, filters.entries_visible_to(actor, now)) == entries

@@ -256,7 +256,7 @@ async def list_cases(
         number = individual_service.parse_number(personal_number, "query.personal_number")
         query = query.join(Individual, Individual.id == Case.individual_id).where(
             Individual.personal_number == number.value,
-            filters.individuals_with_identity_visible_to(actor),
+            filters.individuals_with_identity_visible_to(actor, datetime.now(UTC)),
         )
     if key is not None:
         created = datetime.fromisoformat(key[0])

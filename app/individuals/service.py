@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,8 +20,9 @@ from app.individuals.models import Guardian, Individual
 from app.individuals.numbers import InvalidPersonalNumber, PersonalNumber, parse_personal_number
 from app.individuals.schemas import GuardianRead, IndividualCreate, IndividualRead
 from app.policy import enforce, filters
-from app.policy.engine import Action
+from app.policy.engine import Action, Basis, PolicyDecision
 from app.policy.entities import AgencyFacts, IndividualFacts
+from app.policy.grounds import grounds_for
 
 
 def today() -> date:
@@ -52,10 +54,35 @@ async def facts(session: AsyncSession, individual: Individual) -> IndividualFact
     )
 
 
+async def identity_decision(
+    session: AsyncSession, actor: Actor, individual_facts: IndividualFacts
+) -> PolicyDecision:
+    """Whether the caller sees name and number: own registration, a consent covering
+    ``identity``, or an emergency grant; never for a protected identity elsewhere."""
+    grounds = await grounds_for(
+        session, actor, individual_id=individual_facts.id, case_id=None, now=datetime.now(UTC)
+    )
+    return enforce.decide(actor, Action.INDIVIDUAL_IDENTITY, individual_facts, grounds)
+
+
+def read_basis(decision: PolicyDecision, fallback: str) -> dict[str, Any]:
+    """The audit fields that say what a read rested on: ``basis``, and the consent id or
+    legal basis; an emergency read is flagged for review."""
+    if decision.basis is Basis.CONSENT:
+        return {"basis": "consent", "consent_id": decision.consent_id, "flags": []}
+    if decision.basis is Basis.EMERGENCY_ACCESS:
+        return {
+            "basis": "emergency_access",
+            "legal_basis": decision.legal_basis,
+            "flags": ["emergency_access"],
+        }
+    return {"basis": fallback, "flags": []}
+
+
 async def to_read(
     session: AsyncSession, actor: Actor, individual: Individual, individual_facts: IndividualFacts
 ) -> IndividualRead:
-    visible = enforce.decide(actor, Action.INDIVIDUAL_IDENTITY, individual_facts).allowed
+    visible = (await identity_decision(session, actor, individual_facts)).allowed
     guardians: list[GuardianRead] = []
     if visible:
         rows = await session.execute(
@@ -200,6 +227,12 @@ async def get_individual(
         individual_id=individual.id,
     )
     result = await to_read(session, actor, individual, individual_facts)
+    identity = await identity_decision(session, actor, individual_facts)
+    fields = read_basis(
+        identity, "own_agency" if identity.basis is Basis.POLICY else "case_participant"
+    )
+    if individual.protected_identity:
+        fields["flags"].append("protected_identity")
     await audit.append(
         session,
         actor.record(
@@ -207,9 +240,8 @@ async def get_individual(
             resource_type="individual",
             resource_id=str(individual.id),
             individual_id=individual.id,
-            basis="own_agency" if result.identity_visible else "case_participant",
-            policy_id=decision.policy_id,
-            flags=["protected_identity"] if individual.protected_identity else [],
+            policy_id=identity.policy_id if identity.allowed else decision.policy_id,
+            **fields,
         ),
     )
     return result
@@ -226,7 +258,7 @@ async def search_individuals(
         select(Individual)
         .where(
             Individual.personal_number == number.value,
-            filters.individuals_with_identity_visible_to(actor),
+            filters.individuals_with_identity_visible_to(actor, datetime.now(UTC)),
         )
         .order_by(Individual.id)
     )

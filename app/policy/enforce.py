@@ -16,11 +16,13 @@ from app.auth.actor import Actor
 from app.errors import Forbidden, NotFound
 from app.policy import get_engine
 from app.policy.engine import Action, PolicyDecision
-from app.policy.entities import Resource
+from app.policy.entities import Grounds, Resource
 
 
-def decide(actor: Actor, action: Action, resource: Resource) -> PolicyDecision:
-    return get_engine().decide(actor, action, resource)
+def decide(
+    actor: Actor, action: Action, resource: Resource, grounds: Grounds | None = None
+) -> PolicyDecision:
+    return get_engine().decide(actor, action, resource, grounds)
 
 
 def deny(

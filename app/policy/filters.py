@@ -6,12 +6,23 @@ filters with the Cedar decision row for row (tests/test_policy_filters.py).
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, exists, false, or_, select
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy.orm import aliased
 
 from app.auth.actor import Actor, ActorKind
 from app.cases.models import Case, CaseParticipant
+from app.consents.models import Consent, ConsentAgency, ConsentCategory
+from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
+from app.entries.models import Entry
 from app.individuals.models import Individual
 from app.users.models import Role
+
+# A column or SQL expression (or a literal) compared inside a filter.
+SqlValue = Any
 
 _CASE_STAFF = {Role.CASEWORKER, Role.COORDINATOR}
 _NEVER_CONTENT = {Role.ADMIN, Role.AUDITOR}
@@ -26,7 +37,7 @@ def _case_staff(actor: Actor) -> bool:
     )
 
 
-def _participates(actor: Actor, case_id: ColumnElement[object]) -> ColumnElement[bool]:
+def _participates(actor: Actor, case_id: SqlValue) -> ColumnElement[bool]:
     return exists(
         select(CaseParticipant.case_id).where(
             CaseParticipant.case_id == case_id, CaseParticipant.agency_id == actor.agency_id
@@ -38,24 +49,139 @@ def cases_visible_to(actor: Actor) -> ColumnElement[bool]:
     """``case.read.participant``."""
     if not _case_staff(actor):
         return false()
-    return _participates(actor, Case.id)  # type: ignore[arg-type]
+    return _participates(actor, Case.id)
 
 
-def individuals_with_identity_visible_to(actor: Actor) -> ColumnElement[bool]:
-    """``individual.read.registering_agency`` (identity included)."""
+def _in_a_case_of_the_individual(actor: Actor) -> ColumnElement[bool]:
+    # correlate_except: inside a query over cases this subquery ranges over its own cases.
+    return exists(
+        select(Case.id)
+        .where(Case.individual_id == Individual.id, _participates(actor, Case.id))
+        .correlate_except(Case)
+    )
+
+
+def individuals_with_identity_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
+    """``individual.read.registering_agency``, or, for an agency in one of the individual's
+    cases and unless the identity is protected, ``identity.read.consent`` or
+    ``identity.read.emergency_access``."""
     if not _case_staff(actor):
         return false()
-    return Individual.registering_agency_id == actor.agency_id
+    any_case_grant = exists(
+        select(Case.id)
+        .where(
+            Case.individual_id == Individual.id, _grant_covering(actor, now, Case.id, "identity")
+        )
+        .correlate_except(Case)
+    )
+    return or_(
+        Individual.registering_agency_id == actor.agency_id,
+        and_(
+            Individual.protected_identity.is_(False),
+            _in_a_case_of_the_individual(actor),
+            or_(
+                _consent_covering(
+                    now,
+                    Individual.id,
+                    Individual.registering_agency_id,
+                    actor.agency_id,
+                    "identity",
+                ),
+                any_case_grant,
+            ),
+        ),
+    )
 
 
 def individuals_visible_to(actor: Actor) -> ColumnElement[bool]:
     """``individual.read.registering_agency`` or ``individual.read.case_participant``."""
     if not _case_staff(actor):
         return false()
-    in_a_case = exists(
-        select(Case.id).where(
-            Case.individual_id == Individual.id,
-            _participates(actor, Case.id),  # type: ignore[arg-type]
+    return or_(
+        Individual.registering_agency_id == actor.agency_id, _in_a_case_of_the_individual(actor)
+    )
+
+
+def consent_active(now: datetime) -> ColumnElement[bool]:
+    """valid_from <= now < valid_until, and not withdrawn by now: the one definition of an
+    active consent, used both to pick the grounds of a decision and to filter lists."""
+    return and_(
+        Consent.valid_from <= now,
+        Consent.valid_until > now,
+        or_(Consent.withdrawn_at.is_(None), Consent.withdrawn_at > now),
+    )
+
+
+def _consent_covering(
+    now: datetime,
+    individual: SqlValue,
+    source_agency: SqlValue,
+    reader_agency: uuid.UUID,
+    category: SqlValue,
+) -> ColumnElement[bool]:
+    """``entry.read.consent`` / ``identity.read.consent``: one active consent of the
+    individual names both agencies and covers the category.
+
+    One subquery with joins rather than nested EXISTS: SQLAlchemy correlates a subquery
+    only to the query directly around it, and a second level would silently range over
+    every row of the outer table instead (the property test caught exactly that).
+    """
+    source_named = aliased(ConsentAgency)
+    reader_named = aliased(ConsentAgency)
+    return exists(
+        select(Consent.id)
+        .join(
+            source_named,
+            and_(source_named.consent_id == Consent.id, source_named.agency_id == source_agency),
+        )
+        .join(
+            reader_named,
+            and_(reader_named.consent_id == Consent.id, reader_named.agency_id == reader_agency),
+        )
+        .join(
+            ConsentCategory,
+            and_(ConsentCategory.consent_id == Consent.id, ConsentCategory.category == category),
+        )
+        .where(Consent.individual_id == individual, consent_active(now))
+    )
+
+
+def _grant_covering(
+    actor: Actor,
+    now: datetime,
+    case_id: SqlValue,
+    category: SqlValue,
+) -> ColumnElement[bool]:
+    """``*.emergency_access``: an unexpired grant of this user for the case and category."""
+    return exists(
+        select(EmergencyGrant.id)
+        .join(EmergencyGrantCategory, EmergencyGrantCategory.grant_id == EmergencyGrant.id)
+        .where(
+            EmergencyGrant.user_id == actor.id,
+            EmergencyGrant.case_id == case_id,
+            EmergencyGrant.expires_at > now,
+            EmergencyGrantCategory.category == category,
         )
     )
-    return or_(Individual.registering_agency_id == actor.agency_id, in_a_case)
+
+
+def entries_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
+    """``entry.read.own_agency`` or (participant and (consent or emergency grant))."""
+    if not _case_staff(actor):
+        return false()
+    return or_(
+        Entry.source_agency_id == actor.agency_id,
+        and_(
+            _participates(actor, Entry.case_id),
+            or_(
+                _consent_covering(
+                    now,
+                    Entry.individual_id,
+                    Entry.source_agency_id,
+                    actor.agency_id,
+                    Entry.category,
+                ),
+                _grant_covering(actor, now, Entry.case_id, Entry.category),
+            ),
+        ),
+    )

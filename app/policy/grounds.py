@@ -1,0 +1,80 @@
+"""Loads what a read may rest on: the individual's active consents and the reader's
+unexpired emergency grants. Only these few grants go to the decision point."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.actor import Actor
+from app.cases.models import Case
+from app.consents.models import Consent, ConsentAgency, ConsentCategory
+from app.emergency.models import EmergencyGrant as GrantRow
+from app.emergency.models import EmergencyGrantCategory
+from app.policy.entities import ConsentGrant, EmergencyGrant, Grounds
+from app.policy.filters import consent_active
+
+
+async def grounds_for(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    individual_id: uuid.UUID,
+    case_id: uuid.UUID | None,
+    now: datetime,
+) -> Grounds:
+    """Active consents of the individual; the actor's unexpired grants for ``case_id``
+    (or, with ``None``, for any case of the individual)."""
+    consent_ids = list(
+        (
+            await session.execute(
+                select(Consent.id).where(
+                    Consent.individual_id == individual_id, consent_active(now)
+                )
+            )
+        ).scalars()
+    )
+    agencies: dict[uuid.UUID, set[uuid.UUID]] = {c: set() for c in consent_ids}
+    categories: dict[uuid.UUID, set[str]] = {c: set() for c in consent_ids}
+    if consent_ids:
+        for consent_id, agency_id in await session.execute(
+            select(ConsentAgency.consent_id, ConsentAgency.agency_id).where(
+                ConsentAgency.consent_id.in_(consent_ids)
+            )
+        ):
+            agencies[consent_id].add(agency_id)
+        for consent_id, category in await session.execute(
+            select(ConsentCategory.consent_id, ConsentCategory.category).where(
+                ConsentCategory.consent_id.in_(consent_ids)
+            )
+        ):
+            categories[consent_id].add(category)
+    grant_query = (
+        select(GrantRow.id, GrantRow.legal_basis, EmergencyGrantCategory.category)
+        .join(EmergencyGrantCategory, EmergencyGrantCategory.grant_id == GrantRow.id)
+        .where(GrantRow.user_id == actor.id, GrantRow.expires_at > now)
+    )
+    if case_id is not None:
+        grant_query = grant_query.where(GrantRow.case_id == case_id)
+    else:
+        grant_query = grant_query.where(
+            GrantRow.case_id.in_(select(Case.id).where(Case.individual_id == individual_id))
+        )
+    grants: dict[uuid.UUID, tuple[str, set[str]]] = {}
+    for grant_id, legal_basis, category in await session.execute(grant_query):
+        grants.setdefault(grant_id, (legal_basis, set()))[1].add(category)
+    return Grounds(
+        consents=tuple(
+            ConsentGrant(
+                id=c, agency_ids=frozenset(agencies[c]), categories=frozenset(categories[c])
+            )
+            for c in sorted(consent_ids, key=str)
+        ),
+        grants=tuple(
+            EmergencyGrant(id=g, legal_basis=basis, categories=frozenset(cats))
+            for g, (basis, cats) in sorted(grants.items(), key=lambda kv: str(kv[0]))
+        ),
+    )
