@@ -35,12 +35,16 @@ def _agency(name: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"agency:{name}")
 
 
+KINDS = {"SOC": "socialtjanst", "POL": "polis", "SKOLA": "skola"}
+
+
 def _individual(spec: dict[str, Any]) -> IndividualFacts:
     return IndividualFacts(
         id=uuid.uuid5(uuid.NAMESPACE_URL, "individual"),
         registering_agency_id=_agency(spec["registering_agency"]),
         protected_identity=spec.get("protected_identity", False),
         case_agency_ids=frozenset(_agency(a) for a in spec.get("case_agencies", [])),
+        registering_agency_kind=KINDS[spec["registering_agency"]],
     )
 
 
@@ -56,6 +60,7 @@ def _resource(spec: dict[str, Any]) -> Resource:
             source_agency_id=_agency(entry["source"]),
             category=entry["category"],
             case=case,
+            source_agency_kind=KINDS[entry["source"]],
         )
     if "individual" in spec and "case" not in spec:
         return _individual(spec["individual"])
@@ -104,7 +109,10 @@ def _grounds(spec: dict[str, Any] | None) -> Grounds:
         ),
         grants=tuple(
             EmergencyGrant(
-                id=uuid.uuid4(), legal_basis=g["legal_basis"], categories=frozenset(g["categories"])
+                id=uuid.uuid4(),
+                legal_basis=g["legal_basis"],
+                categories=frozenset(g["categories"]),
+                towards=frozenset(ENGINE.reference.legal_bases[g["legal_basis"]].towards),
             )
             for g in spec.get("grants", [])
         ),

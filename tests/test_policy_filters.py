@@ -37,11 +37,13 @@ from app.users.models import Role
 from tests.factories import make_agency, make_user
 
 CATEGORIES = ["identity", "plan", "police", "social_services"]
+KINDS = ["socialtjanst", "polis", "skola", "kriminalvard"]
+BASES = ["osl_10_18a", "osl_10_2", "osl_10_19", "osl_25_12"]
 STATES = ["active", "pending", "expired", "withdrawn"]
 
 world = st.fixed_dictionaries(
     {
-        "agencies": st.integers(min_value=2, max_value=4),
+        "agencies": st.lists(st.sampled_from(KINDS), min_size=2, max_size=4),
         "individuals": st.lists(
             st.tuples(st.integers(0, 3), st.booleans()), min_size=1, max_size=3
         ),
@@ -73,6 +75,7 @@ world = st.fixed_dictionaries(
                 st.integers(0, 3),
                 st.sets(st.sampled_from(CATEGORIES), min_size=1),
                 st.booleans(),
+                st.sampled_from(BASES),
             ),
             max_size=3,
         ),
@@ -112,7 +115,7 @@ def _window(state: str, now: datetime) -> tuple[datetime, datetime, datetime | N
 
 async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
     now = datetime.now(UTC)
-    agencies = [await make_agency(session) for _ in range(spec["agencies"])]
+    agencies = [await make_agency(session, kind=kind) for kind in spec["agencies"]]
 
     def pick(i: int) -> uuid.UUID:
         return agencies[i % len(agencies)].id
@@ -221,13 +224,13 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
             actors.append(user_actor(user, Origin()))
     users = [a for a in actors if a.kind is ActorKind.USER]
     if cases and users:
-        for case_index, user_index, categories, expired in spec["grants"]:
+        for case_index, user_index, categories, expired, basis in spec["grants"]:
             grant = EmergencyGrant(
                 id=uuid.uuid4(),
                 case_id=cases[case_index % len(cases)].id,
                 user_id=users[user_index % len(users)].id,
                 agency_id=users[user_index % len(users)].agency_id,
-                legal_basis="osl_25_12",
+                legal_basis=basis,
                 reason="r",
                 created_at=now,
                 expires_at=now - timedelta(minutes=1) if expired else now + timedelta(hours=1),
@@ -276,6 +279,7 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
                 source_agency_id=entry.source_agency_id,
                 category=entry.category,
                 case=case_facts[entry.case_id],
+                source_agency_kind=next(a.kind for a in agencies if a.id == entry.source_agency_id),
             )
             grounds = await grounds_for(
                 session, actor, individual_id=entry.individual_id, case_id=entry.case_id, now=now

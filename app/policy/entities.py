@@ -20,6 +20,7 @@ class IndividualFacts:
     registering_agency_id: uuid.UUID
     protected_identity: bool = False
     case_agency_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
+    registering_agency_kind: str = "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class EntryFacts:
     source_agency_id: uuid.UUID
     category: str
     case: CaseFacts
+    source_agency_kind: str = "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ class EmergencyGrant:
     id: uuid.UUID
     legal_basis: str
     categories: frozenset[str]
+    towards: frozenset[str]  # agency kinds whose information the basis can open
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +88,13 @@ def consent_context(grant: ConsentGrant) -> dict[str, Any]:
 
 
 def grant_context(grant: EmergencyGrant) -> dict[str, Any]:
-    return {"grant": {"legal_basis": grant.legal_basis, "categories": sorted(grant.categories)}}
+    return {
+        "grant": {
+            "legal_basis": grant.legal_basis,
+            "categories": sorted(grant.categories),
+            "towards": sorted(grant.towards),
+        }
+    }
 
 
 def _uid(kind: str, value: uuid.UUID | str) -> dict[str, str]:
@@ -94,6 +103,10 @@ def _uid(kind: str, value: uuid.UUID | str) -> dict[str, str]:
 
 def _ref(kind: str, value: uuid.UUID) -> dict[str, dict[str, str]]:
     return {"__entity": _uid(kind, value)}
+
+
+def _agency(agency_id: uuid.UUID, kind: str) -> dict[str, Any]:
+    return {"uid": _uid("Agency", agency_id), "attrs": {"kind": kind}, "parents": []}
 
 
 def _agencies(ids: Iterable[uuid.UUID]) -> list[dict[str, Any]]:
@@ -135,6 +148,8 @@ def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str
         agencies = {resource.registering_agency_id, *resource.case_agency_ids}
         return _uid("Individual", resource.id), [
             _individual_entity(resource),
+            # first, so that it is the entity kept for this uid: the kind matters
+            _agency(resource.registering_agency_id, resource.registering_agency_kind),
             *_agencies(agencies),
         ]
     if isinstance(resource, EntryFacts):
@@ -149,7 +164,8 @@ def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str
             },
             "parents": [],
         }
-        return entry_uid, [entry, *case_entities, *_agencies({resource.source_agency_id})]
+        source = _agency(resource.source_agency_id, resource.source_agency_kind)
+        return entry_uid, [entry, source, *case_entities]
     return _case_entities(resource)
 
 

@@ -13,12 +13,14 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.orm import aliased
 
+from app.agencies.models import Agency
 from app.auth.actor import Actor, ActorKind
 from app.cases.models import Case, CaseParticipant
 from app.consents.models import Consent, ConsentAgency, ConsentCategory
 from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.entries.models import Entry
 from app.individuals.models import Individual
+from app.policy import get_engine
 from app.users.models import Role
 
 # A column or SQL expression (or a literal) compared inside a filter.
@@ -67,12 +69,8 @@ def individuals_with_identity_visible_to(actor: Actor, now: datetime) -> ColumnE
     ``identity.read.emergency_access``."""
     if not _case_staff(actor):
         return false()
-    any_case_grant = exists(
-        select(Case.id)
-        .where(
-            Case.individual_id == Individual.id, _grant_covering(actor, now, Case.id, "identity")
-        )
-        .correlate_except(Case)
+    any_case_grant = _grant_covering(
+        actor, now, "identity", Individual.registering_agency_id, individual_id=Individual.id
     )
     return or_(
         Individual.registering_agency_id == actor.agency_id,
@@ -149,20 +147,45 @@ def _consent_covering(
 def _grant_covering(
     actor: Actor,
     now: datetime,
-    case_id: SqlValue,
     category: SqlValue,
+    opened_agency: SqlValue,
+    *,
+    case_id: SqlValue = None,
+    individual_id: SqlValue = None,
 ) -> ColumnElement[bool]:
-    """``*.emergency_access``: an unexpired grant of this user for the case and category."""
-    return exists(
+    """``*.emergency_access``: an unexpired grant of this user for the case (or for any
+    case of the individual) and the category, under a legal basis that opens information
+    of ``opened_agency``'s kind. One subquery, aliased tables: see _consent_covering."""
+    opened = aliased(Agency)
+    grant_case = aliased(Case)
+    opens = or_(
+        false(),
+        *(
+            and_(
+                EmergencyGrant.legal_basis == basis.code,
+                opened.kind.in_([kind.value for kind in basis.towards]),
+            )
+            for basis in get_engine().reference.legal_bases.values()
+        ),
+    )
+    query = (
         select(EmergencyGrant.id)
         .join(EmergencyGrantCategory, EmergencyGrantCategory.grant_id == EmergencyGrant.id)
+        .join(opened, opened.id == opened_agency)
         .where(
             EmergencyGrant.user_id == actor.id,
-            EmergencyGrant.case_id == case_id,
             EmergencyGrant.expires_at > now,
             EmergencyGrantCategory.category == category,
+            opens,
         )
     )
+    if case_id is not None:
+        query = query.where(EmergencyGrant.case_id == case_id)
+    else:
+        query = query.join(grant_case, grant_case.id == EmergencyGrant.case_id).where(
+            grant_case.individual_id == individual_id
+        )
+    return exists(query)
 
 
 def entries_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
@@ -181,7 +204,9 @@ def entries_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
                     actor.agency_id,
                     Entry.category,
                 ),
-                _grant_covering(actor, now, Entry.case_id, Entry.category),
+                _grant_covering(
+                    actor, now, Entry.category, Entry.source_agency_id, case_id=Entry.case_id
+                ),
             ),
         ),
     )

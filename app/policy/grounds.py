@@ -14,8 +14,15 @@ from app.cases.models import Case
 from app.consents.models import Consent, ConsentAgency, ConsentCategory
 from app.emergency.models import EmergencyGrant as GrantRow
 from app.emergency.models import EmergencyGrantCategory
+from app.policy import get_engine
 from app.policy.entities import ConsentGrant, EmergencyGrant, Grounds
 from app.policy.filters import consent_active
+
+
+def towards_of(legal_basis: str) -> list[str]:
+    """The agency kinds whose information ``legal_basis`` can open (none if unknown)."""
+    basis = get_engine().reference.legal_bases.get(legal_basis)
+    return [kind.value for kind in basis.towards] if basis else []
 
 
 async def grounds_for(
@@ -74,7 +81,12 @@ async def grounds_for(
             for c in sorted(consent_ids, key=str)
         ),
         grants=tuple(
-            EmergencyGrant(id=g, legal_basis=basis, categories=frozenset(cats))
+            EmergencyGrant(
+                id=g,
+                legal_basis=basis,
+                categories=frozenset(cats),
+                towards=frozenset(towards_of(basis)),
+            )
             for g, (basis, cats) in sorted(grants.items(), key=lambda kv: str(kv[0]))
         ),
     )

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class EmergencyAccessCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    legal_basis: Annotated[str, Field(min_length=1, max_length=40)]
+    reason: Annotated[str, Field(min_length=10, max_length=2000)]
+    categories: Annotated[list[str], Field(min_length=1, max_length=20)] | None = None
+
+
+class EmergencyAccessRead(BaseModel):
+    id: uuid.UUID
+    case_id: uuid.UUID
+    legal_basis: str
+    categories: list[str]
+    expires_at: datetime
