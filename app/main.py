@@ -19,6 +19,7 @@ from app.clients.router import router as clients_router
 from app.config import Settings, get_settings
 from app.consents.router import router as consents_router
 from app.db import Database
+from app.entries.router import router as entries_router
 from app.errors import document_problems, install_error_handlers
 from app.individuals.router import router as individuals_router
 from app.logging import configure_logging
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         individuals_router,
         cases_router,
         consents_router,
+        entries_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     if settings.docs_enabled:

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter
+
+from app.auth.deps import CurrentActor
+from app.db import SessionDep
+from app.emergency import service as emergency_service
+from app.emergency.schemas import EmergencyAccessCreate, EmergencyAccessRead
+from app.entries import service as entry_service
+from app.entries.schemas import CorrectionCreate, EntryCreate, EntryRead
+from app.pagination import CursorQuery, LimitQuery, Page
+
+router = APIRouter(tags=["sharing"])
+_ONE: dict[int | str, dict[str, str]] = {
+    401: {"description": "No or invalid token"},
+    403: {"description": "Visible to you, but not yours to change"},
+    404: {"description": "Unknown or not visible to you"},
+}
+
+
+@router.post("/cases/{case_id}/entries", status_code=201, responses=_ONE)
+async def create_entry(
+    case_id: uuid.UUID, data: EntryCreate, actor: CurrentActor, session: SessionDep
+) -> EntryRead:
+    return await entry_service.create_entry(session, actor, case_id=case_id, data=data)
+
+
+@router.get("/cases/{case_id}/entries", responses=_ONE)
+async def list_entries(
+    case_id: uuid.UUID,
+    actor: CurrentActor,
+    session: SessionDep,
+    limit: LimitQuery = 50,
+    cursor: CursorQuery = None,
+) -> Page[EntryRead]:
+    """Only what the sharing rule lets you read now; newest first."""
+    return await entry_service.list_entries(
+        session, actor, case_id=case_id, limit=limit, cursor=cursor
+    )
+
+
+@router.get("/entries/{entry_id}", responses=_ONE)
+async def get_entry(entry_id: uuid.UUID, actor: CurrentActor, session: SessionDep) -> EntryRead:
+    return await entry_service.get_entry(session, actor, entry_id=entry_id)
+
+
+@router.post("/entries/{entry_id}/corrections", status_code=201, responses=_ONE)
+async def correct_entry(
+    entry_id: uuid.UUID, data: CorrectionCreate, actor: CurrentActor, session: SessionDep
+) -> EntryRead:
+    return await entry_service.correct_entry(session, actor, entry_id=entry_id, data=data)
+
+
+@router.post("/cases/{case_id}/emergency-access", status_code=201, responses=_ONE)
+async def request_emergency_access(
+    case_id: uuid.UUID, data: EmergencyAccessCreate, actor: CurrentActor, session: SessionDep
+) -> EmergencyAccessRead:
+    """Break-the-glass under a legal basis from /legal-bases, with a written reason;
+    time-limited, and every read under it is flagged for review."""
+    return await emergency_service.request_access(session, actor, case_id=case_id, data=data)

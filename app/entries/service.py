@@ -1,0 +1,281 @@
+"""Entries: recorded by a participating agency in a category its kind may record; read
+under the sharing rule (own agency, consent, or emergency grant); corrected only by the
+recording agency, as a new version. Every read and denial is audited with its basis."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.agencies.models import Agency
+from app.audit import writer as audit
+from app.auth.actor import Actor
+from app.cases import service as case_service
+from app.cases.models import Case
+from app.entries.models import Entry, EntryVersion
+from app.entries.schemas import CorrectionCreate, EntryCreate, EntryRead, EntryVersionRead
+from app.errors import ValidationFailed
+from app.individuals.service import read_basis
+from app.pagination import Page, cursor_uuid, decode_cursor, encode_cursor
+from app.policy import enforce, filters, get_engine
+from app.policy.engine import Action, PolicyDecision
+from app.policy.entities import EntryFacts
+from app.policy.grounds import grounds_for
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _kind(session: AsyncSession, agency_id: uuid.UUID) -> str:
+    return (await session.execute(select(Agency.kind).where(Agency.id == agency_id))).scalar_one()
+
+
+async def _facts(session: AsyncSession, entry: Entry) -> EntryFacts:
+    case = await session.get(Case, entry.case_id)
+    assert case is not None
+    return EntryFacts(
+        id=entry.id,
+        source_agency_id=entry.source_agency_id,
+        category=entry.category,
+        case=await case_service.case_facts(session, case),
+        source_agency_kind=await _kind(session, entry.source_agency_id),
+    )
+
+
+async def _decide_read(
+    session: AsyncSession, actor: Actor, entry: Entry, facts: EntryFacts
+) -> PolicyDecision:
+    grounds = await grounds_for(
+        session, actor, individual_id=entry.individual_id, case_id=entry.case_id, now=_now()
+    )
+    return enforce.decide(actor, Action.ENTRY_READ, facts, grounds)
+
+
+def _fields(entry: Entry) -> dict[str, Any]:
+    return {
+        "resource_type": "entry",
+        "resource_id": str(entry.id),
+        "case_id": entry.case_id,
+        "individual_id": entry.individual_id,
+    }
+
+
+def _read_record(actor: Actor, action: str, entry: Entry, decision: PolicyDecision) -> audit.Record:
+    basis = read_basis(decision, "own_agency")
+    sensitive = get_engine().reference.categories[entry.category].sensitive
+    if sensitive and entry.source_agency_id != actor.agency_id:
+        basis["flags"].append("sensitive_category")
+    return actor.record(action, policy_id=decision.policy_id, **_fields(entry), **basis)
+
+
+async def _to_read(session: AsyncSession, entry: Entry) -> EntryRead:
+    versions = list(
+        (
+            await session.execute(
+                select(EntryVersion)
+                .where(EntryVersion.entry_id == entry.id)
+                .order_by(EntryVersion.version)
+            )
+        ).scalars()
+    )
+    current = versions[-1]
+    return EntryRead(
+        id=entry.id,
+        case_id=entry.case_id,
+        category=entry.category,
+        source_agency_id=entry.source_agency_id,
+        recorded_at=entry.created_at,
+        version=current.version,
+        title=current.title,
+        body=current.body,
+        history=[
+            EntryVersionRead(
+                version=v.version,
+                title=v.title,
+                body=v.body,
+                reason=v.reason,
+                author_id=v.author_id,
+                recorded_at=v.recorded_at,
+            )
+            for v in versions
+        ],
+    )
+
+
+async def create_entry(
+    session: AsyncSession, actor: Actor, *, case_id: uuid.UUID, data: EntryCreate
+) -> EntryRead:
+    """Only in categories the caller's agency kind may record (policies/categories.yaml)."""
+    case, _, decision = await case_service.load_case(
+        session, actor, case_id, action=Action.ENTRY_CREATE, audit_action="entry.create"
+    )
+    category = get_engine().reference.categories.get(data.category)
+    if category is None:
+        raise ValidationFailed.for_field("body.category", "Unknown category.", "unknown_category")
+    kind = await _kind(session, actor.agency_id)
+    if kind not in {k.value for k in category.recorded_by}:
+        raise ValidationFailed.for_field(
+            "body.category", "Your agency may not record in this category.", "category_not_allowed"
+        )
+    now = _now()
+    entry = Entry(
+        id=uuid.uuid4(),
+        case_id=case.id,
+        individual_id=case.individual_id,
+        source_agency_id=actor.agency_id,
+        category=data.category,
+        created_by=actor.id,
+        created_at=now,
+        current_version=1,
+    )
+    session.add(entry)
+    await session.flush()
+    session.add(
+        EntryVersion(
+            entry_id=entry.id,
+            version=1,
+            title=data.title,
+            body=data.body,
+            reason=None,
+            author_id=actor.id,
+            recorded_at=now,
+        )
+    )
+    await session.flush()
+    await audit.append(
+        session,
+        actor.record(
+            "entry.create", policy_id=decision.policy_id, basis="own_agency", **_fields(entry)
+        ),
+    )
+    return await _to_read(session, entry)
+
+
+async def _readable(
+    session: AsyncSession, actor: Actor, entry_id: uuid.UUID, audit_action: str
+) -> tuple[Entry, EntryFacts, PolicyDecision]:
+    """The entry if the sharing rule lets the caller read it now; else an audited 404."""
+    entry = await session.get(Entry, entry_id)
+    if entry is None:
+        raise enforce.not_found(
+            session,
+            actor,
+            audit_action=audit_action,
+            resource_type="entry",
+            resource_id=str(entry_id),
+        )
+    facts = await _facts(session, entry)
+    decision = await _decide_read(session, actor, entry, facts)
+    if not decision.allowed:
+        raise enforce.deny(
+            session,
+            actor,
+            audit_action=audit_action,
+            policy_id=decision.policy_id,
+            hidden=True,
+            **_fields(entry),
+        )
+    return entry, facts, decision
+
+
+async def get_entry(session: AsyncSession, actor: Actor, *, entry_id: uuid.UUID) -> EntryRead:
+    entry, _, decision = await _readable(session, actor, entry_id, "entry.read")
+    await audit.append(session, _read_record(actor, "entry.read", entry, decision))
+    return await _to_read(session, entry)
+
+
+async def correct_entry(
+    session: AsyncSession, actor: Actor, *, entry_id: uuid.UUID, data: CorrectionCreate
+) -> EntryRead:
+    entry, facts, _ = await _readable(session, actor, entry_id, "entry.correct")
+    decision = enforce.require(
+        session,
+        actor,
+        Action.ENTRY_CORRECT,
+        facts,
+        audit_action="entry.correct",
+        hidden=False,
+        **_fields(entry),
+    )
+    current = await session.get(EntryVersion, (entry.id, entry.current_version))
+    assert current is not None
+    entry.current_version += 1
+    session.add(
+        EntryVersion(
+            entry_id=entry.id,
+            version=entry.current_version,
+            title=data.title or current.title,
+            body=data.body,
+            reason=data.reason,
+            author_id=actor.id,
+            recorded_at=_now(),
+        )
+    )
+    await session.flush()
+    await audit.append(
+        session,
+        actor.record(
+            "entry.correct",
+            policy_id=decision.policy_id,
+            basis="own_agency",
+            reason=f"version {entry.current_version}",
+            **_fields(entry),
+        ),
+    )
+    return await _to_read(session, entry)
+
+
+async def list_entries(
+    session: AsyncSession, actor: Actor, *, case_id: uuid.UUID, limit: int, cursor: str | None
+) -> Page[EntryRead]:
+    """Only the entries the sharing rule lets the caller read, filtered in SQL; pages never
+    count or skip hidden rows. One audit record per entry returned, with its basis."""
+    case, _, list_decision = await case_service.load_case(
+        session, actor, case_id, action=Action.CASE_READ, audit_action="entry.list"
+    )
+    now = _now()
+    key = decode_cursor(cursor, 2)
+    query = select(Entry).where(Entry.case_id == case.id, filters.entries_visible_to(actor, now))
+    if key is not None:
+        created = datetime.fromisoformat(key[0])
+        query = query.where(
+            (Entry.created_at < created)
+            | ((Entry.created_at == created) & (Entry.id < cursor_uuid(key[1])))
+        )
+    rows = list(
+        (
+            await session.execute(
+                query.order_by(Entry.created_at.desc(), Entry.id.desc()).limit(limit + 1)
+            )
+        ).scalars()
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = []
+    for entry in rows:
+        facts = await _facts(session, entry)
+        decision = await _decide_read(session, actor, entry, facts)
+        if not decision.allowed:  # the SQL filter and the policy disagree: fail closed
+            raise RuntimeError("entry filter and policy disagree")
+        await audit.append(session, _read_record(actor, "entry.read", entry, decision))
+        items.append(await _to_read(session, entry))
+    await audit.append(
+        session,
+        actor.record(
+            "entry.list",
+            policy_id=list_decision.policy_id,
+            resource_type="entry",
+            case_id=case.id,
+            individual_id=case.individual_id,
+            reason=f"{len(items)} item(s)",
+        ),
+    )
+    next_cursor = (
+        encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None
+    )
+    return Page[EntryRead](items=items, next_cursor=next_cursor)

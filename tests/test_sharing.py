@@ -1,0 +1,424 @@
+"""The sharing rule through the API: entries, identity and emergency access, per consent state.
+
+Uses the world of tests/test_cases.py: SOC registers a minor and leads a SIG case, POL takes
+part, SKOLA does not.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tests.factories import audit_events_after, audit_head
+
+# The world and scenario fixtures of tests/test_cases.py, shared (pytest finds fixtures by
+# name in the module's namespace; F811 is silenced for this file in pyproject.toml).
+from tests.test_cases import (  # noqa: F401
+    Scenario,
+    World,
+    _call,
+    _individual,
+    _register,
+    scenario,
+    world,
+)
+
+
+async def _entry(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario, **overrides: Any
+) -> dict[str, Any]:
+    body = {"category": "social_services", "title": "Hembesök", "body": "Samtal med familjen."}
+    body.update(overrides)
+    response = await _call(
+        client,
+        app,
+        world.soc_caseworker,
+        "POST",
+        f"/cases/{scenario.case['id']}/entries",
+        json=body,
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def _police_reads(
+    client: httpx.AsyncClient, app: FastAPI, world: World, entry: dict[str, Any]
+) -> int:
+    return (
+        await _call(client, app, world.pol_caseworker, "GET", f"/entries/{entry['id']}")
+    ).status_code
+
+
+async def test_without_consent_another_agency_reads_nothing_and_the_denial_is_logged(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+) -> None:
+    entry = await _entry(client, app, world, scenario)
+    assert (
+        await _call(client, app, world.soc_coordinator, "GET", f"/entries/{entry['id']}")
+    ).status_code == 200
+    before = await audit_head(connection)
+    assert await _police_reads(client, app, world, entry) == 404
+    [event] = await audit_events_after(connection, before)
+    assert (event.action, event.decision) == ("entry.read", "deny")
+    assert str(event.case_id) == scenario.case["id"]
+    assert str(event.individual_id) == scenario.individual["id"]
+    listed = await _call(
+        client, app, world.pol_caseworker, "GET", f"/cases/{scenario.case['id']}/entries"
+    )
+    assert listed.json()["items"] == []
+
+
+async def test_an_active_consent_opens_the_categories_it_covers_and_says_so_in_the_log(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+) -> None:
+    covered = await _entry(client, app, world, scenario)
+    uncovered = await _entry(client, app, world, scenario, category="health")
+    consent = (await _register(client, app, world, scenario)).json()
+    before = await audit_head(connection)
+    assert await _police_reads(client, app, world, covered) == 200
+    [event] = await audit_events_after(connection, before)
+    assert (event.basis, str(event.consent_id), event.policy_id) == (
+        "consent",
+        consent["id"],
+        "entry.read.consent",
+    )
+    assert "sensitive_category" in event.flags
+    assert await _police_reads(client, app, world, uncovered) == 404
+    listed = await _call(
+        client, app, world.pol_caseworker, "GET", f"/cases/{scenario.case['id']}/entries"
+    )
+    assert [e["id"] for e in listed.json()["items"]] == [covered["id"]]
+
+
+async def test_withdrawal_stops_sharing_at_once(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    entry = await _entry(client, app, world, scenario)
+    consent = (await _register(client, app, world, scenario)).json()
+    assert await _police_reads(client, app, world, entry) == 200
+    withdrawn = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        f"/consents/{consent['id']}/withdrawal",
+        json={"reason": "Vårdnadshavarna återkallade samtycket"},
+    )
+    assert withdrawn.status_code == 200
+    assert await _police_reads(client, app, world, entry) == 404
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        {"valid_from": timedelta(days=1), "valid_until": timedelta(days=30)},  # pending
+        {"valid_from": timedelta(days=-30), "valid_until": timedelta(seconds=-1)},  # expired
+    ],
+    ids=["pending", "expired"],
+)
+async def test_a_consent_outside_its_window_opens_nothing(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    window: dict[str, timedelta],
+) -> None:
+    entry = await _entry(client, app, world, scenario)
+    now = datetime.now(UTC)
+    response = await _register(
+        client,
+        app,
+        world,
+        scenario,
+        valid_from=(now + window["valid_from"]).isoformat(),
+        valid_until=(now + window["valid_until"]).isoformat(),
+    )
+    assert response.status_code == 201, response.text
+    assert await _police_reads(client, app, world, entry) == 404
+
+
+async def test_a_consent_naming_other_agencies_opens_nothing(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    entry = await _entry(client, app, world, scenario)
+    await _register(
+        client, app, world, scenario, agency_ids=[str(world.soc.id), str(world.skola.id)]
+    )
+    assert await _police_reads(client, app, world, entry) == 404
+
+
+@pytest.mark.parametrize(
+    ("user", "category"), [("pol_caseworker", "social_services"), ("soc_caseworker", "police")]
+)
+async def test_agencies_record_only_their_own_categories(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    user: str,
+    category: str,
+) -> None:
+    response = await _call(
+        client,
+        app,
+        getattr(world, user),
+        "POST",
+        f"/cases/{scenario.case['id']}/entries",
+        json={"category": category, "title": "t", "body": "b"},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["type"] == "category_not_allowed"
+
+
+@pytest.mark.parametrize(
+    ("user", "status"), [("skola_coordinator", 404), ("soc_admin", 404), ("soc_auditor", 404)]
+)
+async def test_outsiders_neither_record_nor_read(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    user: str,
+    status: int,
+) -> None:
+    entry = await _entry(client, app, world, scenario, category="plan")
+    await _register(client, app, world, scenario)
+    actor = getattr(world, user)
+    assert (await _call(client, app, actor, "GET", f"/entries/{entry['id']}")).status_code == status
+    created = await _call(
+        client,
+        app,
+        actor,
+        "POST",
+        f"/cases/{scenario.case['id']}/entries",
+        json={"category": "plan", "title": "t", "body": "b"},
+    )
+    assert created.status_code == status
+
+
+async def test_corrections_add_versions_and_only_the_recording_agency_corrects(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    entry = await _entry(client, app, world, scenario, category="plan")
+    await _register(client, app, world, scenario)
+    path = f"/entries/{entry['id']}/corrections"
+    corrected = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        path,
+        json={"body": "Rättad text.", "reason": "Fel datum"},
+    )
+    assert corrected.status_code == 201
+    body = corrected.json()
+    assert (body["version"], body["body"]) == (2, "Rättad text.")
+    assert [v["version"] for v in body["history"]] == [1, 2]
+    assert body["history"][0]["body"] == "Samtal med familjen."
+    by_police = await _call(
+        client, app, world.pol_caseworker, "POST", path, json={"body": "x", "reason": "y"}
+    )
+    assert by_police.status_code == 403
+    by_school = await _call(
+        client, app, world.skola_coordinator, "POST", path, json={"body": "x", "reason": "y"}
+    )
+    assert by_school.status_code == 404
+
+
+async def test_a_consent_covering_identity_shows_the_name(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+) -> None:
+    path = f"/individuals/{scenario.individual['id']}"
+    assert (await _call(client, app, world.pol_caseworker, "GET", path)).json()[
+        "given_name"
+    ] is None
+    consent = (await _register(client, app, world, scenario)).json()
+    before = await audit_head(connection)
+    shown = await _call(client, app, world.pol_caseworker, "GET", path)
+    assert shown.json()["given_name"] == "Kim"
+    [event] = await audit_events_after(connection, before)
+    assert (event.basis, str(event.consent_id)) == ("consent", consent["id"])
+    found = await _call(
+        client,
+        app,
+        world.pol_caseworker,
+        "GET",
+        "/individuals",
+        params={"personal_number": "20100303-2388"},
+    )
+    assert [i["id"] for i in found.json()] == [scenario.individual["id"]]
+
+
+async def test_protected_identity_never_leaks_under_a_consent(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    protected = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        "/individuals",
+        json=_individual(
+            personal_number="20100303-2370", given_name="Hemlig", protected_identity=True
+        ),
+    )
+    case = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        "/cases",
+        json={"individual_id": protected.json()["id"], "programme": "sig"},
+    )
+    case_id = case.json()["id"]
+    await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        f"/cases/{case_id}/participants",
+        json={"agency_id": str(world.pol.id)},
+    )
+    guardians = protected.json()["guardians"]
+    signed = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    consent = await _call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        f"/cases/{case_id}/consents",
+        json={
+            "signatories": [
+                {"role": "guardian", "guardian_id": g["id"], "name": "G", "signed_at": signed}
+                for g in guardians
+            ],
+            "agency_ids": [str(world.soc.id), str(world.pol.id)],
+            "categories": ["identity", "plan"],
+            "purpose": "p",
+            "valid_from": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+            "valid_until": (datetime.now(UTC) + timedelta(days=30)).isoformat(),
+            "method": "paper",
+        },
+    )
+    assert consent.status_code == 201, consent.text
+    responses = [
+        await _call(
+            client, app, world.pol_caseworker, "GET", f"/individuals/{protected.json()['id']}"
+        ),
+        await _call(client, app, world.pol_caseworker, "GET", f"/cases/{case_id}"),
+        await _call(client, app, world.pol_caseworker, "GET", "/cases"),
+        await _call(
+            client,
+            app,
+            world.pol_caseworker,
+            "GET",
+            "/individuals",
+            params={"personal_number": "20100303-2370"},
+        ),
+        await _call(
+            client,
+            app,
+            world.pol_caseworker,
+            "GET",
+            "/cases",
+            params={"personal_number": "20100303-2370"},
+        ),
+    ]
+    for response in responses:
+        assert response.status_code == 200
+        assert "Hemlig" not in response.text
+        assert "2370" not in response.text
+
+
+async def test_emergency_access_opens_what_the_basis_allows_for_a_limited_time(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+) -> None:
+    entry = await _entry(client, app, world, scenario)
+    health = await _entry(client, app, world, scenario, category="health")
+    assert await _police_reads(client, app, world, entry) == 404
+    path = f"/cases/{scenario.case['id']}/emergency-access"
+    granted = await _call(
+        client,
+        app,
+        world.pol_caseworker,
+        "POST",
+        path,
+        json={"legal_basis": "osl_10_18a", "reason": "Risk för grov brottslighet i helgen"},
+    )
+    assert granted.status_code == 201, granted.text
+    expires = datetime.fromisoformat(granted.json()["expires_at"].replace("Z", "+00:00"))
+    assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(hours=24)
+    before = await audit_head(connection)
+    assert await _police_reads(client, app, world, entry) == 200
+    [event] = await audit_events_after(connection, before)
+    assert (event.basis, event.legal_basis) == ("emergency_access", "osl_10_18a")
+    assert "emergency_access" in event.flags
+    assert await _police_reads(client, app, world, health) == 404  # not opened by the basis
+
+
+@pytest.mark.parametrize(
+    ("user", "body", "status"),
+    [
+        ("pol_caseworker", {"legal_basis": "no_such_basis", "reason": "a long enough reason"}, 422),
+        ("pol_caseworker", {"legal_basis": "osl_10_18a", "reason": "short"}, 422),
+        (
+            "pol_caseworker",
+            {
+                "legal_basis": "osl_10_18a",
+                "reason": "a long enough reason",
+                "categories": ["health"],
+            },
+            422,
+        ),
+        ("soc_caseworker", {"legal_basis": "osl_10_18a", "reason": "a long enough reason"}, 422),
+        ("skola_coordinator", {"legal_basis": "osl_25_12", "reason": "a long enough reason"}, 404),
+        ("soc_auditor", {"legal_basis": "osl_25_12", "reason": "a long enough reason"}, 404),
+    ],
+    ids=[
+        "unknown-basis",
+        "no-reason",
+        "category-outside-basis",
+        "basis-not-for-agency",
+        "outsider",
+        "auditor",
+    ],
+)
+async def test_emergency_access_refusals(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    user: str,
+    body: dict[str, Any],
+    status: int,
+) -> None:
+    response = await _call(
+        client,
+        app,
+        getattr(world, user),
+        "POST",
+        f"/cases/{scenario.case['id']}/emergency-access",
+        json=body,
+    )
+    assert response.status_code == status, response.text
