@@ -24,6 +24,8 @@ from app.cases.schemas import CaseCreate, ParticipantCreate
 from app.consents import service as consent_service
 from app.consents.models import ConsentMethod, SignatoryRole
 from app.consents.schemas import ConsentCreate, SignatoryIn
+from app.entries import service as entry_service
+from app.entries.schemas import EntryCreate
 from app.errors import Conflict
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
@@ -267,3 +269,26 @@ async def _seed_demo_case(session: AsyncSession, agencies: list[Agency]) -> None
             method=ConsentMethod.PAPER,
         ),
     )
+    # One entry from each agency. The consent covers social services and school
+    # information but not the police's own category: log in as demo.polis to see the
+    # first two and the identity; as demo.socialsekreterare the police entry stays hidden.
+    for username, category, title, body in _DEMO_ENTRIES:
+        author = (await session.execute(select(User).where(User.username == username))).scalar_one()
+        await entry_service.create_entry(
+            session,
+            user_actor(author, Origin(request_id="samverkan-demo")),
+            case_id=case.id,
+            data=EntryCreate(category=category, title=title, body=body),
+        )
+
+
+_DEMO_ENTRIES = (
+    (
+        "demo.socialsekreterare",
+        "social_services",
+        "Samtal med familjen",
+        "Familjen vill ha stöd. Kontakt med fritidsgård planeras.",
+    ),
+    ("demo.skola", "school", "Närvaro", "Närvaron har ökat de senaste två veckorna."),
+    ("demo.polis", "police", "Orosanmälan", "Iakttagen i sällskap med kända personer."),
+)

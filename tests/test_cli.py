@@ -23,6 +23,7 @@ from app.cases.models import Case, CaseParticipant
 from app.consents import service as consent_service
 from app.consents.models import Consent
 from app.db import create_engine
+from app.entries.models import Entry
 from app.migrate import current_revisions, head_revisions
 from app.security import verify_secret
 from app.users.models import User
@@ -200,3 +201,5 @@ async def test_demo_data_is_idempotent_and_signs_in(session: AsyncSession) -> No
         select(func.count()).select_from(CaseParticipant).where(CaseParticipant.case_id == case_id)
     )
     assert participants.scalar_one() == 3
+    entries = await session.execute(select(Entry.category).where(Entry.case_id == case_id))
+    assert sorted(entries.scalars()) == ["police", "school", "social_services"]
