@@ -1,0 +1,66 @@
+"""Every route of the app, enumerated: none is reachable without a token unless it is
+meant to be public, so a new endpoint cannot ship open by accident."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.main import create_app
+from tests.conftest import make_settings
+
+PUBLIC = {
+    ("POST", "/api/v1/auth/token"),
+    ("POST", "/api/v1/auth/revoke"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/docs"),
+}
+
+
+def _routes() -> list[tuple[str, str]]:
+    app = create_app(make_settings("sqlite+aiosqlite://"))
+    spec = app.openapi()
+    found = {(m.upper(), path) for path, ops in spec["paths"].items() for m in ops}
+    found |= {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+    }
+    return sorted(found)
+
+
+ROUTES = _routes()
+
+
+def test_the_api_has_the_routes_of_the_contract() -> None:
+    paths = {p for _, p in ROUTES}
+    for expected in (
+        "/api/v1/individuals/{individual_id}",
+        "/api/v1/cases/{case_id}/consents",
+        "/api/v1/consents/{consent_id}/withdrawal",
+        "/api/v1/cases/{case_id}/entries",
+        "/api/v1/entries/{entry_id}/corrections",
+        "/api/v1/cases/{case_id}/emergency-access",
+    ):
+        assert expected in paths
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES, ids=[f"{m} {p}" for m, p in ROUTES])
+async def test_no_route_answers_without_a_token_unless_public(
+    client: httpx.AsyncClient, app: FastAPI, method: str, path: str
+) -> None:
+    concrete = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
+    response = await client.request(method, concrete, json={})
+    if (method, path) in PUBLIC:
+        assert response.status_code != 401
+    else:
+        assert response.status_code == 401, f"{method} {path} answered {response.status_code}"
+        assert response.headers["content-type"] == "application/problem+json"
