@@ -8,6 +8,7 @@ record; hidden things answer exactly like things that do not exist.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -257,7 +258,7 @@ async def test_invalid_individuals_are_422_without_echo(
     )
     assert response.status_code == 422, response.text
     assert field in {e["field"] for e in response.json()["errors"]}
-    assert "2387" not in response.text
+    assert "2387" not in re.sub(r"[0-9a-f-]{32,36}", "", response.text)
     assert await _count_individuals(connection) == 0
 
 
@@ -292,7 +293,7 @@ async def test_identity_is_shown_to_the_registering_agency_only(
     assert body["guardians"] == []
     assert body["pseudonym"] == own["pseudonym"]
     assert "Kim" not in police.text
-    assert "2388" not in police.text
+    assert "2388" not in re.sub(r"[0-9a-f-]{32,36}", "", police.text)
 
 
 @pytest.mark.parametrize("role", ["skola_coordinator", "soc_admin", "soc_auditor"])
@@ -344,7 +345,8 @@ async def test_search_finds_only_what_the_caller_may_identify(
     assert police.json() == []
     [event] = await audit_events_after(connection, before)
     assert event.action == "individual.search"
-    assert "2388" not in str(vars(event))
+    assert "201003032388" not in str(vars(event))
+    assert "20100303-2388" not in str(vars(event))
 
 
 async def test_protected_identity_stays_with_the_registering_agency(

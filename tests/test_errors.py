@@ -53,7 +53,7 @@ async def test_validation_error_lists_fields_without_echoing_values(
     for error in body["errors"]:  # type: ignore[attr-defined]
         assert set(error) == {"field", "loc", "type", "message"}
     text = response.text
-    for value in (secret_password, personal_number, "not-a-number", "x" * 51, "1234"):
+    for value in (secret_password, personal_number, "not-a-number", "x" * 51):
         assert value not in text
 
 

@@ -6,6 +6,7 @@ part, SKOLA does not.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -344,7 +345,7 @@ async def test_protected_identity_never_leaks_under_a_consent(
     for response in responses:
         assert response.status_code == 200
         assert "Hemlig" not in response.text
-        assert "2370" not in response.text
+        assert "2370" not in re.sub(r"[0-9a-f-]{32,36}", "", response.text)
 
 
 async def test_emergency_access_opens_what_the_basis_allows_for_a_limited_time(
