@@ -59,6 +59,14 @@ async def get_agency(session: AsyncSession, *, agency_id: uuid.UUID) -> Agency:
     return agency
 
 
+async def kind_of(session: AsyncSession, agency_id: uuid.UUID) -> str:
+    """The agency's kind (socialtjanst, polis, ...), which several rules depend on."""
+    kind: str = (
+        await session.execute(select(Agency.kind).where(Agency.id == agency_id))
+    ).scalar_one()
+    return kind
+
+
 async def ensure_exists(session: AsyncSession, *, agency_id: uuid.UUID, field: str) -> None:
     """422 naming ``field`` when a request refers to an agency that does not exist."""
     if await session.get(Agency, agency_id) is None:

@@ -7,10 +7,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agencies.models import Agency
+from app.agencies import service as agency_service
 from app.audit import writer as audit
 from app.auth.actor import Actor
 from app.cases import service as case_service
@@ -32,9 +31,7 @@ async def request_access(
     basis = get_engine().reference.legal_bases.get(data.legal_basis)
     if basis is None:
         raise ValidationFailed.for_field("body.legal_basis", "Unknown legal basis.", "unknown")
-    kind = (
-        await session.execute(select(Agency.kind).where(Agency.id == actor.agency_id))
-    ).scalar_one()
+    kind = await agency_service.kind_of(session, actor.agency_id)
     if kind not in {k.value for k in basis.used_by}:
         raise ValidationFailed.for_field(
             "body.legal_basis", "This legal basis is not open to your agency.", "not_allowed"

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agencies.models import Agency
+from app.agencies import service as agency_service
 from app.audit import writer as audit
 from app.auth.actor import Actor
 from app.cases import service as case_service
@@ -31,10 +31,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _kind(session: AsyncSession, agency_id: uuid.UUID) -> str:
-    return (await session.execute(select(Agency.kind).where(Agency.id == agency_id))).scalar_one()
-
-
 async def _facts(session: AsyncSession, entry: Entry) -> EntryFacts:
     case = await session.get(Case, entry.case_id)
     assert case is not None
@@ -43,7 +39,7 @@ async def _facts(session: AsyncSession, entry: Entry) -> EntryFacts:
         source_agency_id=entry.source_agency_id,
         category=entry.category,
         case=await case_service.case_facts(session, case),
-        source_agency_kind=await _kind(session, entry.source_agency_id),
+        source_agency_kind=await agency_service.kind_of(session, entry.source_agency_id),
     )
 
 
@@ -117,7 +113,7 @@ async def create_entry(
     category = get_engine().reference.categories.get(data.category)
     if category is None:
         raise ValidationFailed.for_field("body.category", "Unknown category.", "unknown_category")
-    kind = await _kind(session, actor.agency_id)
+    kind = await agency_service.kind_of(session, actor.agency_id)
     if kind not in {k.value for k in category.recorded_by}:
         raise ValidationFailed.for_field(
             "body.category", "Your agency may not record in this category.", "category_not_allowed"

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agencies.models import Agency
+from app.agencies import service as agency_service
 from app.audit import writer as audit
 from app.auth.actor import Actor
 from app.cases.models import Case, CaseParticipant
@@ -47,15 +47,14 @@ async def facts(session: AsyncSession, individual: Individual) -> IndividualFact
         .join(Case, Case.id == CaseParticipant.case_id)
         .where(Case.individual_id == individual.id)
     )
-    kind = await session.execute(
-        select(Agency.kind).where(Agency.id == individual.registering_agency_id)
-    )
     return IndividualFacts(
         id=individual.id,
         registering_agency_id=individual.registering_agency_id,
         protected_identity=individual.protected_identity,
         case_agency_ids=frozenset(agencies.scalars()),
-        registering_agency_kind=kind.scalar_one(),
+        registering_agency_kind=await agency_service.kind_of(
+            session, individual.registering_agency_id
+        ),
     )
 
 
