@@ -256,6 +256,7 @@ async def test_a_consent_covering_identity_shows_the_name(
     assert shown.json()["given_name"] == "Kim"
     [event] = await audit_events_after(connection, before)
     assert (event.basis, str(event.consent_id)) == ("consent", consent["id"])
+    before = await audit_head(connection)
     found = await _call(
         client,
         app,
@@ -265,6 +266,13 @@ async def test_a_consent_covering_identity_shows_the_name(
         params={"personal_number": "20100303-2388"},
     )
     assert [i["id"] for i in found.json()] == [scenario.individual["id"]]
+    search, hit = await audit_events_after(connection, before)
+    assert search.action == "individual.search"
+    assert (hit.action, hit.basis, str(hit.consent_id)) == (
+        "individual.read",
+        "consent",
+        consent["id"],
+    )
 
 
 async def test_protected_identity_never_leaks_under_a_consent(

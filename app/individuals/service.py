@@ -83,10 +83,43 @@ def read_basis(decision: PolicyDecision, fallback: str) -> dict[str, Any]:
     return {"basis": fallback, "flags": []}
 
 
+def _read_record(
+    actor: Actor,
+    individual: Individual,
+    identity: PolicyDecision,
+    *,
+    policy_id: str,
+    reason: str | None = None,
+) -> audit.Record:
+    """The ``individual.read`` record: what the identity was shown on (own agency, consent
+    id, legal basis), or that only the pseudonym was."""
+    fields = read_basis(
+        identity,
+        "own_agency" if identity.allowed and identity.basis is Basis.POLICY else "case_participant",
+    )
+    if individual.protected_identity:
+        fields["flags"].append("protected_identity")
+    return actor.record(
+        "individual.read",
+        resource_type="individual",
+        resource_id=str(individual.id),
+        individual_id=individual.id,
+        policy_id=identity.policy_id if identity.allowed else policy_id,
+        reason=reason,
+        **fields,
+    )
+
+
 async def to_read(
-    session: AsyncSession, actor: Actor, individual: Individual, individual_facts: IndividualFacts
+    session: AsyncSession,
+    actor: Actor,
+    individual: Individual,
+    individual_facts: IndividualFacts,
+    identity: PolicyDecision | None = None,
 ) -> IndividualRead:
-    visible = (await identity_decision(session, actor, individual_facts)).allowed
+    if identity is None:
+        identity = await identity_decision(session, actor, individual_facts)
+    visible = identity.allowed
     guardians: list[GuardianRead] = []
     if visible:
         rows = await session.execute(
@@ -230,23 +263,10 @@ async def get_individual(
         resource_id=str(individual.id),
         individual_id=individual.id,
     )
-    result = await to_read(session, actor, individual, individual_facts)
     identity = await identity_decision(session, actor, individual_facts)
-    fields = read_basis(
-        identity, "own_agency" if identity.basis is Basis.POLICY else "case_participant"
-    )
-    if individual.protected_identity:
-        fields["flags"].append("protected_identity")
+    result = await to_read(session, actor, individual, individual_facts, identity)
     await audit.append(
-        session,
-        actor.record(
-            "individual.read",
-            resource_type="individual",
-            resource_id=str(individual.id),
-            individual_id=individual.id,
-            policy_id=identity.policy_id if identity.allowed else decision.policy_id,
-            **fields,
-        ),
+        session, _read_record(actor, individual, identity, policy_id=decision.policy_id)
     )
     return result
 
@@ -276,16 +296,12 @@ async def search_individuals(
     results = []
     for individual in found:
         individual_facts = await facts(session, individual)
-        results.append(await to_read(session, actor, individual, individual_facts))
+        identity = await identity_decision(session, actor, individual_facts)
+        results.append(await to_read(session, actor, individual, individual_facts, identity))
         await audit.append(
             session,
-            actor.record(
-                "individual.read",
-                resource_type="individual",
-                resource_id=str(individual.id),
-                individual_id=individual.id,
-                basis="own_agency",
-                reason="search hit",
+            _read_record(
+                actor, individual, identity, policy_id=identity.policy_id, reason="search hit"
             ),
         )
     return results

@@ -133,7 +133,6 @@ class PolicyEngine:
         results = cedarpy.is_authorized_batch(
             requests, self._policies, list(unique.values()), self._schema
         )
-        denial = DEFAULT_DENY
         for result, (_, basis, ground) in zip(results, contexts, strict=True):
             if result.diagnostics.errors:
                 # An evaluation error is never a permit.
@@ -151,7 +150,7 @@ class PolicyEngine:
                 consent_id=ground.id if basis is Basis.CONSENT else None,
                 legal_basis=ground.legal_basis if basis is Basis.EMERGENCY_ACCESS else None,
             )
-        return PolicyDecision(False, denial)
+        return PolicyDecision(False, DEFAULT_DENY)
 
 
 def _read(path: Path) -> str:
