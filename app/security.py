@@ -30,7 +30,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jose import jwt
+from jose import jwk, jwt
 from jose.exceptions import JOSEError
 from passlib.context import CryptContext
 
@@ -84,7 +84,15 @@ class TokenService:
         self.issuer = settings.jwt_issuer
         self.audience = settings.jwt_audience
         self.max_bytes = settings.max_token_bytes
-        self._signing_key, self._verification_key, thumbprint = _load_keys(settings)
+        signing_key, verification_key, thumbprint = _load_keys(settings)
+        # Parsed once: loading an RSA private key from PEM validates it, which costs about
+        # 150 ms of CPU; python-jose would otherwise do that for every token it signs.
+        self._signing_key = jwk.construct(signing_key, self.algorithm)
+        self._verification_key = jwk.construct(verification_key, self.algorithm)
+        # What a relying party needs to check our tokens (never the HMAC secret).
+        self.public_key_pem: str | None = (
+            None if self.algorithm == "HS256" else str(verification_key)
+        )
         self.key_id = settings.jwt_key_id or thumbprint
 
     def issue(

@@ -93,9 +93,10 @@ async def test_hs256_signed_with_the_public_key_is_refused(
     client: httpx.AsyncClient, tokens: TokenService, user: User, encoding: str
 ) -> None:
     """Algorithm confusion: the RSA public key used as an HMAC secret."""
-    public = serialization.load_pem_public_key(tokens._verification_key.encode())
+    assert tokens.public_key_pem is not None
+    public = serialization.load_pem_public_key(tokens.public_key_pem.encode())
     secret = (
-        tokens._verification_key.encode()
+        tokens.public_key_pem.encode()
         if encoding == "pem"
         else public.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
