@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy import Connection
 
 from app.config import Settings, get_settings
-from app.db import Base, create_engine
+from app.db import Base, UtcDateTime, create_engine
 from app.models import load_all_models
 
 load_all_models()
@@ -16,11 +17,19 @@ target_metadata = Base.metadata
 config = context.config
 
 
+def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
+    """Autogenerate writes app.db.UtcDateTime as the plain column type it stands for."""
+    if type_ == "type" and isinstance(obj, UtcDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
 def _do_run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
+        render_item=_render_item,
         render_as_batch=connection.dialect.name == "sqlite",
         # app.db makes SQLite transactions real (BEGIN IMMEDIATE), so DDL there is
         # transactional too: a failed migration leaves nothing half-applied.

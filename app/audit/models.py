@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Integer, String, Text, Uuid
+from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, UtcDateTime
 
 GENESIS_HASH = "0" * 64
 
@@ -36,7 +36,7 @@ class AuditEvent(Base):
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     actor_client_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     actor_agency_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)

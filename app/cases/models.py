@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, ForeignKey, String, Uuid
+from sqlalchemy import ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, UtcDateTime
 
 
 class Programme(StrEnum):
@@ -53,9 +53,9 @@ class Case(Base):
     status: Mapped[str] = mapped_column(String(10))
     closure_reason: Mapped[str | None] = mapped_column(String(20))
     created_by: Mapped[uuid.UUID] = mapped_column(Uuid)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class CaseParticipant(Base):
@@ -67,7 +67,7 @@ class CaseParticipant(Base):
     agency_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("agency.id"), primary_key=True, index=True
     )
-    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime)
     added_by: Mapped[uuid.UUID] = mapped_column(Uuid)
 
 

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text, Uuid
+from sqlalchemy import ForeignKey, Integer, LargeBinary, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, UtcDateTime
 
 
 class ConsentMethod(StrEnum):
@@ -36,13 +36,13 @@ class Consent(Base):
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("case_file.id"), index=True)
     individual_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("individual.id"), index=True)
     purpose: Mapped[str] = mapped_column(Text)
-    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    valid_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_until: Mapped[datetime] = mapped_column(UtcDateTime)
     method: Mapped[str] = mapped_column(String(10))
     supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consent.id"))
     registered_by: Mapped[uuid.UUID] = mapped_column(Uuid)
-    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     withdrawal_reason: Mapped[str | None] = mapped_column(Text)
     withdrawn_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
@@ -71,7 +71,7 @@ class ConsentSignatory(Base):
     role: Mapped[str] = mapped_column(String(10))
     guardian_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("guardian.id"))
     name: Mapped[str] = mapped_column(String(200))
-    signed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    signed_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class ConsentDocument(Base):
@@ -85,4 +85,4 @@ class ConsentDocument(Base):
     size_bytes: Mapped[int] = mapped_column(Integer)
     content: Mapped[bytes] = mapped_column(LargeBinary)
     uploaded_by: Mapped[uuid.UUID] = mapped_column(Uuid)
-    uploaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    uploaded_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, UtcDateTime
 
 
 class Entry(Base):
@@ -25,7 +25,7 @@ class Entry(Base):
     source_agency_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agency.id"), index=True)
     category: Mapped[str] = mapped_column(String(40))
     created_by: Mapped[uuid.UUID] = mapped_column(Uuid)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     current_version: Mapped[int] = mapped_column(Integer)
 
 
@@ -38,4 +38,4 @@ class EntryVersion(Base):
     body: Mapped[str] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
     author_id: Mapped[uuid.UUID] = mapped_column(Uuid)
-    recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)

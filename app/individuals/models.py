@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, DateTime, ForeignKey, String, UniqueConstraint, Uuid
+from sqlalchemy import Boolean, Date, ForeignKey, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.db import Base, UtcDateTime
 
 
 class Individual(Base):
@@ -31,7 +31,7 @@ class Individual(Base):
     birth_date: Mapped[date] = mapped_column(Date)
     protected_identity: Mapped[bool] = mapped_column(Boolean)
     created_by: Mapped[uuid.UUID] = mapped_column(Uuid)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class Guardian(Base):
