@@ -33,6 +33,9 @@ from app.main import create_app
 from app.migrate import upgrade_connection
 from tests.support import PROBE_TABLE_DDL, install_probe
 
+# The shared world of the API tests (agencies, users per role, the standard case).
+pytest_plugins = ["tests.scenarios"]
+
 for _name in [n for n in os.environ if n.startswith("SAMVERKAN_") and "TEST" not in n]:
     # A developer's shell configuration (SAMVERKAN_ENV=prod, a real database) must
     # never reach the tests.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,111 +17,23 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.agencies.models import Agency, AgencyKind
 from app.individuals.models import Individual
-from app.users.models import Role, User
-from tests.factories import audit_events_after, audit_head, bearer, make_agency, make_user
+from app.users.models import User
+from tests.factories import audit_events_after, audit_head
+from tests.scenarios import (
+    API,
+    CHILD_NUMBER,
+    Scenario,
+    World,
+    call,
+    consent_body,
+    individual_body,
+    register_consent,
+)
 
-API = "/api/v1"
-CHILD_NUMBER = "20100303-2388"  # a valid personnummer: born 2010-03-03, a minor in 2026
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
-
-
-@dataclass
-class World:
-    soc: Agency
-    pol: Agency
-    skola: Agency
-    soc_coordinator: User
-    soc_caseworker: User
-    pol_caseworker: User
-    pol_coordinator: User
-    skola_coordinator: User
-    soc_admin: User
-    soc_auditor: User
-
-
-@pytest.fixture
-async def world(session: AsyncSession) -> World:
-    soc = await make_agency(session, name="Socialtjänsten", kind=AgencyKind.SOCIALTJANST.value)
-    pol = await make_agency(session, name="Polisen", kind=AgencyKind.POLIS.value)
-    skola = await make_agency(session, name="Skolan", kind=AgencyKind.SKOLA.value)
-    return World(
-        soc=soc,
-        pol=pol,
-        skola=skola,
-        soc_coordinator=await make_user(session, roles={Role.COORDINATOR}, agency=soc),
-        soc_caseworker=await make_user(session, roles={Role.CASEWORKER}, agency=soc),
-        pol_caseworker=await make_user(session, roles={Role.CASEWORKER}, agency=pol),
-        pol_coordinator=await make_user(session, roles={Role.COORDINATOR}, agency=pol),
-        skola_coordinator=await make_user(session, roles={Role.COORDINATOR}, agency=skola),
-        soc_admin=await make_user(session, roles={Role.ADMIN}, agency=soc),
-        soc_auditor=await make_user(session, roles={Role.AUDITOR}, agency=soc),
-    )
-
-
-def _individual(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "personal_number": CHILD_NUMBER,
-        "given_name": "Kim",
-        "family_name": "Testsson",
-        "protected_identity": False,
-        "guardians": [
-            {"given_name": "Mamma", "family_name": "Testsson", "has_custody": True},
-            {"given_name": "Pappa", "family_name": "Testsson", "has_custody": True},
-        ],
-    }
-    body.update(overrides)
-    return body
-
-
-@dataclass
-class Scenario:
-    individual: dict[str, Any]
-    case: dict[str, Any]
-
-
-async def _call(
-    client: httpx.AsyncClient,
-    app: FastAPI,
-    user: User | None,
-    method: str,
-    path: str,
-    headers: dict[str, str] | None = None,
-    **kw: Any,
-) -> httpx.Response:
-    merged = (bearer(app, user) if user else {}) | (headers or {})
-    return await client.request(method, API + path, headers=merged, **kw)
-
-
-@pytest.fixture
-async def scenario(client: httpx.AsyncClient, app: FastAPI, world: World) -> Scenario:
-    """A SIG case led by SOC for a registered minor, with POL taking part."""
-    created = await _call(
-        client, app, world.soc_coordinator, "POST", "/individuals", json=_individual()
-    )
-    assert created.status_code == 201, created.text
-    case = await _call(
-        client,
-        app,
-        world.soc_coordinator,
-        "POST",
-        "/cases",
-        json={"individual_id": created.json()["id"], "programme": "sig"},
-    )
-    assert case.status_code == 201, case.text
-    joined = await _call(
-        client,
-        app,
-        world.soc_coordinator,
-        "POST",
-        f"/cases/{case.json()['id']}/participants",
-        json={"agency_id": str(world.pol.id), "user_ids": [str(world.pol_caseworker.id)]},
-    )
-    assert joined.status_code == 201, joined.text
-    return Scenario(individual=created.json(), case=case.json())
 
 
 def _without_request_id(response: httpx.Response) -> dict[str, Any]:
@@ -138,8 +49,8 @@ async def test_a_coordinator_registers_an_individual_and_it_is_audited(
     client: httpx.AsyncClient, app: FastAPI, world: World, connection: AsyncConnection
 ) -> None:
     before = await audit_head(connection)
-    response = await _call(
-        client, app, world.soc_coordinator, "POST", "/individuals", json=_individual()
+    response = await call(
+        client, app, world.soc_coordinator, "POST", "/individuals", json=individual_body()
     )
     assert response.status_code == 201, response.text
     body = response.json()
@@ -164,8 +75,8 @@ async def test_only_coordinators_register_individuals(
     client: httpx.AsyncClient, app: FastAPI, world: World, connection: AsyncConnection, role: str
 ) -> None:
     before = await audit_head(connection)
-    response = await _call(
-        client, app, getattr(world, role), "POST", "/individuals", json=_individual()
+    response = await call(
+        client, app, getattr(world, role), "POST", "/individuals", json=individual_body()
     )
     assert response.status_code == 403
     [event] = await audit_events_after(connection, before)
@@ -203,21 +114,21 @@ async def test_anonymous_is_401_everywhere(client: httpx.AsyncClient) -> None:
 async def test_the_same_person_twice_in_one_agency_is_409_but_another_agency_is_not_told(
     client: httpx.AsyncClient, app: FastAPI, world: World
 ) -> None:
-    first = await _call(
-        client, app, world.soc_coordinator, "POST", "/individuals", json=_individual()
+    first = await call(
+        client, app, world.soc_coordinator, "POST", "/individuals", json=individual_body()
     )
     assert first.status_code == 201
-    again = await _call(
+    again = await call(
         client,
         app,
         world.soc_coordinator,
         "POST",
         "/individuals",
-        json=_individual(personal_number="201003032388"),
+        json=individual_body(personal_number="201003032388"),
     )
     assert again.status_code == 409
-    elsewhere = await _call(
-        client, app, world.skola_coordinator, "POST", "/individuals", json=_individual()
+    elsewhere = await call(
+        client, app, world.skola_coordinator, "POST", "/individuals", json=individual_body()
     )
     assert elsewhere.status_code == 201
     assert elsewhere.json()["id"] != first.json()["id"]
@@ -253,8 +164,8 @@ async def test_invalid_individuals_are_422_without_echo(
     change: dict[str, Any],
     field: str,
 ) -> None:
-    response = await _call(
-        client, app, world.soc_coordinator, "POST", "/individuals", json=_individual(**change)
+    response = await call(
+        client, app, world.soc_coordinator, "POST", "/individuals", json=individual_body(**change)
     )
     assert response.status_code == 422, response.text
     assert field in {e["field"] for e in response.json()["errors"]}
@@ -265,13 +176,13 @@ async def test_invalid_individuals_are_422_without_echo(
 async def test_without_a_number_a_reserve_id_is_assigned(
     client: httpx.AsyncClient, app: FastAPI, world: World
 ) -> None:
-    response = await _call(
+    response = await call(
         client,
         app,
         world.soc_coordinator,
         "POST",
         "/individuals",
-        json=_individual(personal_number=None, birth_date="2009-07-01"),
+        json=individual_body(personal_number=None, birth_date="2009-07-01"),
     )
     assert response.status_code == 201
     assert response.json()["reserve_id"].startswith("R-")
@@ -282,10 +193,10 @@ async def test_identity_is_shown_to_the_registering_agency_only(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
     path = f"/individuals/{scenario.individual['id']}"
-    own = (await _call(client, app, world.soc_caseworker, "GET", path)).json()
+    own = (await call(client, app, world.soc_caseworker, "GET", path)).json()
     assert own["given_name"] == "Kim"
     assert own["identity_visible"] is True
-    police = await _call(client, app, world.pol_caseworker, "GET", path)
+    police = await call(client, app, world.pol_caseworker, "GET", path)
     assert police.status_code == 200
     body = police.json()
     assert body["identity_visible"] is False
@@ -308,8 +219,8 @@ async def test_outsiders_get_the_same_404_as_for_nothing(
     user = getattr(world, role)
     for kind, real in [("individuals", scenario.individual["id"]), ("cases", scenario.case["id"])]:
         before = await audit_head(connection)
-        hidden = await _call(client, app, user, "GET", f"/{kind}/{real}")
-        missing = await _call(client, app, user, "GET", f"/{kind}/{uuid.uuid4()}")
+        hidden = await call(client, app, user, "GET", f"/{kind}/{real}")
+        missing = await call(client, app, user, "GET", f"/{kind}/{uuid.uuid4()}")
         assert hidden.status_code == missing.status_code == 404
         assert _without_request_id(hidden) == _without_request_id(missing)
         events = await audit_events_after(connection, before)
@@ -323,7 +234,7 @@ async def test_search_finds_only_what_the_caller_may_identify(
     scenario: Scenario,
     connection: AsyncConnection,
 ) -> None:
-    own = await _call(
+    own = await call(
         client,
         app,
         world.soc_caseworker,
@@ -333,7 +244,7 @@ async def test_search_finds_only_what_the_caller_may_identify(
     )
     assert [i["id"] for i in own.json()] == [scenario.individual["id"]]
     before = await audit_head(connection)
-    police = await _call(
+    police = await call(
         client,
         app,
         world.pol_caseworker,
@@ -352,15 +263,15 @@ async def test_search_finds_only_what_the_caller_may_identify(
 async def test_protected_identity_stays_with_the_registering_agency(
     client: httpx.AsyncClient, app: FastAPI, world: World, connection: AsyncConnection
 ) -> None:
-    created = await _call(
+    created = await call(
         client,
         app,
         world.soc_coordinator,
         "POST",
         "/individuals",
-        json=_individual(protected_identity=True),
+        json=individual_body(protected_identity=True),
     )
-    case = await _call(
+    case = await call(
         client,
         app,
         world.soc_coordinator,
@@ -368,7 +279,7 @@ async def test_protected_identity_stays_with_the_registering_agency(
         "/cases",
         json={"individual_id": created.json()["id"], "programme": "trefas"},
     )
-    await _call(
+    await call(
         client,
         app,
         world.soc_coordinator,
@@ -376,7 +287,7 @@ async def test_protected_identity_stays_with_the_registering_agency(
         f"/cases/{case.json()['id']}/participants",
         json={"agency_id": str(world.pol.id)},
     )
-    police = await _call(client, app, world.pol_caseworker, "GET", f"/cases/{case.json()['id']}")
+    police = await call(client, app, world.pol_caseworker, "GET", f"/cases/{case.json()['id']}")
     assert police.status_code == 200
     assert police.json()["individual"]["identity_visible"] is False
     assert "Kim" not in police.text
@@ -392,7 +303,7 @@ async def test_case_is_led_by_the_creator_and_read_by_participants(
     assert case["lead_agency_id"] == str(world.soc.id)
     assert case["status"] == "open"
     for user in (world.soc_caseworker, world.pol_caseworker, world.pol_coordinator):
-        assert (await _call(client, app, user, "GET", f"/cases/{case['id']}")).status_code == 200
+        assert (await call(client, app, user, "GET", f"/cases/{case['id']}")).status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -407,7 +318,7 @@ async def test_only_the_registering_agencys_coordinator_opens_a_case(
     role: str,
     status: int,
 ) -> None:
-    response = await _call(
+    response = await call(
         client,
         app,
         getattr(world, role),
@@ -429,12 +340,12 @@ async def test_case_list_is_filtered_by_participation(
         (world.skola_coordinator, []),
         (world.soc_admin, []),
     ]:
-        listed = await _call(client, app, user, "GET", "/cases")
+        listed = await call(client, app, user, "GET", "/cases")
         assert [c["id"] for c in listed.json()["items"]] == expected
     by_number = {"personal_number": CHILD_NUMBER}
-    own = await _call(client, app, world.soc_caseworker, "GET", "/cases", params=by_number)
+    own = await call(client, app, world.soc_caseworker, "GET", "/cases", params=by_number)
     assert len(own.json()["items"]) == 1
-    police = await _call(client, app, world.pol_caseworker, "GET", "/cases", params=by_number)
+    police = await call(client, app, world.pol_caseworker, "GET", "/cases", params=by_number)
     assert police.json()["items"] == []
 
 
@@ -445,7 +356,7 @@ async def test_status_transitions(
     lead = world.soc_coordinator
 
     async def patch(body: dict[str, Any], user: User = lead) -> httpx.Response:
-        return await _call(client, app, user, "PATCH", path, json=body)
+        return await call(client, app, user, "PATCH", path, json=body)
 
     assert (await patch({"status": "active"}, world.pol_caseworker)).status_code == 403
     assert (await patch({"status": "active"}, world.skola_coordinator)).status_code == 404
@@ -463,13 +374,13 @@ async def test_removing_an_agency_ends_its_access_at_once(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
     case_path = f"/cases/{scenario.case['id']}"
-    assert (await _call(client, app, world.pol_caseworker, "GET", case_path)).status_code == 200
-    removed = await _call(
+    assert (await call(client, app, world.pol_caseworker, "GET", case_path)).status_code == 200
+    removed = await call(
         client, app, world.soc_coordinator, "DELETE", f"{case_path}/participants/{world.pol.id}"
     )
     assert removed.status_code == 204
-    assert (await _call(client, app, world.pol_caseworker, "GET", case_path)).status_code == 404
-    lead = await _call(
+    assert (await call(client, app, world.pol_caseworker, "GET", case_path)).status_code == 404
+    lead = await call(
         client, app, world.soc_coordinator, "DELETE", f"{case_path}/participants/{world.soc.id}"
     )
     assert lead.status_code == 409
@@ -479,11 +390,11 @@ async def test_participants_must_exist_and_bring_their_own_users(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
     path = f"/cases/{scenario.case['id']}/participants"
-    again = await _call(
+    again = await call(
         client, app, world.soc_coordinator, "POST", path, json={"agency_id": str(world.pol.id)}
     )
     assert again.status_code == 409
-    wrong_user = await _call(
+    wrong_user = await call(
         client,
         app,
         world.soc_coordinator,
@@ -492,52 +403,15 @@ async def test_participants_must_exist_and_bring_their_own_users(
         json={"agency_id": str(world.skola.id), "user_ids": [str(world.pol_caseworker.id)]},
     )
     assert wrong_user.status_code == 422
-    unknown = await _call(
+    unknown = await call(
         client, app, world.soc_coordinator, "POST", path, json={"agency_id": str(uuid.uuid4())}
     )
     assert unknown.status_code == 422
-    listed = await _call(client, app, world.pol_caseworker, "GET", path)
+    listed = await call(client, app, world.pol_caseworker, "GET", path)
     assert {p["agency_id"] for p in listed.json()} == {str(world.soc.id), str(world.pol.id)}
 
 
 # --- consents ------------------------------------------------------------------------
-
-
-def _consent(scenario: Scenario, world: World, **overrides: Any) -> dict[str, Any]:
-    guardians = scenario.individual["guardians"]
-    signed = (datetime.now(UTC) - timedelta(days=1)).isoformat()
-    body: dict[str, Any] = {
-        "signatories": [
-            {
-                "role": "guardian",
-                "guardian_id": g["id"],
-                "name": g["given_name"],
-                "signed_at": signed,
-            }
-            for g in guardians
-        ],
-        "agency_ids": [str(world.soc.id), str(world.pol.id)],
-        "categories": ["identity", "social_services", "police", "plan"],
-        "purpose": "Samordnade insatser inom SIG",
-        "valid_from": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-        "valid_until": (datetime.now(UTC) + timedelta(days=180)).isoformat(),
-        "method": "paper",
-    }
-    body.update(overrides)
-    return body
-
-
-async def _register(
-    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario, **overrides: Any
-) -> httpx.Response:
-    return await _call(
-        client,
-        app,
-        world.soc_coordinator,
-        "POST",
-        f"/cases/{scenario.case['id']}/consents",
-        json=_consent(scenario, world, **overrides),
-    )
 
 
 async def test_a_consent_signed_by_both_custodial_guardians_is_active(
@@ -548,16 +422,16 @@ async def test_a_consent_signed_by_both_custodial_guardians_is_active(
     connection: AsyncConnection,
 ) -> None:
     before = await audit_head(connection)
-    response = await _register(client, app, world, scenario)
+    response = await register_consent(client, app, world, scenario)
     assert response.status_code == 201, response.text
     consent = response.json()
     assert consent["status"] == "active"
     assert set(consent["agency_ids"]) == {str(world.soc.id), str(world.pol.id)}
     [event] = await audit_events_after(connection, before)
     assert (event.action, str(event.consent_id)) == ("consent.register", consent["id"])
-    police = await _call(client, app, world.pol_caseworker, "GET", f"/consents/{consent['id']}")
+    police = await call(client, app, world.pol_caseworker, "GET", f"/consents/{consent['id']}")
     assert police.status_code == 200
-    school = await _call(client, app, world.skola_coordinator, "GET", f"/consents/{consent['id']}")
+    school = await call(client, app, world.skola_coordinator, "GET", f"/consents/{consent['id']}")
     assert school.status_code == 404
 
 
@@ -582,7 +456,7 @@ async def test_invalid_consents_are_422(
     change: dict[str, Any],
     field: str,
 ) -> None:
-    response = await _register(client, app, world, scenario, **change)
+    response = await register_consent(client, app, world, scenario, **change)
     assert response.status_code == 422, response.text
     assert field in {e["field"] for e in response.json()["errors"]}
 
@@ -590,16 +464,18 @@ async def test_invalid_consents_are_422(
 async def test_a_consent_naming_one_agency_twice_is_422(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
-    response = await _register(client, app, world, scenario, agency_ids=[str(world.soc.id)] * 2)
+    response = await register_consent(
+        client, app, world, scenario, agency_ids=[str(world.soc.id)] * 2
+    )
     assert response.status_code == 422
 
 
 async def test_one_guardian_of_two_is_refused_naming_the_rule(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
-    body = _consent(scenario, world)
+    body = consent_body(scenario, world)
     body["signatories"] = body["signatories"][:1]
-    response = await _call(
+    response = await call(
         client,
         app,
         world.soc_coordinator,
@@ -615,13 +491,13 @@ async def test_one_guardian_of_two_is_refused_naming_the_rule(
 async def test_only_the_lead_coordinator_registers_consents(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario, role: str
 ) -> None:
-    response = await _call(
+    response = await call(
         client,
         app,
         getattr(world, role),
         "POST",
         f"/cases/{scenario.case['id']}/consents",
-        json=_consent(scenario, world),
+        json=consent_body(scenario, world),
     )
     assert response.status_code == 403
 
@@ -629,13 +505,13 @@ async def test_only_the_lead_coordinator_registers_consents(
 async def test_withdrawal_is_immediate_and_once(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
-    consent = (await _register(client, app, world, scenario)).json()
+    consent = (await register_consent(client, app, world, scenario)).json()
     path = f"/consents/{consent['id']}/withdrawal"
-    by_police = await _call(client, app, world.pol_caseworker, "POST", path, json={"reason": "x"})
+    by_police = await call(client, app, world.pol_caseworker, "POST", path, json={"reason": "x"})
     assert by_police.status_code == 403
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     assert (
-        await _call(
+        await call(
             client,
             app,
             world.soc_coordinator,
@@ -644,7 +520,7 @@ async def test_withdrawal_is_immediate_and_once(
             json={"reason": "x", "withdrawn_at": future},
         )
     ).status_code == 422
-    withdrawn = await _call(
+    withdrawn = await call(
         client,
         app,
         world.soc_coordinator,
@@ -654,17 +530,17 @@ async def test_withdrawal_is_immediate_and_once(
     )
     assert withdrawn.status_code == 200
     assert withdrawn.json()["status"] == "withdrawn"
-    read = await _call(client, app, world.pol_caseworker, "GET", f"/consents/{consent['id']}")
+    read = await call(client, app, world.pol_caseworker, "GET", f"/consents/{consent['id']}")
     assert read.json()["status"] == "withdrawn"
     assert (
-        await _call(client, app, world.soc_coordinator, "POST", path, json={"reason": "again"})
+        await call(client, app, world.soc_coordinator, "POST", path, json={"reason": "again"})
     ).status_code == 409
 
 
 async def test_a_consent_starting_later_is_pending(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
-    response = await _register(
+    response = await register_consent(
         client,
         app,
         world,
@@ -672,7 +548,7 @@ async def test_a_consent_starting_later_is_pending(
         valid_from=(datetime.now(UTC) + timedelta(days=3)).isoformat(),
     )
     assert response.json()["status"] == "pending"
-    listed = await _call(
+    listed = await call(
         client, app, world.pol_caseworker, "GET", f"/cases/{scenario.case['id']}/consents"
     )
     assert [c["status"] for c in listed.json()] == ["pending"]
@@ -681,10 +557,10 @@ async def test_a_consent_starting_later_is_pending(
 async def test_the_signed_form_is_stored_once_by_content(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
-    consent = (await _register(client, app, world, scenario)).json()
+    consent = (await register_consent(client, app, world, scenario)).json()
     path = f"/consents/{consent['id']}/document"
     exe = b"MZ\x90\x00" + b"\x00" * 200
-    disguised = await _call(
+    disguised = await call(
         client,
         app,
         world.soc_coordinator,
@@ -694,7 +570,7 @@ async def test_the_signed_form_is_stored_once_by_content(
         headers={"content-type": "application/pdf"},
     )
     assert disguised.status_code == 422
-    stored = await _call(
+    stored = await call(
         client,
         app,
         world.soc_coordinator,
@@ -706,28 +582,28 @@ async def test_the_signed_form_is_stored_once_by_content(
     assert stored.status_code == 200, stored.text
     assert stored.json()["sha256"] == hashlib.sha256(PDF).hexdigest()
     assert stored.json()["media_type"] == "application/pdf"
-    replaced = await _call(client, app, world.soc_coordinator, "PUT", path, content=PDF + b" ")
+    replaced = await call(client, app, world.soc_coordinator, "PUT", path, content=PDF + b" ")
     assert replaced.status_code == 409
-    fetched = await _call(client, app, world.pol_caseworker, "GET", path)
+    fetched = await call(client, app, world.pol_caseworker, "GET", path)
     assert fetched.status_code == 200
     assert fetched.content == PDF
     assert fetched.headers["x-content-sha256"] == hashlib.sha256(PDF).hexdigest()
     assert fetched.headers["content-disposition"].startswith("attachment")
-    assert (await _call(client, app, world.skola_coordinator, "GET", path)).status_code == 404
+    assert (await call(client, app, world.skola_coordinator, "GET", path)).status_code == 404
 
 
 async def test_an_oversized_form_is_413_and_a_large_one_passes_the_body_limit(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
-    consent = (await _register(client, app, world, scenario)).json()
+    consent = (await register_consent(client, app, world, scenario)).json()
     path = f"/consents/{consent['id']}/document"
     big_png = b"\x89PNG\r\n\x1a\n" + b"\x00" * (2 * 1024 * 1024)  # over the 1 MiB API limit
     assert (
-        await _call(client, app, world.soc_coordinator, "PUT", path, content=big_png)
+        await call(client, app, world.soc_coordinator, "PUT", path, content=big_png)
     ).status_code == 200
     too_big = b"%PDF-" + b"\x00" * (10 * 1024 * 1024)
-    other = (await _register(client, app, world, scenario)).json()
-    response = await _call(
+    other = (await register_consent(client, app, world, scenario)).json()
+    response = await call(
         client,
         app,
         world.soc_coordinator,
@@ -741,10 +617,10 @@ async def test_an_oversized_form_is_413_and_a_large_one_passes_the_body_limit(
 async def test_reference_data_is_served_in_swedish_and_english(
     client: httpx.AsyncClient, app: FastAPI, world: World
 ) -> None:
-    categories = (await _call(client, app, world.pol_caseworker, "GET", "/categories")).json()
+    categories = (await call(client, app, world.pol_caseworker, "GET", "/categories")).json()
     assert {"identity", "police", "threat_assessment"} <= {c["code"] for c in categories}
     assert all(c["label_sv"] and c["label_en"] for c in categories)
-    bases = (await _call(client, app, world.pol_caseworker, "GET", "/legal-bases")).json()
+    bases = (await call(client, app, world.pol_caseworker, "GET", "/legal-bases")).json()
     assert bases
     assert all(b["example"] for b in bases)
 
@@ -793,7 +669,7 @@ async def test_endpoint_by_actor(
     expected: list[int],
     actor_index: int,
 ) -> None:
-    consent = await _register(client, app, world, scenario)
+    consent = await register_consent(client, app, world, scenario)
     assert consent.status_code == 201
     user = getattr(world, ACTORS[actor_index])
     path = template.format(
@@ -804,19 +680,19 @@ async def test_endpoint_by_actor(
     )
     kwargs: dict[str, Any] = {}
     if body == "individual":
-        kwargs["json"] = _individual(personal_number=None, birth_date="2011-01-01")
+        kwargs["json"] = individual_body(personal_number=None, birth_date="2011-01-01")
     elif body == "case":
         kwargs["json"] = {"individual_id": scenario.individual["id"], "programme": "sspf"}
     elif body == "skola":
         kwargs["json"] = {"agency_id": str(world.skola.id)}
     elif body == "consent":
-        kwargs["json"] = _consent(scenario, world)
+        kwargs["json"] = consent_body(scenario, world)
     elif body == "pdf":
         kwargs["content"] = PDF
     elif body is not None:
         kwargs["json"] = body
     before = await audit_head(connection)
-    response = await _call(client, app, user, method, path, **kwargs)
+    response = await call(client, app, user, method, path, **kwargs)
     status = expected[actor_index]
     assert response.status_code == status, response.text
     events = await audit_events_after(connection, before)

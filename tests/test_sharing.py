@@ -16,18 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.factories import audit_events_after, audit_head
-
-# The world and scenario fixtures of tests/test_cases.py, shared (pytest finds fixtures by
-# name in the module's namespace; F811 is silenced for this file in pyproject.toml).
-from tests.test_cases import (  # noqa: F401
-    Scenario,
-    World,
-    _call,
-    _individual,
-    _register,
-    scenario,
-    world,
-)
+from tests.scenarios import Scenario, World, call, individual_body, register_consent
 
 
 async def _entry(
@@ -35,7 +24,7 @@ async def _entry(
 ) -> dict[str, Any]:
     body = {"category": "social_services", "title": "Hembesök", "body": "Samtal med familjen."}
     body.update(overrides)
-    response = await _call(
+    response = await call(
         client,
         app,
         world.soc_caseworker,
@@ -51,7 +40,7 @@ async def _police_reads(
     client: httpx.AsyncClient, app: FastAPI, world: World, entry: dict[str, Any]
 ) -> int:
     return (
-        await _call(client, app, world.pol_caseworker, "GET", f"/entries/{entry['id']}")
+        await call(client, app, world.pol_caseworker, "GET", f"/entries/{entry['id']}")
     ).status_code
 
 
@@ -64,7 +53,7 @@ async def test_without_consent_another_agency_reads_nothing_and_the_denial_is_lo
 ) -> None:
     entry = await _entry(client, app, world, scenario)
     assert (
-        await _call(client, app, world.soc_coordinator, "GET", f"/entries/{entry['id']}")
+        await call(client, app, world.soc_coordinator, "GET", f"/entries/{entry['id']}")
     ).status_code == 200
     before = await audit_head(connection)
     assert await _police_reads(client, app, world, entry) == 404
@@ -72,7 +61,7 @@ async def test_without_consent_another_agency_reads_nothing_and_the_denial_is_lo
     assert (event.action, event.decision) == ("entry.read", "deny")
     assert str(event.case_id) == scenario.case["id"]
     assert str(event.individual_id) == scenario.individual["id"]
-    listed = await _call(
+    listed = await call(
         client, app, world.pol_caseworker, "GET", f"/cases/{scenario.case['id']}/entries"
     )
     assert listed.json()["items"] == []
@@ -87,7 +76,7 @@ async def test_an_active_consent_opens_the_categories_it_covers_and_says_so_in_t
 ) -> None:
     covered = await _entry(client, app, world, scenario)
     uncovered = await _entry(client, app, world, scenario, category="health")
-    consent = (await _register(client, app, world, scenario)).json()
+    consent = (await register_consent(client, app, world, scenario)).json()
     before = await audit_head(connection)
     assert await _police_reads(client, app, world, covered) == 200
     [event] = await audit_events_after(connection, before)
@@ -98,7 +87,7 @@ async def test_an_active_consent_opens_the_categories_it_covers_and_says_so_in_t
     )
     assert "sensitive_category" in event.flags
     assert await _police_reads(client, app, world, uncovered) == 404
-    listed = await _call(
+    listed = await call(
         client, app, world.pol_caseworker, "GET", f"/cases/{scenario.case['id']}/entries"
     )
     assert [e["id"] for e in listed.json()["items"]] == [covered["id"]]
@@ -108,9 +97,9 @@ async def test_withdrawal_stops_sharing_at_once(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
     entry = await _entry(client, app, world, scenario)
-    consent = (await _register(client, app, world, scenario)).json()
+    consent = (await register_consent(client, app, world, scenario)).json()
     assert await _police_reads(client, app, world, entry) == 200
-    withdrawn = await _call(
+    withdrawn = await call(
         client,
         app,
         world.soc_coordinator,
@@ -139,7 +128,7 @@ async def test_a_consent_outside_its_window_opens_nothing(
 ) -> None:
     entry = await _entry(client, app, world, scenario)
     now = datetime.now(UTC)
-    response = await _register(
+    response = await register_consent(
         client,
         app,
         world,
@@ -155,7 +144,7 @@ async def test_a_consent_naming_other_agencies_opens_nothing(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
     entry = await _entry(client, app, world, scenario)
-    await _register(
+    await register_consent(
         client, app, world, scenario, agency_ids=[str(world.soc.id), str(world.skola.id)]
     )
     assert await _police_reads(client, app, world, entry) == 404
@@ -172,7 +161,7 @@ async def test_agencies_record_only_their_own_categories(
     user: str,
     category: str,
 ) -> None:
-    response = await _call(
+    response = await call(
         client,
         app,
         getattr(world, user),
@@ -196,10 +185,10 @@ async def test_outsiders_neither_record_nor_read(
     status: int,
 ) -> None:
     entry = await _entry(client, app, world, scenario, category="plan")
-    await _register(client, app, world, scenario)
+    await register_consent(client, app, world, scenario)
     actor = getattr(world, user)
-    assert (await _call(client, app, actor, "GET", f"/entries/{entry['id']}")).status_code == status
-    created = await _call(
+    assert (await call(client, app, actor, "GET", f"/entries/{entry['id']}")).status_code == status
+    created = await call(
         client,
         app,
         actor,
@@ -214,9 +203,9 @@ async def test_corrections_add_versions_and_only_the_recording_agency_corrects(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
     entry = await _entry(client, app, world, scenario, category="plan")
-    await _register(client, app, world, scenario)
+    await register_consent(client, app, world, scenario)
     path = f"/entries/{entry['id']}/corrections"
-    corrected = await _call(
+    corrected = await call(
         client,
         app,
         world.soc_coordinator,
@@ -229,11 +218,11 @@ async def test_corrections_add_versions_and_only_the_recording_agency_corrects(
     assert (body["version"], body["body"]) == (2, "Rättad text.")
     assert [v["version"] for v in body["history"]] == [1, 2]
     assert body["history"][0]["body"] == "Samtal med familjen."
-    by_police = await _call(
+    by_police = await call(
         client, app, world.pol_caseworker, "POST", path, json={"body": "x", "reason": "y"}
     )
     assert by_police.status_code == 403
-    by_school = await _call(
+    by_school = await call(
         client, app, world.skola_coordinator, "POST", path, json={"body": "x", "reason": "y"}
     )
     assert by_school.status_code == 404
@@ -247,17 +236,15 @@ async def test_a_consent_covering_identity_shows_the_name(
     connection: AsyncConnection,
 ) -> None:
     path = f"/individuals/{scenario.individual['id']}"
-    assert (await _call(client, app, world.pol_caseworker, "GET", path)).json()[
-        "given_name"
-    ] is None
-    consent = (await _register(client, app, world, scenario)).json()
+    assert (await call(client, app, world.pol_caseworker, "GET", path)).json()["given_name"] is None
+    consent = (await register_consent(client, app, world, scenario)).json()
     before = await audit_head(connection)
-    shown = await _call(client, app, world.pol_caseworker, "GET", path)
+    shown = await call(client, app, world.pol_caseworker, "GET", path)
     assert shown.json()["given_name"] == "Kim"
     [event] = await audit_events_after(connection, before)
     assert (event.basis, str(event.consent_id)) == ("consent", consent["id"])
     before = await audit_head(connection)
-    found = await _call(
+    found = await call(
         client,
         app,
         world.pol_caseworker,
@@ -278,17 +265,17 @@ async def test_a_consent_covering_identity_shows_the_name(
 async def test_protected_identity_never_leaks_under_a_consent(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
-    protected = await _call(
+    protected = await call(
         client,
         app,
         world.soc_coordinator,
         "POST",
         "/individuals",
-        json=_individual(
+        json=individual_body(
             personal_number="20100303-2370", given_name="Hemlig", protected_identity=True
         ),
     )
-    case = await _call(
+    case = await call(
         client,
         app,
         world.soc_coordinator,
@@ -297,7 +284,7 @@ async def test_protected_identity_never_leaks_under_a_consent(
         json={"individual_id": protected.json()["id"], "programme": "sig"},
     )
     case_id = case.json()["id"]
-    await _call(
+    await call(
         client,
         app,
         world.soc_coordinator,
@@ -307,7 +294,7 @@ async def test_protected_identity_never_leaks_under_a_consent(
     )
     guardians = protected.json()["guardians"]
     signed = (datetime.now(UTC) - timedelta(days=1)).isoformat()
-    consent = await _call(
+    consent = await call(
         client,
         app,
         world.soc_coordinator,
@@ -328,12 +315,12 @@ async def test_protected_identity_never_leaks_under_a_consent(
     )
     assert consent.status_code == 201, consent.text
     responses = [
-        await _call(
+        await call(
             client, app, world.pol_caseworker, "GET", f"/individuals/{protected.json()['id']}"
         ),
-        await _call(client, app, world.pol_caseworker, "GET", f"/cases/{case_id}"),
-        await _call(client, app, world.pol_caseworker, "GET", "/cases"),
-        await _call(
+        await call(client, app, world.pol_caseworker, "GET", f"/cases/{case_id}"),
+        await call(client, app, world.pol_caseworker, "GET", "/cases"),
+        await call(
             client,
             app,
             world.pol_caseworker,
@@ -341,7 +328,7 @@ async def test_protected_identity_never_leaks_under_a_consent(
             "/individuals",
             params={"personal_number": "20100303-2370"},
         ),
-        await _call(
+        await call(
             client,
             app,
             world.pol_caseworker,
@@ -367,7 +354,7 @@ async def test_emergency_access_opens_what_the_basis_allows_for_a_limited_time(
     health = await _entry(client, app, world, scenario, category="health")
     assert await _police_reads(client, app, world, entry) == 404
     path = f"/cases/{scenario.case['id']}/emergency-access"
-    granted = await _call(
+    granted = await call(
         client,
         app,
         world.pol_caseworker,
@@ -422,7 +409,7 @@ async def test_emergency_access_refusals(
     body: dict[str, Any],
     status: int,
 ) -> None:
-    response = await _call(
+    response = await call(
         client,
         app,
         getattr(world, user),
