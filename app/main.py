@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app import __version__
+from app.actions.router import router as actions_router
 from app.agencies.router import router as agencies_router
 from app.auth.router import router as auth_router
 from app.cases.router import router as cases_router
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         cases_router,
         consents_router,
         entries_router,
+        actions_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     if settings.docs_enabled:

@@ -19,6 +19,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "app.consents.models",
     "app.entries.models",
     "app.emergency.models",
+    "app.actions.models",
 )
 
 

@@ -14,6 +14,7 @@ from app.audit.writer import Origin
 from app.auth.actor import Actor, ActorKind
 from app.policy.engine import Action, PolicyEngine, PolicyError, policies_dir
 from app.policy.entities import (
+    ActionFacts,
     AgencyFacts,
     CaseFacts,
     ConsentGrant,
@@ -61,6 +62,18 @@ def _resource(spec: dict[str, Any]) -> Resource:
             category=entry["category"],
             case=case,
             source_agency_kind=KINDS[entry["source"]],
+        )
+    if "action" in spec:
+        action = spec["action"]
+        case = _resource({"case": action["case"]})
+        assert isinstance(case, CaseFacts)
+        return ActionFacts(
+            id=uuid.uuid5(uuid.NAMESPACE_URL, "action"),
+            source_agency_id=_agency(action["source"]),
+            responsible_agency_id=_agency(action["responsible"]),
+            case=case,
+            source_agency_kind=KINDS[action["source"]],
+            responsible_agency_kind=KINDS[action["responsible"]],
         )
     if "individual" in spec and "case" not in spec:
         return _individual(spec["individual"])

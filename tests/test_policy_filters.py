@@ -3,9 +3,9 @@
 Hypothesis draws random worlds — agencies; individuals with and without protected identity;
 cases with any set of participants; consents in every state (active, pending, expired,
 withdrawn) naming any agencies and categories; emergency grants, live and expired; entries
-from any agency in any category — and random actors (every role mix, and integration
-clients). For each actor, the rows each SQL filter returns must be exactly the rows the
-decision point permits.
+from any agency in any category; actions planned by any agency for any agency — and random
+actors (every role mix, and integration clients). For each actor, the rows each SQL filter
+returns must be exactly the rows the decision point permits.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.actions.models import CaseAction
 from app.audit.writer import Origin
 from app.auth.actor import Actor, ActorKind
 from app.auth.service import user_actor
@@ -31,7 +32,7 @@ from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.policy import enforce, filters
 from app.policy.engine import Action
-from app.policy.entities import EntryFacts
+from app.policy.entities import ActionFacts, EntryFacts
 from app.policy.grounds import grounds_for
 from app.users.models import Role
 from tests.factories import make_agency, make_user
@@ -61,6 +62,9 @@ world = st.fixed_dictionaries(
         ),
         "entries": st.lists(
             st.tuples(st.integers(0, 4), st.integers(0, 3), st.sampled_from(CATEGORIES)), max_size=6
+        ),
+        "actions": st.lists(
+            st.tuples(st.integers(0, 4), st.integers(0, 3), st.integers(0, 3)), max_size=4
         ),
         "actors": st.lists(
             st.tuples(
@@ -95,6 +99,32 @@ async def _ids(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(spec=world)
+# Worlds random draws rarely reach: a consent (or a legal basis) that covers an action's
+# planning agency but not the responsible one.
+@example(
+    spec={
+        "agencies": ["socialtjanst", "polis", "skola"],
+        "individuals": [(0, False)],
+        "cases": [(0, 0, {1, 2})],
+        "consents": [(0, {0, 2}, {"plan"}, "active")],
+        "entries": [],
+        "actions": [(0, 0, 1)],
+        "actors": [(2, {Role.CASEWORKER}, False)],
+        "grants": [],
+    }
+)
+@example(
+    spec={
+        "agencies": ["polis", "socialtjanst", "skola"],
+        "individuals": [(1, False)],
+        "cases": [(0, 1, {0, 2})],
+        "consents": [],
+        "entries": [],
+        "actions": [(0, 1, 2), (0, 1, 1)],
+        "actors": [(0, {Role.CASEWORKER}, False)],
+        "grants": [(0, 0, {"plan"}, False, "osl_10_18a")],
+    }
+)
 async def test_sql_filters_agree_with_cedar(session: AsyncSession, spec: dict[str, Any]) -> None:
     nested = await session.begin_nested()
     try:
@@ -198,6 +228,28 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
                     current_version=1,
                 )
             )
+        for case_index, source, responsible in spec["actions"]:
+            case = cases[case_index % len(cases)]
+            session.add(
+                CaseAction(
+                    id=uuid.uuid4(),
+                    case_id=case.id,
+                    individual_id=case.individual_id,
+                    source_agency_id=pick(source),
+                    responsible_agency_id=pick(responsible),
+                    type="t",
+                    title="t",
+                    description=None,
+                    assignee_id=None,
+                    due_date=None,
+                    status="planned",
+                    outcome=None,
+                    created_by=uuid.uuid4(),
+                    created_at=now,
+                    updated_by=uuid.uuid4(),
+                    updated_at=now,
+                )
+            )
     await session.flush()
 
     actors: list[Actor] = []
@@ -245,6 +297,8 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
     all_cases = list((await session.execute(select(Case))).scalars())
     all_individuals = list((await session.execute(select(Individual))).scalars())
     all_entries = list((await session.execute(select(Entry))).scalars())
+    all_actions = list((await session.execute(select(CaseAction))).scalars())
+    kind_of = {a.id: a.kind for a in agencies}
     for actor in actors:
         case_facts = {c.id: await case_service.case_facts(session, c) for c in all_cases}
         permitted = {
@@ -279,7 +333,7 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
                 source_agency_id=entry.source_agency_id,
                 category=entry.category,
                 case=case_facts[entry.case_id],
-                source_agency_kind=next(a.kind for a in agencies if a.id == entry.source_agency_id),
+                source_agency_kind=kind_of[entry.source_agency_id],
             )
             grounds = await grounds_for(
                 session, actor, individual_id=entry.individual_id, case_id=entry.case_id, now=now
@@ -287,3 +341,20 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
             if enforce.decide(actor, Action.ENTRY_READ, facts, grounds).allowed:
                 entries.add(entry.id)
         assert await _ids(session, Entry.id, filters.entries_visible_to(actor, now)) == entries
+
+        actions = set()
+        for action in all_actions:
+            action_facts = ActionFacts(
+                id=action.id,
+                source_agency_id=action.source_agency_id,
+                responsible_agency_id=action.responsible_agency_id,
+                case=case_facts[action.case_id],
+                source_agency_kind=kind_of[action.source_agency_id],
+                responsible_agency_kind=kind_of[action.responsible_agency_id],
+            )
+            grounds = await grounds_for(
+                session, actor, individual_id=action.individual_id, case_id=action.case_id, now=now
+            )
+            if enforce.decide(actor, Action.ACTION_READ, action_facts, grounds).allowed:
+                actions.add(action.id)
+        assert await _ids(session, CaseAction.id, filters.actions_visible_to(actor, now)) == actions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -89,7 +90,7 @@ async def load_case(
             resource_id=str(case_id),
         )
     facts = await case_facts(session, case)
-    fields = {
+    fields: dict[str, Any] = {
         "resource_type": "case",
         "resource_id": str(case.id),
         "case_id": case.id,
@@ -141,7 +142,7 @@ def _record(
 async def create_case(session: AsyncSession, actor: Actor, *, data: CaseCreate) -> CaseRead:
     """Lead agency = the caller's; the caller's agency takes part and the caller is assigned."""
     individual = await session.get(Individual, data.individual_id)
-    fields = {"resource_type": "case", "individual_id": data.individual_id}
+    fields: dict[str, Any] = {"resource_type": "case", "individual_id": data.individual_id}
     if individual is None:
         raise enforce.not_found(session, actor, audit_action="case.create", **fields)
     facts = await individual_service.facts(session, individual)

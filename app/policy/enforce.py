@@ -32,16 +32,18 @@ def deny(
     audit_action: str,
     policy_id: str,
     hidden: bool,
+    detail: str = "Your role or agency does not allow this.",
     **fields: Any,
 ) -> NotFound | Forbidden:
-    """Record the denial (it survives the request's rollback) and return the error to raise."""
+    """Record the denial (it survives the request's rollback) and return the error to raise:
+    a bare 404 when ``hidden``, else a 403 with ``detail``."""
     audit.append_whatever_the_outcome(
         session,
         actor.record(
             audit_action, decision=Decision.DENY, policy_id=policy_id, flags=["denied"], **fields
         ),
     )
-    return NotFound() if hidden else Forbidden("Your role or agency does not allow this.")
+    return NotFound() if hidden else Forbidden(detail)
 
 
 def not_found(
@@ -62,6 +64,7 @@ def require(
     *,
     audit_action: str,
     hidden: bool,
+    detail: str = "Your role or agency does not allow this.",
     **fields: Any,
 ) -> PolicyDecision:
     """The permit that allows ``action``; otherwise an audited 404 (hidden) or 403."""
@@ -73,6 +76,7 @@ def require(
             audit_action=audit_action,
             policy_id=decision.policy_id,
             hidden=hidden,
+            detail=detail,
             **fields,
         )
     return decision

@@ -45,6 +45,9 @@ class Action(StrEnum):
     ENTRY_CREATE = "entry.create"
     ENTRY_READ = "entry.read"
     ENTRY_CORRECT = "entry.correct"
+    ACTION_CREATE = "action.create"
+    ACTION_READ = "action.read"
+    ACTION_UPDATE = "action.update"
     EMERGENCY_REQUEST = "emergency.request"
 
 

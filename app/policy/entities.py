@@ -48,6 +48,19 @@ class EntryFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionFacts:
+    """A planned action (insats): category ``plan``, planned by ``source``, carried out by
+    ``responsible`` (often the same agency)."""
+
+    id: uuid.UUID
+    source_agency_id: uuid.UUID
+    responsible_agency_id: uuid.UUID
+    case: CaseFacts
+    source_agency_kind: str = "other"
+    responsible_agency_kind: str = "other"
+
+
+@dataclass(frozen=True, slots=True)
 class ConsentGrant:
     """An active consent of the individual: who it names and what it covers."""
 
@@ -74,7 +87,7 @@ class Grounds:
     grants: tuple[EmergencyGrant, ...] = ()
 
 
-Resource = AgencyFacts | IndividualFacts | CaseFacts | EntryFacts
+Resource = AgencyFacts | IndividualFacts | CaseFacts | EntryFacts | ActionFacts
 
 
 def consent_context(grant: ConsentGrant) -> dict[str, Any]:
@@ -166,6 +179,24 @@ def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str
         }
         source = _agency(resource.source_agency_id, resource.source_agency_kind)
         return entry_uid, [entry, source, *case_entities]
+    if isinstance(resource, ActionFacts):
+        case_uid, case_entities = _case_entities(resource.case)
+        action_uid = _uid("CaseAction", resource.id)
+        action = {
+            "uid": action_uid,
+            "attrs": {
+                "source_agency": _ref("Agency", resource.source_agency_id),
+                "responsible_agency": _ref("Agency", resource.responsible_agency_id),
+                "case": {"__entity": case_uid},
+            },
+            "parents": [],
+        }
+        return action_uid, [
+            action,
+            _agency(resource.source_agency_id, resource.source_agency_kind),
+            _agency(resource.responsible_agency_id, resource.responsible_agency_kind),
+            *case_entities,
+        ]
     return _case_entities(resource)
 
 

@@ -6,13 +6,14 @@ filters with the Cedar decision row for row (tests/test_policy_filters.py).
 
 from __future__ import annotations
 
-import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.orm import aliased
 
+from app.actions.models import CaseAction
 from app.agencies.models import Agency
 from app.auth.actor import Actor, ActorKind
 from app.cases.models import Case, CaseParticipant
@@ -70,7 +71,7 @@ def individuals_with_identity_visible_to(actor: Actor, now: datetime) -> ColumnE
     if not _case_staff(actor):
         return false()
     any_case_grant = _grant_covering(
-        actor, now, "identity", Individual.registering_agency_id, individual_id=Individual.id
+        actor, now, "identity", [Individual.registering_agency_id], individual_id=Individual.id
     )
     return or_(
         Individual.registering_agency_id == actor.agency_id,
@@ -81,8 +82,7 @@ def individuals_with_identity_visible_to(actor: Actor, now: datetime) -> ColumnE
                 _consent_covering(
                     now,
                     Individual.id,
-                    Individual.registering_agency_id,
-                    actor.agency_id,
+                    [Individual.registering_agency_id, actor.agency_id],
                     "identity",
                 ),
                 any_case_grant,
@@ -113,34 +113,28 @@ def consent_active(now: datetime) -> ColumnElement[bool]:
 def _consent_covering(
     now: datetime,
     individual: SqlValue,
-    source_agency: SqlValue,
-    reader_agency: uuid.UUID,
+    named: Sequence[SqlValue],
     category: SqlValue,
 ) -> ColumnElement[bool]:
-    """``entry.read.consent`` / ``identity.read.consent``: one active consent of the
-    individual names both agencies and covers the category.
+    """``*.read.consent``: one active consent of the individual names every agency in
+    ``named`` (the reader and those whose information is read) and covers the category.
 
     One subquery with joins rather than nested EXISTS: SQLAlchemy correlates a subquery
     only to the query directly around it, and a second level would silently range over
     every row of the outer table instead (the property test caught exactly that).
     """
-    source_named = aliased(ConsentAgency)
-    reader_named = aliased(ConsentAgency)
+    query = select(Consent.id)
+    for agency in named:
+        agency_named = aliased(ConsentAgency)
+        query = query.join(
+            agency_named,
+            and_(agency_named.consent_id == Consent.id, agency_named.agency_id == agency),
+        )
     return exists(
-        select(Consent.id)
-        .join(
-            source_named,
-            and_(source_named.consent_id == Consent.id, source_named.agency_id == source_agency),
-        )
-        .join(
-            reader_named,
-            and_(reader_named.consent_id == Consent.id, reader_named.agency_id == reader_agency),
-        )
-        .join(
+        query.join(
             ConsentCategory,
             and_(ConsentCategory.consent_id == Consent.id, ConsentCategory.category == category),
-        )
-        .where(Consent.individual_id == individual, consent_active(now))
+        ).where(Consent.individual_id == individual, consent_active(now))
     )
 
 
@@ -148,36 +142,37 @@ def _grant_covering(
     actor: Actor,
     now: datetime,
     category: SqlValue,
-    opened_agency: SqlValue,
+    opened_agencies: Sequence[SqlValue],
     *,
     case_id: SqlValue = None,
     individual_id: SqlValue = None,
 ) -> ColumnElement[bool]:
     """``*.emergency_access``: an unexpired grant of this user for the case (or for any
     case of the individual) and the category, under a legal basis that opens information
-    of ``opened_agency``'s kind. One subquery, aliased tables: see _consent_covering."""
-    opened = aliased(Agency)
+    of every one of ``opened_agencies``' kinds. One subquery, aliased tables: see
+    _consent_covering."""
+    opened = [aliased(Agency) for _ in opened_agencies]
     grant_case = aliased(Case)
     opens = or_(
         false(),
         *(
             and_(
                 EmergencyGrant.legal_basis == basis.code,
-                opened.kind.in_([kind.value for kind in basis.towards]),
+                *(agency.kind.in_([kind.value for kind in basis.towards]) for agency in opened),
             )
             for basis in get_engine().reference.legal_bases.values()
         ),
     )
-    query = (
-        select(EmergencyGrant.id)
-        .join(EmergencyGrantCategory, EmergencyGrantCategory.grant_id == EmergencyGrant.id)
-        .join(opened, opened.id == opened_agency)
-        .where(
-            EmergencyGrant.user_id == actor.id,
-            EmergencyGrant.expires_at > now,
-            EmergencyGrantCategory.category == category,
-            opens,
-        )
+    query = select(EmergencyGrant.id).join(
+        EmergencyGrantCategory, EmergencyGrantCategory.grant_id == EmergencyGrant.id
+    )
+    for agency, agency_id in zip(opened, opened_agencies, strict=True):
+        query = query.join(agency, agency.id == agency_id)
+    query = query.where(
+        EmergencyGrant.user_id == actor.id,
+        EmergencyGrant.expires_at > now,
+        EmergencyGrantCategory.category == category,
+        opens,
     )
     if case_id is not None:
         query = query.where(EmergencyGrant.case_id == case_id)
@@ -200,12 +195,44 @@ def entries_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
                 _consent_covering(
                     now,
                     Entry.individual_id,
-                    Entry.source_agency_id,
-                    actor.agency_id,
+                    [Entry.source_agency_id, actor.agency_id],
                     Entry.category,
                 ),
                 _grant_covering(
-                    actor, now, Entry.category, Entry.source_agency_id, case_id=Entry.case_id
+                    actor, now, Entry.category, [Entry.source_agency_id], case_id=Entry.case_id
+                ),
+            ),
+        ),
+    )
+
+
+def actions_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
+    """``action.read.own_agency`` (planning or responsible agency), or participant and
+    (a consent naming the reader and both agencies, or an emergency grant opening both)."""
+    if not _case_staff(actor):
+        return false()
+    return or_(
+        CaseAction.source_agency_id == actor.agency_id,
+        CaseAction.responsible_agency_id == actor.agency_id,
+        and_(
+            _participates(actor, CaseAction.case_id),
+            or_(
+                _consent_covering(
+                    now,
+                    CaseAction.individual_id,
+                    [
+                        CaseAction.source_agency_id,
+                        CaseAction.responsible_agency_id,
+                        actor.agency_id,
+                    ],
+                    "plan",
+                ),
+                _grant_covering(
+                    actor,
+                    now,
+                    "plan",
+                    [CaseAction.source_agency_id, CaseAction.responsible_agency_id],
+                    case_id=CaseAction.case_id,
                 ),
             ),
         ),

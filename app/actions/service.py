@@ -1,0 +1,329 @@
+"""Actions (insatser): planned by a participating agency for itself, or — under a consent
+that covers the plan and names both agencies — for another participating agency; read under
+the sharing rule; moved on and closed only by the responsible agency. Every read, change
+and denial is audited with its basis."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.actions.models import FINAL, TRANSITIONS, ActionStatus, CaseAction
+from app.actions.schemas import ActionCreate, ActionRead, ActionUpdate
+from app.agencies import service as agency_service
+from app.audit import writer as audit
+from app.auth.actor import Actor
+from app.cases import service as case_service
+from app.cases.models import Case, CaseParticipant, CaseStatus
+from app.errors import Conflict, ValidationFailed
+from app.individuals.service import read_basis
+from app.pagination import Page, cursor_uuid, decode_cursor, encode_cursor
+from app.policy import enforce, filters
+from app.policy.engine import Action, PolicyDecision
+from app.policy.entities import ActionFacts, CaseFacts, Grounds
+from app.policy.grounds import grounds_for
+from app.users.models import Role, User, parse_roles
+
+_CASE_STAFF = {Role.CASEWORKER, Role.COORDINATOR}
+_NEVER_CONTENT = {Role.ADMIN, Role.AUDITOR}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fields(action: CaseAction) -> dict[str, Any]:
+    return {
+        "resource_type": "action",
+        "resource_id": str(action.id),
+        "case_id": action.case_id,
+        "individual_id": action.individual_id,
+    }
+
+
+async def _facts(
+    session: AsyncSession, action: CaseAction, case: CaseFacts | None = None
+) -> ActionFacts:
+    if case is None:
+        row = await session.get(Case, action.case_id)
+        assert row is not None  # foreign key
+        case = await case_service.case_facts(session, row)
+    return ActionFacts(
+        id=action.id,
+        source_agency_id=action.source_agency_id,
+        responsible_agency_id=action.responsible_agency_id,
+        case=case,
+        source_agency_kind=await agency_service.kind_of(session, action.source_agency_id),
+        responsible_agency_kind=await agency_service.kind_of(session, action.responsible_agency_id),
+    )
+
+
+async def _decide_read(
+    session: AsyncSession, actor: Actor, action: CaseAction, facts: ActionFacts
+) -> PolicyDecision:
+    grounds = await grounds_for(
+        session, actor, individual_id=action.individual_id, case_id=action.case_id, now=_now()
+    )
+    return enforce.decide(actor, Action.ACTION_READ, facts, grounds)
+
+
+def _read_record(
+    actor: Actor, audit_action: str, action: CaseAction, decision: PolicyDecision
+) -> audit.Record:
+    return actor.record(
+        audit_action,
+        policy_id=decision.policy_id,
+        **_fields(action),
+        **read_basis(decision, "own_agency"),
+    )
+
+
+def _to_read(action: CaseAction) -> ActionRead:
+    return ActionRead(
+        id=action.id,
+        case_id=action.case_id,
+        type=action.type,
+        title=action.title,
+        description=action.description,
+        source_agency_id=action.source_agency_id,
+        responsible_agency_id=action.responsible_agency_id,
+        assignee_id=action.assignee_id,
+        due_date=action.due_date,
+        status=ActionStatus(action.status),
+        outcome=action.outcome,
+        created_at=action.created_at,
+        updated_at=action.updated_at,
+    )
+
+
+async def _check_assignee(
+    session: AsyncSession, assignee_id: uuid.UUID, responsible_agency_id: uuid.UUID
+) -> None:
+    """The assignee is an active caseworker or coordinator of the responsible agency. The
+    same 422 for a user that does not exist and one of another agency: nothing to learn."""
+    user = await session.get(User, assignee_id)
+    roles = parse_roles(user.roles) if user is not None else frozenset()
+    if (
+        user is None
+        or not user.active
+        or user.agency_id != responsible_agency_id
+        or not roles & _CASE_STAFF
+        or roles & _NEVER_CONTENT  # they could not even read the action
+    ):
+        raise ValidationFailed.for_field(
+            "body.assignee_id",
+            "The assignee must be an active caseworker or coordinator of the responsible agency.",
+            "not_assignable",
+        )
+
+
+async def create_action(
+    session: AsyncSession, actor: Actor, *, case_id: uuid.UUID, data: ActionCreate
+) -> ActionRead:
+    case, case_facts, _ = await case_service.load_case(
+        session, actor, case_id, action=Action.CASE_READ, audit_action="action.create"
+    )
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict("The case is closed.")
+    if await session.get(CaseParticipant, (case.id, data.responsible_agency_id)) is None:
+        raise ValidationFailed.for_field(
+            "body.responsible_agency_id",
+            "The responsible agency must take part in the case.",
+            "not_participant",
+        )
+    if data.assignee_id is not None:
+        await _check_assignee(session, data.assignee_id, data.responsible_agency_id)
+    now = _now()
+    action = CaseAction(
+        id=uuid.uuid4(),
+        case_id=case.id,
+        individual_id=case.individual_id,
+        source_agency_id=actor.agency_id,
+        responsible_agency_id=data.responsible_agency_id,
+        type=data.type,
+        title=data.title,
+        description=data.description,
+        assignee_id=data.assignee_id,
+        due_date=data.due_date,
+        status=ActionStatus.PLANNED.value,
+        outcome=None,
+        created_by=actor.id,
+        created_at=now,
+        updated_by=actor.id,
+        updated_at=now,
+    )
+    facts = await _facts(session, action, case_facts)
+    # Planning for another agency shares the plan with it: only consents count, never an
+    # emergency grant (break-the-glass opens reads, not disclosures).
+    grounds = await grounds_for(
+        session, actor, individual_id=case.individual_id, case_id=case.id, now=now
+    )
+    decision = enforce.decide(
+        actor, Action.ACTION_CREATE, facts, Grounds(consents=grounds.consents)
+    )
+    if not decision.allowed:
+        raise enforce.deny(
+            session,
+            actor,
+            audit_action="action.create",
+            policy_id=decision.policy_id,
+            hidden=False,
+            detail=(
+                "No active consent covers sharing the plan with the responsible agency; "
+                "plan the action for your own agency, or register such a consent first."
+            ),
+            resource_type="action",
+            case_id=case.id,
+            individual_id=case.individual_id,
+        )
+    session.add(action)
+    await session.flush()
+    await audit.append(session, _read_record(actor, "action.create", action, decision))
+    return _to_read(action)
+
+
+async def _readable(
+    session: AsyncSession,
+    actor: Actor,
+    action_id: uuid.UUID,
+    audit_action: str,
+    *,
+    for_update: bool = False,
+) -> tuple[CaseAction, ActionFacts, PolicyDecision]:
+    """The action if the sharing rule lets the caller see it now; else an audited 404.
+    ``for_update`` locks the row (PostgreSQL), so two changes never interleave."""
+    action = await session.get(CaseAction, action_id, with_for_update=for_update)
+    if action is None:
+        raise enforce.not_found(
+            session,
+            actor,
+            audit_action=audit_action,
+            resource_type="action",
+            resource_id=str(action_id),
+        )
+    facts = await _facts(session, action)
+    decision = await _decide_read(session, actor, action, facts)
+    if not decision.allowed:
+        raise enforce.deny(
+            session,
+            actor,
+            audit_action=audit_action,
+            policy_id=decision.policy_id,
+            hidden=True,
+            **_fields(action),
+        )
+    return action, facts, decision
+
+
+async def get_action(session: AsyncSession, actor: Actor, *, action_id: uuid.UUID) -> ActionRead:
+    action, _, decision = await _readable(session, actor, action_id, "action.read")
+    await audit.append(session, _read_record(actor, "action.read", action, decision))
+    return _to_read(action)
+
+
+async def update_action(
+    session: AsyncSession, actor: Actor, *, action_id: uuid.UUID, data: ActionUpdate
+) -> ActionRead:
+    """404 unless the caller may see the action; 403 unless its agency is responsible for
+    it; 409 for a final action or a move the status diagram does not allow."""
+    action, facts, _ = await _readable(session, actor, action_id, "action.update", for_update=True)
+    decision = enforce.require(
+        session,
+        actor,
+        Action.ACTION_UPDATE,
+        facts,
+        audit_action="action.update",
+        hidden=False,
+        detail="Only the responsible agency changes an action.",
+        **_fields(action),
+    )
+    current = ActionStatus(action.status)
+    if current in FINAL:
+        raise Conflict(f"The action is {current.value}; it cannot change any more.")
+    changes = data.model_fields_set
+    new_status = data.status if data.status is not None else current
+    if new_status is not current and new_status not in TRANSITIONS[current]:
+        raise Conflict(f"An action cannot go from {current.value} to {new_status.value}.")
+    outcome = data.outcome if "outcome" in changes else action.outcome
+    if new_status in FINAL and not outcome:
+        raise ValidationFailed.for_field(
+            "body.outcome", "Say how it went: done and cancelled need an outcome.", "required"
+        )
+    if "assignee_id" in changes and data.assignee_id is not None:
+        await _check_assignee(session, data.assignee_id, action.responsible_agency_id)
+    for name in sorted(changes):
+        setattr(action, name, getattr(data, name))
+    action.status = new_status.value
+    action.updated_by = actor.id
+    action.updated_at = _now()
+    await session.flush()
+    moved = f"; status {current.value} -> {new_status.value}" if new_status is not current else ""
+    await audit.append(
+        session,
+        actor.record(
+            "action.update",
+            policy_id=decision.policy_id,
+            basis="own_agency",
+            reason=f"changed {', '.join(sorted(changes))}{moved}",
+            **_fields(action),
+        ),
+    )
+    return _to_read(action)
+
+
+async def list_actions(
+    session: AsyncSession, actor: Actor, *, case_id: uuid.UUID, limit: int, cursor: str | None
+) -> Page[ActionRead]:
+    """Only the actions the sharing rule lets the caller see, filtered in SQL; oldest first
+    (a plan reads in order). One audit record per action returned, with its basis."""
+    case, case_facts, list_decision = await case_service.load_case(
+        session, actor, case_id, action=Action.CASE_READ, audit_action="action.list"
+    )
+    now = _now()
+    key = decode_cursor(cursor, 2)
+    query = select(CaseAction).where(
+        CaseAction.case_id == case.id, filters.actions_visible_to(actor, now)
+    )
+    if key is not None:
+        created = datetime.fromisoformat(key[0])
+        query = query.where(
+            (CaseAction.created_at > created)
+            | ((CaseAction.created_at == created) & (CaseAction.id > cursor_uuid(key[1])))
+        )
+    rows = list(
+        (
+            await session.execute(
+                query.order_by(CaseAction.created_at, CaseAction.id).limit(limit + 1)
+            )
+        ).scalars()
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = []
+    for action in rows:
+        decision = await _decide_read(
+            session, actor, action, await _facts(session, action, case_facts)
+        )
+        if not decision.allowed:  # the SQL filter and the policy disagree: fail closed
+            raise RuntimeError("action filter and policy disagree")
+        await audit.append(session, _read_record(actor, "action.read", action, decision))
+        items.append(_to_read(action))
+    await audit.append(
+        session,
+        actor.record(
+            "action.list",
+            policy_id=list_decision.policy_id,
+            resource_type="action",
+            case_id=case.id,
+            individual_id=case.individual_id,
+            reason=f"{len(items)} item(s)",
+        ),
+    )
+    next_cursor = (
+        encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None
+    )
+    return Page[ActionRead](items=items, next_cursor=next_cursor)
