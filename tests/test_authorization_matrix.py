@@ -1,0 +1,658 @@
+"""The authorization matrix: every route, as every actor, in every consent state.
+
+The routes come from the app itself (tests/test_routes.py); a route without a row here
+fails ``test_every_route_has_a_row``, so no endpoint ships unexamined. Each consent-state
+test builds one world — SOC registers a minor and leads a SIG case, POL takes part, SKOLA
+does not; SOC and POL each record an entry and plan an action — puts it into the state,
+then calls every row as every actor, each call inside a savepoint that is rolled back, and
+checks the status, what was shown (identity, list items), and the audit record: a permit
+naming the basis the rule allows (own agency, the consent's id, the legal basis), or a
+deny naming the case and the individual.
+
+All mismatches of a state are collected and reported together, as a table.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from app.audit.models import AuditEvent
+from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
+from tests.factories import audit_events_after, audit_head
+from tests.scenarios import CHILD_NUMBER, Scenario, World, call, consent_body, register_consent
+from tests.test_routes import PUBLIC, ROUTES
+
+API = "/api/v1"
+PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+LEGAL_BASIS = (
+    "osl_10_18a"  # police, towards social services: identity, contact, social_services, plan
+)
+
+ACTORS = [
+    "soc_coordinator",
+    "soc_caseworker",
+    "pol_caseworker",
+    "pol_coordinator",
+    "skola_coordinator",
+    "soc_admin",
+    "soc_auditor",
+]
+SOC_STAFF = {"soc_coordinator", "soc_caseworker"}
+POL_STAFF = {"pol_caseworker", "pol_coordinator"}
+PARTICIPANTS = SOC_STAFF | POL_STAFF
+ADMIN = {"soc_admin"}
+
+STATES = [
+    "none",
+    "active",
+    "pending",
+    "expired",
+    "withdrawn",
+    "wrong_agency",
+    "wrong_category",
+    "emergency_grant",
+    "expired_grant",
+]
+WITH_CONSENT = {"active", "pending", "expired", "withdrawn", "wrong_agency", "wrong_category"}
+CONSENT_CATEGORIES = ["identity", "social_services", "police", "plan"]
+
+
+@dataclass
+class Ctx:
+    """The world of one state: ids the path templates name, and the consent (if any)."""
+
+    world: World
+    scenario: Scenario
+    state: str
+    ids: dict[str, str] = field(default_factory=dict)
+    consent_id: str | None = None
+
+
+def agency_of(actor: str) -> str:
+    return actor.split("_", maxsplit=1)[0]
+
+
+def basis(actor: str, state: str, source: str) -> str | None:
+    """What lets ``actor`` read information ``source`` (soc or pol) recorded, in ``state``:
+    the sharing rule of DESIGN §3, written out independently of app/policy."""
+    if actor not in PARTICIPANTS:
+        return None  # outsiders, administrators and auditors never read content
+    if agency_of(actor) == source:
+        return "own_agency"
+    if state == "active":
+        return "consent"  # names SOC and POL, covers identity, social_services, police, plan
+    if state == "emergency_grant" and actor == "pol_caseworker" and source == "soc":
+        return "emergency_access"  # the grant is the user's, and opens social services only
+    return None
+
+
+def identity_basis(actor: str, state: str) -> str | None:
+    """The individual was registered by SOC: identity is SOC's information."""
+    return basis(actor, state, "soc")
+
+
+@dataclass(frozen=True)
+class Expect:
+    status: int
+    items: set[str] | None = None  # ids a list must hold, exactly
+    identity: bool | None = None  # whether names and number are shown
+    basis: str | None = None  # the basis the read record must name
+    resource: str | None = None  # the id of the content read (for the basis check)
+
+
+Rule = Callable[[str, Ctx], Expect]
+
+
+@dataclass(frozen=True)
+class Row:
+    method: str
+    template: str
+    rule: Rule
+    body: Callable[[str, Ctx], dict[str, Any]] | None = None
+    audit: str = "personal"  # personal | admin | none
+    states: frozenset[str] = frozenset(STATES)
+
+
+def _staff_or(status_for_staff: int, outsider: int = 404) -> Rule:
+    return lambda actor, ctx: Expect(status_for_staff if actor in PARTICIPANTS else outsider)
+
+
+def _lead_coordinator(ok: int) -> Rule:
+    def rule(actor: str, ctx: Ctx) -> Expect:
+        if actor == "soc_coordinator":
+            return Expect(ok)
+        return Expect(403 if actor in PARTICIPANTS else 404)
+
+    return rule
+
+
+def _admin_only(ok: int) -> Rule:
+    return lambda actor, ctx: Expect(ok if actor in ADMIN else 403)
+
+
+def _everyone(ok: int) -> Rule:
+    return lambda actor, ctx: Expect(ok)
+
+
+def _read(source: str, key: str) -> Rule:
+    def rule(actor: str, ctx: Ctx) -> Expect:
+        found = basis(actor, ctx.state, source)
+        if found is None:
+            return Expect(404)
+        return Expect(200, basis=found, resource=ctx.ids[key])
+
+    return rule
+
+
+def _change(source: str, ok: int) -> Rule:
+    """Only the recording/responsible agency changes it; 403 to whoever may see it."""
+
+    def rule(actor: str, ctx: Ctx) -> Expect:
+        if actor in PARTICIPANTS and agency_of(actor) == source:
+            return Expect(ok)
+        return Expect(403 if basis(actor, ctx.state, source) else 404)
+
+    return rule
+
+
+def _list(kind: str) -> Rule:
+    def rule(actor: str, ctx: Ctx) -> Expect:
+        if actor not in PARTICIPANTS:
+            return Expect(404)
+        visible = {
+            ctx.ids[f"{source}_{kind}"]
+            for source in ("soc", "pol")
+            if basis(actor, ctx.state, source)
+        }
+        return Expect(200, items=visible)
+
+    return rule
+
+
+def _identity(status_outsider: int = 404) -> Rule:
+    def rule(actor: str, ctx: Ctx) -> Expect:
+        if actor not in PARTICIPANTS:
+            return Expect(status_outsider)
+        return Expect(200, identity=identity_basis(actor, ctx.state) is not None)
+
+    return rule
+
+
+def _search(kind: str) -> Rule:
+    """A search by personnummer finds only what the caller may identify."""
+
+    def rule(actor: str, ctx: Ctx) -> Expect:
+        hit = identity_basis(actor, ctx.state) is not None
+        return Expect(200, items={ctx.ids[kind]} if hit else set())
+
+    return rule
+
+
+def _cases_list(actor: str, ctx: Ctx) -> Expect:
+    return Expect(200, items={ctx.ids["case"]} if actor in PARTICIPANTS else set())
+
+
+def _consent_rule(ok: Callable[[Ctx], int], who: Callable[[str, Ctx], Expect]) -> Rule:
+    """Consent routes of a state without a consent name a consent that does not exist."""
+
+    def rule(actor: str, ctx: Ctx) -> Expect:
+        if ctx.consent_id is None:
+            return Expect(404)
+        expected = who(actor, ctx)
+        if expected.status in {200, 201}:
+            return Expect(ok(ctx))
+        return expected
+
+    return rule
+
+
+def _plan_for_other(actor: str, ctx: Ctx) -> Expect:
+    """SOC plans an action POL is to carry out: only under a consent covering the plan."""
+    if actor in SOC_STAFF:
+        return Expect(201 if ctx.state == "active" else 403)
+    if actor in POL_STAFF:
+        return Expect(201)  # POL plans for POL: its own
+    return Expect(404)
+
+
+def _emergency(actor: str, ctx: Ctx) -> Expect:
+    if actor in POL_STAFF:
+        return Expect(201)
+    return Expect(422 if actor in SOC_STAFF else 404)  # the basis is open to the police only
+
+
+def _entry_body(actor: str, ctx: Ctx) -> dict[str, Any]:
+    return {"category": "contact", "title": "Ny adress", "body": "Har flyttat till mormor."}
+
+
+def _action_body(actor: str, ctx: Ctx) -> dict[str, Any]:
+    own = {"soc": "soc", "pol": "pol"}.get(agency_of(actor), "skola")
+    return {"type": "samtal", "title": "Samtal", "responsible_agency_id": ctx.ids[own]}
+
+
+def _other_action_body(actor: str, ctx: Ctx) -> dict[str, Any]:
+    return {"type": "samtal", "title": "Samtal", "responsible_agency_id": ctx.ids["pol"]}
+
+
+def _user_body(actor: str, ctx: Ctx) -> dict[str, Any]:
+    return {
+        "username": f"ny.{uuid.uuid4().hex[:8]}",
+        "display_name": "Ny Användare",
+        "agency_id": ctx.ids["soc"],
+        "roles": ["caseworker"],
+        "password": "a long enough password",
+    }
+
+
+CONSENT_STATES = frozenset({"active", "withdrawn", "none"})
+ONCE = frozenset({"none"})
+
+ROWS: list[Row] = [
+    # --- individuals and cases: identity shown only under the rule ----------------------
+    Row("GET", "/individuals/{individual}", _identity()),
+    Row("GET", "/individuals?personal_number=" + CHILD_NUMBER, _search("individual")),
+    Row(
+        "POST",
+        "/individuals",
+        lambda a, c: Expect(201 if a.endswith("_coordinator") else 403),  # for their agency
+        body=lambda a, c: {
+            "given_name": "Alex",
+            "family_name": "Testsson",
+            "birth_date": "2011-01-01",
+            "protected_identity": False,
+            "guardians": [],
+        },
+        states=ONCE,
+    ),
+    Row("GET", "/cases", _cases_list),
+    Row("GET", "/cases?personal_number=" + CHILD_NUMBER, _search("case")),
+    Row("GET", "/cases/{case}", _identity()),
+    Row(
+        "POST",
+        "/cases",
+        lambda a, c: Expect(201 if a == "soc_coordinator" else 403 if a in PARTICIPANTS else 404),
+        body=lambda a, c: {"individual_id": c.ids["individual"], "programme": "sspf"},
+        states=ONCE,
+    ),
+    Row("PATCH", "/cases/{case}", _lead_coordinator(200), body=lambda a, c: {"status": "active"}),
+    Row("GET", "/cases/{case}/participants", _staff_or(200), states=ONCE),
+    Row(
+        "POST",
+        "/cases/{case}/participants",
+        _lead_coordinator(201),
+        body=lambda a, c: {"agency_id": c.ids["skola"]},
+        states=ONCE,
+    ),
+    Row("DELETE", "/cases/{case}/participants/{pol}", _lead_coordinator(204), states=ONCE),
+    # --- consents ------------------------------------------------------------------------
+    Row("GET", "/cases/{case}/consents", _staff_or(200), states=CONSENT_STATES),
+    Row(
+        "POST",
+        "/cases/{case}/consents",
+        _lead_coordinator(201),
+        body=lambda a, c: consent_body(c.scenario, c.world),
+        states=CONSENT_STATES,
+    ),
+    Row(
+        "GET",
+        "/consents/{consent}",
+        _consent_rule(lambda c: 200, _staff_or(200)),
+        states=CONSENT_STATES,
+    ),
+    Row(
+        "GET",
+        "/consents/{consent}/document",
+        _consent_rule(lambda c: 200, _staff_or(200)),
+        states=CONSENT_STATES,
+    ),
+    Row(
+        "PUT",
+        "/consents/{consent}/document",
+        _consent_rule(lambda c: 409, _lead_coordinator(200)),  # stored once, at set-up
+        states=CONSENT_STATES,
+    ),
+    Row(
+        "POST",
+        "/consents/{consent}/withdrawal",
+        _consent_rule(lambda c: 409 if c.state == "withdrawn" else 200, _lead_coordinator(200)),
+        body=lambda a, c: {"reason": "Återkallat"},
+        states=CONSENT_STATES,
+    ),
+    # --- entries -------------------------------------------------------------------------
+    Row("POST", "/cases/{case}/entries", _staff_or(201), body=_entry_body, states=ONCE),
+    Row("GET", "/cases/{case}/entries", _list("entry")),
+    Row("GET", "/entries/{soc_entry}", _read("soc", "soc_entry")),
+    Row("GET", "/entries/{pol_entry}", _read("pol", "pol_entry")),
+    Row(
+        "POST",
+        "/entries/{soc_entry}/corrections",
+        _change("soc", 201),
+        body=lambda a, c: {"body": "Rättad text.", "reason": "Fel datum"},
+    ),
+    # --- actions -------------------------------------------------------------------------
+    Row("POST", "/cases/{case}/actions", _staff_or(201), body=_action_body, states=ONCE),
+    Row("POST", "/cases/{case}/actions", _plan_for_other, body=_other_action_body),
+    Row("GET", "/cases/{case}/actions", _list("action")),
+    Row("GET", "/actions/{soc_action}", _read("soc", "soc_action")),
+    Row("GET", "/actions/{pol_action}", _read("pol", "pol_action")),
+    Row(
+        "PATCH",
+        "/actions/{soc_action}",
+        _change("soc", 200),
+        body=lambda a, c: {"status": "in_progress"},
+    ),
+    # --- emergency access ----------------------------------------------------------------
+    Row(
+        "POST",
+        "/cases/{case}/emergency-access",
+        _emergency,
+        body=lambda a, c: {"legal_basis": LEGAL_BASIS, "reason": "Akut hot mot den unge"},
+        states=ONCE,
+    ),
+    # --- accounts: administrators only; no personal data of individuals --------------------
+    Row("GET", "/auth/me", _everyone(200), audit="none", states=ONCE),
+    Row("GET", "/agencies", _everyone(200), audit="none", states=ONCE),
+    Row("GET", "/agencies/{soc}", _everyone(200), audit="none", states=ONCE),
+    Row(
+        "POST",
+        "/agencies",
+        _admin_only(201),
+        body=lambda a, c: {
+            "name": "Fritidsgården",
+            "kind": "fritid",
+            "organisation_number": "212000-0142",
+            "municipality": "Stockholm",
+        },
+        audit="admin",
+        states=ONCE,
+    ),
+    Row(
+        "PATCH",
+        "/agencies/{skola}",
+        _admin_only(200),
+        body=lambda a, c: {"municipality": "Solna"},
+        audit="admin",
+        states=ONCE,
+    ),
+    Row("GET", "/users", _admin_only(200), audit="admin", states=ONCE),
+    Row("GET", "/users/{soc_user}", _admin_only(200), audit="admin", states=ONCE),
+    Row("POST", "/users", _admin_only(201), body=_user_body, audit="admin", states=ONCE),
+    Row(
+        "PATCH",
+        "/users/{soc_user}",
+        _admin_only(200),
+        body=lambda a, c: {"display_name": "Nytt Namn"},
+        audit="admin",
+        states=ONCE,
+    ),
+    Row("GET", "/clients", _admin_only(200), audit="admin", states=ONCE),
+    Row("GET", "/clients/{client}", _admin_only(200), audit="admin", states=ONCE),
+    Row(
+        "POST",
+        "/clients",
+        _admin_only(201),
+        body=lambda a, c: {"name": "Treserva", "agency_id": c.ids["soc"], "scopes": []},
+        audit="admin",
+        states=ONCE,
+    ),
+    Row("DELETE", "/clients/{client}", _admin_only(204), audit="admin", states=ONCE),
+    # --- reference data ------------------------------------------------------------------
+    Row("GET", "/categories", _everyone(200), audit="none", states=ONCE),
+    Row("GET", "/legal-bases", _everyone(200), audit="none", states=ONCE),
+]
+
+
+def _template_route(row: Row) -> tuple[str, str]:
+    path = row.template.split("?")[0]
+    names = {
+        "individual": "individual_id",
+        "case": "case_id",
+        "consent": "consent_id",
+        "soc_entry": "entry_id",
+        "pol_entry": "entry_id",
+        "soc_action": "action_id",
+        "pol_action": "action_id",
+        "pol": "agency_id",
+        "soc": "agency_id",
+        "skola": "agency_id",
+        "soc_user": "user_id",
+        "client": "client_id",
+    }
+    return row.method, API + re.sub(r"\{(\w+)\}", lambda m: "{" + names[m.group(1)] + "}", path)
+
+
+def test_every_route_has_a_row() -> None:
+    """Public routes (token, revoke, health, metrics, docs) take no actor: tests/test_auth.py
+    and tests/test_routes.py cover them. Every other route needs a row here."""
+    covered = {_template_route(row) for row in ROWS}
+    missing = [f"{m} {p}" for m, p in ROUTES if (m, p) not in PUBLIC and (m, p) not in covered]
+    assert missing == [], "routes without a row in the authorization matrix"
+    stale = covered - set(ROUTES)
+    assert stale == set(), "rows for routes the app does not have"
+
+
+async def _build(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    session: AsyncSession,
+    state: str,
+) -> Ctx:
+    ctx = Ctx(world=world, scenario=scenario, state=state)
+    ctx.ids.update(
+        individual=scenario.individual["id"],
+        case=scenario.case["id"],
+        soc=str(world.soc.id),
+        pol=str(world.pol.id),
+        skola=str(world.skola.id),
+        soc_user=str(world.soc_caseworker.id),
+    )
+    case = scenario.case["id"]
+
+    async def made(user: Any, method: str, path: str, **kw: Any) -> dict[str, Any]:
+        response = await call(client, app, user, method, path, **kw)
+        assert response.status_code in {200, 201}, response.text
+        return dict(response.json())
+
+    entry = {"title": "Anteckning", "body": "Text."}
+    ctx.ids["soc_entry"] = (
+        await made(
+            world.soc_caseworker,
+            "POST",
+            f"/cases/{case}/entries",
+            json=entry | {"category": "social_services"},
+        )
+    )["id"]
+    ctx.ids["pol_entry"] = (
+        await made(
+            world.pol_caseworker,
+            "POST",
+            f"/cases/{case}/entries",
+            json=entry | {"category": "police"},
+        )
+    )["id"]
+    for source, user, agency in (
+        ("soc", world.soc_caseworker, world.soc),
+        ("pol", world.pol_caseworker, world.pol),
+    ):
+        ctx.ids[f"{source}_action"] = (
+            await made(
+                user,
+                "POST",
+                f"/cases/{case}/actions",
+                json={"type": "samtal", "title": "Samtal", "responsible_agency_id": str(agency.id)},
+            )
+        )["id"]
+    ctx.ids["client"] = (
+        await made(
+            world.soc_admin,
+            "POST",
+            "/clients",
+            json={"name": "Lifecare", "agency_id": str(world.soc.id), "scopes": []},
+        )
+    )["id"]
+
+    now = datetime.now(UTC)
+    if state in WITH_CONSENT:
+        overrides: dict[str, Any] = {"categories": CONSENT_CATEGORIES}
+        if state == "pending":
+            overrides["valid_from"] = (now + timedelta(days=1)).isoformat()
+        elif state == "expired":
+            overrides["valid_from"] = (now - timedelta(days=30)).isoformat()
+            overrides["valid_until"] = (now - timedelta(seconds=1)).isoformat()
+        elif state == "wrong_agency":
+            overrides["agency_ids"] = [str(world.soc.id), str(world.skola.id)]
+        elif state == "wrong_category":
+            overrides["categories"] = ["contact"]
+        registered = await register_consent(client, app, world, scenario, **overrides)
+        assert registered.status_code == 201, registered.text
+        ctx.consent_id = registered.json()["id"]
+        await made(
+            world.soc_coordinator, "PUT", f"/consents/{ctx.consent_id}/document", content=PDF
+        )
+        if state == "withdrawn":
+            await made(
+                world.soc_coordinator,
+                "POST",
+                f"/consents/{ctx.consent_id}/withdrawal",
+                json={"reason": "Återkallat"},
+            )
+    ctx.ids["consent"] = ctx.consent_id or str(uuid.uuid4())
+    if state == "emergency_grant":
+        await made(
+            world.pol_caseworker,
+            "POST",
+            f"/cases/{case}/emergency-access",
+            json={"legal_basis": LEGAL_BASIS, "reason": "Akut hot mot den unge"},
+        )
+    if state == "expired_grant":
+        grant = EmergencyGrant(
+            id=uuid.uuid4(),
+            case_id=uuid.UUID(case),
+            user_id=world.pol_caseworker.id,
+            agency_id=world.pol.id,
+            legal_basis=LEGAL_BASIS,
+            reason="Akut hot mot den unge",
+            created_at=now - timedelta(days=2),
+            expires_at=now - timedelta(days=1),
+        )
+        session.add(grant)
+        await session.flush()
+        session.add_all(
+            EmergencyGrantCategory(grant_id=grant.id, category=c)
+            for c in ("identity", "contact", "social_services", "plan")
+        )
+        await session.flush()
+    return ctx
+
+
+def _check(
+    row: Row, actor: str, ctx: Ctx, response: httpx.Response, events: list[AuditEvent]
+) -> list[str]:
+    """What is wrong with one call, as lines of the report (none if all is right)."""
+    expected = row.rule(actor, ctx)
+    problems: list[str] = []
+    if response.status_code != expected.status:
+        return [f"status {response.status_code}, expected {expected.status}"]
+    json_body = "json" in response.headers.get("content-type", "")
+    body: Any = response.json() if json_body else None
+    if expected.items is not None:
+        items = body if isinstance(body, list) else body["items"]
+        got = {i["id"] for i in items}
+        if got != expected.items:
+            problems.append(f"items {sorted(got)}, expected {sorted(expected.items)}")
+    if expected.identity is not None:
+        individual = body.get("individual", body)
+        if individual["identity_visible"] is not expected.identity:
+            problems.append(f"identity_visible {individual['identity_visible']}")
+        if not expected.identity and CHILD_NUMBER in response.text:
+            problems.append("the personnummer leaked")
+    if row.audit == "none":
+        return problems
+    user = getattr(ctx.world, actor)
+    if any(e.actor_user_id != user.id for e in events):
+        problems.append("an audit record names another actor")
+    decisions = {e.decision for e in events}
+    if expected.status < 400:
+        if "permit" not in decisions or "deny" in decisions:
+            problems.append(f"audit decisions {sorted(decisions)} for a success")
+    elif expected.status in {403, 404}:
+        denials = [e for e in events if e.decision == "deny"]
+        if not denials:
+            problems.append("no deny record")
+        names_case = re.search(r"\{(case|consent|\w+_entry|\w+_action)\}", row.template)
+        for event in denials:
+            if row.audit != "personal" or event.policy_id == "not-found":
+                continue
+            if names_case and str(event.case_id) != ctx.ids["case"]:
+                problems.append("the deny record does not name the case")
+            if (names_case or "{individual}" in row.template) and str(
+                event.individual_id
+            ) != ctx.ids["individual"]:
+                problems.append("the deny record does not name the individual")
+    if expected.basis is not None:
+        reads = [e for e in events if e.resource_id == expected.resource and e.decision == "permit"]
+        if not reads:
+            problems.append("no read record for the item")
+        for event in reads:
+            if event.basis != expected.basis:
+                problems.append(f"basis {event.basis}, expected {expected.basis}")
+            if expected.basis == "consent" and str(event.consent_id) != ctx.consent_id:
+                problems.append("the read record does not name the consent")
+            if expected.basis == "emergency_access" and (
+                event.legal_basis != LEGAL_BASIS or "emergency_access" not in event.flags
+            ):
+                problems.append("the read record does not name and flag the legal basis")
+    return problems
+
+
+@pytest.mark.parametrize("state", STATES)
+async def test_authorization_matrix(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    session: AsyncSession,
+    connection: AsyncConnection,
+    state: str,
+) -> None:
+    ctx = await _build(client, app, world, scenario, session, state)
+    report: list[str] = []
+    calls = 0
+    for row in ROWS:
+        if state not in row.states:
+            continue
+        path = re.sub(r"\{(\w+)\}", lambda m: ctx.ids[m.group(1)], row.template)
+        for actor in ACTORS:
+            kwargs: dict[str, Any] = {}
+            if row.body is not None:
+                kwargs["json"] = row.body(actor, ctx)
+            elif row.method == "PUT":
+                kwargs["content"] = PDF
+            savepoint = await connection.begin_nested()
+            try:
+                before = await audit_head(connection)
+                response = await call(
+                    client, app, getattr(ctx.world, actor), row.method, path, **kwargs
+                )
+                events = await audit_events_after(connection, before)
+            finally:
+                await savepoint.rollback()
+            calls += 1
+            report += [
+                f"{row.method} {row.template} as {actor}: {problem}"
+                for problem in _check(row, actor, ctx, response, events)
+            ]
+    assert calls > 0
+    assert report == [], "\n".join(report)
