@@ -31,6 +31,7 @@ from app.config import Settings
 from app.db import Database, create_engine
 from app.main import create_app
 from app.migrate import upgrade_connection
+from tests.leak_guard import ProtectedIdentityGuard
 from tests.support import PROBE_TABLE_DDL, install_probe
 
 # The shared world of the API tests (agencies, users per role, the standard case).
@@ -182,7 +183,9 @@ async def client_for(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """The API client of the tests; every response passes the protected-identity guard."""
     async with client_for(app) as client:
+        client.event_hooks["response"].append(ProtectedIdentityGuard(app))
         yield client
 
 
