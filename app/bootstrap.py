@@ -14,6 +14,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.actions import service as action_service
+from app.actions.schemas import ActionCreate
 from app.agencies.models import Agency, AgencyKind
 from app.audit import writer as audit
 from app.audit.writer import Origin, Record
@@ -280,7 +282,28 @@ async def _seed_demo_case(session: AsyncSession, agencies: list[Agency]) -> None
             case_id=case.id,
             data=EntryCreate(category=category, title=title, body=body),
         )
+    # The action plan (insatser), drawn up by the lead coordinator for each agency: the
+    # consent names all three and covers the plan, so every participant sees all of it.
+    by_kind = {"socialtjanst": social, "polis": police, "skola": school}
+    for kind, action_type, title, due_in_days in _DEMO_ACTIONS:
+        await action_service.create_action(
+            session,
+            actor,
+            case_id=case.id,
+            data=ActionCreate(
+                type=action_type,
+                title=title,
+                responsible_agency_id=by_kind[kind].id,
+                due_date=(now + timedelta(days=due_in_days)).date(),
+            ),
+        )
 
+
+_DEMO_ACTIONS = (
+    ("socialtjanst", "familjebehandling", "Familjebehandling varannan vecka", 60),
+    ("skola", "studiestod", "Anpassad studiegång och mentor", 30),
+    ("polis", "samtal", "Motiverande samtal med områdespolis", 14),
+)
 
 _DEMO_ENTRIES = (
     (

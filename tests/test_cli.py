@@ -10,9 +10,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +30,7 @@ from app.migrate import current_revisions, head_revisions
 from app.security import verify_secret
 from app.users.models import User
 from tests.conftest import make_settings, throwaway_database
+from tests.scenarios import call
 
 SAMVERKAN = [sys.executable, "-m", "app.cli"]
 
@@ -203,3 +206,31 @@ async def test_demo_data_is_idempotent_and_signs_in(session: AsyncSession) -> No
     assert participants.scalar_one() == 3
     entries = await session.execute(select(Entry.category).where(Entry.case_id == case_id))
     assert sorted(entries.scalars()) == ["police", "school", "social_services"]
+
+
+async def test_the_demo_shows_a_newcomer_what_the_consent_allows(
+    client: httpx.AsyncClient, app: FastAPI, session: AsyncSession
+) -> None:
+    """README: log in as demo.polis and see what the consent lets the police see."""
+    await bootstrap.seed_demo(session)
+
+    async def as_user(username: str, path: str) -> Any:
+        user = (await session.execute(select(User).where(User.username == username))).scalar_one()
+        response = await call(client, app, user, "GET", path)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    [case] = (await as_user("demo.polis", "/cases"))["items"]
+    assert case["individual"]["identity_visible"] is True  # the consent covers identity
+    police_sees = await as_user("demo.polis", f"/cases/{case['id']}/entries")
+    assert sorted(e["category"] for e in police_sees["items"]) == [
+        "police",
+        "school",
+        "social_services",
+    ]
+    social_sees = await as_user("demo.socialsekreterare", f"/cases/{case['id']}/entries")
+    # the consent does not cover the police's own category
+    assert sorted(e["category"] for e in social_sees["items"]) == ["school", "social_services"]
+    plan = await as_user("demo.polis", f"/cases/{case['id']}/actions")
+    assert len({a["responsible_agency_id"] for a in plan["items"]}) == 3
+    assert all(a["status"] == "planned" for a in plan["items"])
