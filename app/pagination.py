@@ -11,6 +11,7 @@ import binascii
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Annotated, Generic, TypeVar
 
 from fastapi import Query
@@ -54,6 +55,15 @@ def cursor_uuid(value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError as exc:
         raise _invalid() from exc
+
+
+def cursor_datetime(value: str) -> datetime:
+    """A cursor's timestamp; a zone-less one is UTC, as everywhere in this code."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise _invalid() from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _invalid() -> ValidationFailed:

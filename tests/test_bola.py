@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -224,3 +225,24 @@ async def test_query_strings_and_cursors_reach_nothing_of_another_agency(
         client, app, world.skola_coordinator, "GET", f"/cases/{own['id']}/consents"
     )
     assert soc["consent"] not in consents.text
+
+
+@pytest.mark.parametrize(
+    "key",
+    [["not-a-date", "00000000-0000-0000-0000-000000000000"], ["2026-01-01T00:00:00", "x"], ["a"]],
+    ids=["bad-date", "bad-id", "short"],
+)
+async def test_a_crafted_cursor_is_a_422_on_every_list(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario, key: list[str]
+) -> None:
+    cursor = encode_cursor(key)
+    for path in (
+        "/cases",
+        f"/cases/{scenario.case['id']}/entries",
+        f"/cases/{scenario.case['id']}/actions",
+    ):
+        response = await call(
+            client, app, world.soc_coordinator, "GET", path, params={"cursor": cursor}
+        )
+        assert response.status_code == 422, (path, response.text)
+        assert "not-a-date" not in response.text

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions.models import FINAL, TRANSITIONS, ActionStatus, CaseAction
@@ -21,11 +19,12 @@ from app.cases import service as case_service
 from app.cases.models import Case, CaseParticipant, CaseStatus
 from app.errors import Conflict, ValidationFailed
 from app.individuals.service import read_basis
-from app.pagination import Page, cursor_uuid, decode_cursor, encode_cursor
-from app.policy import enforce, filters
+from app.pagination import Page
+from app.policy import enforce, filters, reads
 from app.policy.engine import Action, PolicyDecision
 from app.policy.entities import ActionFacts, CaseFacts, Grounds
 from app.policy.grounds import grounds_for
+from app.policy.reads import SharedKind
 from app.users.models import Role, User, parse_roles
 
 _CASE_STAFF = {Role.CASEWORKER, Role.COORDINATOR}
@@ -34,15 +33,6 @@ _NEVER_CONTENT = {Role.ADMIN, Role.AUDITOR}
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _fields(action: CaseAction) -> dict[str, Any]:
-    return {
-        "resource_type": "action",
-        "resource_id": str(action.id),
-        "case_id": action.case_id,
-        "individual_id": action.individual_id,
-    }
 
 
 async def _facts(
@@ -62,24 +52,25 @@ async def _facts(
     )
 
 
-async def _decide_read(
-    session: AsyncSession, actor: Actor, action: CaseAction, facts: ActionFacts
-) -> PolicyDecision:
-    grounds = await grounds_for(
-        session, actor, individual_id=action.individual_id, case_id=action.case_id, now=_now()
-    )
-    return enforce.decide(actor, Action.ACTION_READ, facts, grounds)
-
-
 def _read_record(
     actor: Actor, audit_action: str, action: CaseAction, decision: PolicyDecision
 ) -> audit.Record:
     return actor.record(
         audit_action,
         policy_id=decision.policy_id,
-        **_fields(action),
+        **ACTIONS.fields(action),
         **read_basis(decision, "own_agency"),
     )
+
+
+ACTIONS: SharedKind[CaseAction, ActionFacts] = SharedKind(
+    model=CaseAction,
+    resource_type="action",
+    read=Action.ACTION_READ,
+    facts=_facts,
+    visible=filters.actions_visible_to,
+    record=_read_record,
+)
 
 
 def _to_read(action: CaseAction) -> ActionRead:
@@ -186,41 +177,10 @@ async def create_action(
     return _to_read(action)
 
 
-async def _readable(
-    session: AsyncSession,
-    actor: Actor,
-    action_id: uuid.UUID,
-    audit_action: str,
-    *,
-    for_update: bool = False,
-) -> tuple[CaseAction, ActionFacts, PolicyDecision]:
-    """The action if the sharing rule lets the caller see it now; else an audited 404.
-    ``for_update`` locks the row (PostgreSQL), so two changes never interleave."""
-    action = await session.get(CaseAction, action_id, with_for_update=for_update)
-    if action is None:
-        raise enforce.not_found(
-            session,
-            actor,
-            audit_action=audit_action,
-            resource_type="action",
-            resource_id=str(action_id),
-        )
-    facts = await _facts(session, action)
-    decision = await _decide_read(session, actor, action, facts)
-    if not decision.allowed:
-        raise enforce.deny(
-            session,
-            actor,
-            audit_action=audit_action,
-            policy_id=decision.policy_id,
-            hidden=True,
-            **_fields(action),
-        )
-    return action, facts, decision
-
-
 async def get_action(session: AsyncSession, actor: Actor, *, action_id: uuid.UUID) -> ActionRead:
-    action, _, decision = await _readable(session, actor, action_id, "action.read")
+    action, _, decision = await reads.readable(
+        session, actor, ACTIONS, action_id, audit_action="action.read"
+    )
     await audit.append(session, _read_record(actor, "action.read", action, decision))
     return _to_read(action)
 
@@ -230,7 +190,9 @@ async def update_action(
 ) -> ActionRead:
     """404 unless the caller may see the action; 403 unless its agency is responsible for
     it; 409 for a final action or a move the status diagram does not allow."""
-    action, facts, _ = await _readable(session, actor, action_id, "action.update", for_update=True)
+    action, facts, _ = await reads.readable(
+        session, actor, ACTIONS, action_id, audit_action="action.update", for_update=True
+    )
     decision = enforce.require(
         session,
         actor,
@@ -239,7 +201,7 @@ async def update_action(
         audit_action="action.update",
         hidden=False,
         detail="Only the responsible agency changes an action.",
-        **_fields(action),
+        **ACTIONS.fields(action),
     )
     current = ActionStatus(action.status)
     if current in FINAL:
@@ -269,7 +231,7 @@ async def update_action(
             policy_id=decision.policy_id,
             basis="own_agency",
             reason=f"changed {', '.join(sorted(changes))}{moved}",
-            **_fields(action),
+            **ACTIONS.fields(action),
         ),
     )
     return _to_read(action)
@@ -283,47 +245,15 @@ async def list_actions(
     case, case_facts, list_decision = await case_service.load_case(
         session, actor, case_id, action=Action.CASE_READ, audit_action="action.list"
     )
-    now = _now()
-    key = decode_cursor(cursor, 2)
-    query = select(CaseAction).where(
-        CaseAction.case_id == case.id, filters.actions_visible_to(actor, now)
-    )
-    if key is not None:
-        created = datetime.fromisoformat(key[0])
-        query = query.where(
-            (CaseAction.created_at > created)
-            | ((CaseAction.created_at == created) & (CaseAction.id > cursor_uuid(key[1])))
-        )
-    rows = list(
-        (
-            await session.execute(
-                query.order_by(CaseAction.created_at, CaseAction.id).limit(limit + 1)
-            )
-        ).scalars()
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = []
-    for action in rows:
-        decision = await _decide_read(
-            session, actor, action, await _facts(session, action, case_facts)
-        )
-        if not decision.allowed:  # the SQL filter and the policy disagree: fail closed
-            raise RuntimeError("action filter and policy disagree")
-        await audit.append(session, _read_record(actor, "action.read", action, decision))
-        items.append(_to_read(action))
-    await audit.append(
+    rows, next_cursor = await reads.read_page(
         session,
-        actor.record(
-            "action.list",
-            policy_id=list_decision.policy_id,
-            resource_type="action",
-            case_id=case.id,
-            individual_id=case.individual_id,
-            reason=f"{len(items)} item(s)",
-        ),
+        actor,
+        ACTIONS,
+        case=case,
+        case_facts=case_facts,
+        list_policy_id=list_decision.policy_id,
+        limit=limit,
+        cursor=cursor,
+        newest_first=False,
     )
-    next_cursor = (
-        encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None
-    )
-    return Page[ActionRead](items=items, next_cursor=next_cursor)
+    return Page[ActionRead](items=[_to_read(a) for a in rows], next_cursor=next_cursor)

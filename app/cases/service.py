@@ -25,7 +25,7 @@ from app.cases.schemas import CaseCreate, CaseRead, CaseUpdate, ParticipantCreat
 from app.errors import Conflict, ValidationFailed
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
-from app.pagination import Page, cursor_uuid, decode_cursor, encode_cursor
+from app.pagination import Page, cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
 from app.policy import enforce, filters
 from app.policy.engine import Action, PolicyDecision
 from app.policy.entities import CaseFacts
@@ -260,7 +260,7 @@ async def list_cases(
             filters.individuals_with_identity_visible_to(actor, datetime.now(UTC)),
         )
     if key is not None:
-        created = datetime.fromisoformat(key[0])
+        created = cursor_datetime(key[0])
         query = query.where(
             (Case.created_at < created)
             | ((Case.created_at == created) & (Case.id < cursor_uuid(key[1])))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,45 +19,29 @@ from app.entries.models import Entry, EntryVersion
 from app.entries.schemas import CorrectionCreate, EntryCreate, EntryRead, EntryVersionRead
 from app.errors import ValidationFailed
 from app.individuals.service import read_basis
-from app.pagination import Page, cursor_uuid, decode_cursor, encode_cursor
-from app.policy import enforce, filters, get_engine
+from app.pagination import Page
+from app.policy import enforce, filters, get_engine, reads
 from app.policy.engine import Action, PolicyDecision
-from app.policy.entities import EntryFacts
-from app.policy.grounds import grounds_for
+from app.policy.entities import CaseFacts, EntryFacts
+from app.policy.reads import SharedKind
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _facts(session: AsyncSession, entry: Entry) -> EntryFacts:
-    case = await session.get(Case, entry.case_id)
-    assert case is not None
+async def _facts(session: AsyncSession, entry: Entry, case: CaseFacts | None) -> EntryFacts:
+    if case is None:
+        row = await session.get(Case, entry.case_id)
+        assert row is not None  # foreign key
+        case = await case_service.case_facts(session, row)
     return EntryFacts(
         id=entry.id,
         source_agency_id=entry.source_agency_id,
         category=entry.category,
-        case=await case_service.case_facts(session, case),
+        case=case,
         source_agency_kind=await agency_service.kind_of(session, entry.source_agency_id),
     )
-
-
-async def _decide_read(
-    session: AsyncSession, actor: Actor, entry: Entry, facts: EntryFacts
-) -> PolicyDecision:
-    grounds = await grounds_for(
-        session, actor, individual_id=entry.individual_id, case_id=entry.case_id, now=_now()
-    )
-    return enforce.decide(actor, Action.ENTRY_READ, facts, grounds)
-
-
-def _fields(entry: Entry) -> dict[str, Any]:
-    return {
-        "resource_type": "entry",
-        "resource_id": str(entry.id),
-        "case_id": entry.case_id,
-        "individual_id": entry.individual_id,
-    }
 
 
 def _read_record(actor: Actor, action: str, entry: Entry, decision: PolicyDecision) -> audit.Record:
@@ -66,7 +49,17 @@ def _read_record(actor: Actor, action: str, entry: Entry, decision: PolicyDecisi
     sensitive = get_engine().reference.categories[entry.category].sensitive
     if sensitive and entry.source_agency_id != actor.agency_id:
         basis["flags"].append("sensitive_category")
-    return actor.record(action, policy_id=decision.policy_id, **_fields(entry), **basis)
+    return actor.record(action, policy_id=decision.policy_id, **ENTRIES.fields(entry), **basis)
+
+
+ENTRIES: SharedKind[Entry, EntryFacts] = SharedKind(
+    model=Entry,
+    resource_type="entry",
+    read=Action.ENTRY_READ,
+    facts=_facts,
+    visible=filters.entries_visible_to,
+    record=_read_record,
+)
 
 
 async def _to_read(session: AsyncSession, entry: Entry) -> EntryRead:
@@ -146,41 +139,19 @@ async def create_entry(
     await audit.append(
         session,
         actor.record(
-            "entry.create", policy_id=decision.policy_id, basis="own_agency", **_fields(entry)
+            "entry.create",
+            policy_id=decision.policy_id,
+            basis="own_agency",
+            **ENTRIES.fields(entry),
         ),
     )
     return await _to_read(session, entry)
 
 
-async def _readable(
-    session: AsyncSession, actor: Actor, entry_id: uuid.UUID, audit_action: str
-) -> tuple[Entry, EntryFacts, PolicyDecision]:
-    """The entry if the sharing rule lets the caller read it now; else an audited 404."""
-    entry = await session.get(Entry, entry_id)
-    if entry is None:
-        raise enforce.not_found(
-            session,
-            actor,
-            audit_action=audit_action,
-            resource_type="entry",
-            resource_id=str(entry_id),
-        )
-    facts = await _facts(session, entry)
-    decision = await _decide_read(session, actor, entry, facts)
-    if not decision.allowed:
-        raise enforce.deny(
-            session,
-            actor,
-            audit_action=audit_action,
-            policy_id=decision.policy_id,
-            hidden=True,
-            **_fields(entry),
-        )
-    return entry, facts, decision
-
-
 async def get_entry(session: AsyncSession, actor: Actor, *, entry_id: uuid.UUID) -> EntryRead:
-    entry, _, decision = await _readable(session, actor, entry_id, "entry.read")
+    entry, _, decision = await reads.readable(
+        session, actor, ENTRIES, entry_id, audit_action="entry.read"
+    )
     await audit.append(session, _read_record(actor, "entry.read", entry, decision))
     return await _to_read(session, entry)
 
@@ -188,7 +159,9 @@ async def get_entry(session: AsyncSession, actor: Actor, *, entry_id: uuid.UUID)
 async def correct_entry(
     session: AsyncSession, actor: Actor, *, entry_id: uuid.UUID, data: CorrectionCreate
 ) -> EntryRead:
-    entry, facts, _ = await _readable(session, actor, entry_id, "entry.correct")
+    entry, facts, _ = await reads.readable(
+        session, actor, ENTRIES, entry_id, audit_action="entry.correct", for_update=True
+    )
     decision = enforce.require(
         session,
         actor,
@@ -196,7 +169,7 @@ async def correct_entry(
         facts,
         audit_action="entry.correct",
         hidden=False,
-        **_fields(entry),
+        **ENTRIES.fields(entry),
     )
     current = await session.get(EntryVersion, (entry.id, entry.current_version))
     assert current is not None
@@ -220,7 +193,7 @@ async def correct_entry(
             policy_id=decision.policy_id,
             basis="own_agency",
             reason=f"version {entry.current_version}",
-            **_fields(entry),
+            **ENTRIES.fields(entry),
         ),
     )
     return await _to_read(session, entry)
@@ -229,49 +202,22 @@ async def correct_entry(
 async def list_entries(
     session: AsyncSession, actor: Actor, *, case_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page[EntryRead]:
-    """Only the entries the sharing rule lets the caller read, filtered in SQL; pages never
-    count or skip hidden rows. One audit record per entry returned, with its basis."""
-    case, _, list_decision = await case_service.load_case(
+    """Only the entries the sharing rule lets the caller read, filtered in SQL; newest first.
+    One audit record per entry returned, with its basis."""
+    case, case_facts, list_decision = await case_service.load_case(
         session, actor, case_id, action=Action.CASE_READ, audit_action="entry.list"
     )
-    now = _now()
-    key = decode_cursor(cursor, 2)
-    query = select(Entry).where(Entry.case_id == case.id, filters.entries_visible_to(actor, now))
-    if key is not None:
-        created = datetime.fromisoformat(key[0])
-        query = query.where(
-            (Entry.created_at < created)
-            | ((Entry.created_at == created) & (Entry.id < cursor_uuid(key[1])))
-        )
-    rows = list(
-        (
-            await session.execute(
-                query.order_by(Entry.created_at.desc(), Entry.id.desc()).limit(limit + 1)
-            )
-        ).scalars()
-    )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = []
-    for entry in rows:
-        facts = await _facts(session, entry)
-        decision = await _decide_read(session, actor, entry, facts)
-        if not decision.allowed:  # the SQL filter and the policy disagree: fail closed
-            raise RuntimeError("entry filter and policy disagree")
-        await audit.append(session, _read_record(actor, "entry.read", entry, decision))
-        items.append(await _to_read(session, entry))
-    await audit.append(
+    rows, next_cursor = await reads.read_page(
         session,
-        actor.record(
-            "entry.list",
-            policy_id=list_decision.policy_id,
-            resource_type="entry",
-            case_id=case.id,
-            individual_id=case.individual_id,
-            reason=f"{len(items)} item(s)",
-        ),
+        actor,
+        ENTRIES,
+        case=case,
+        case_facts=case_facts,
+        list_policy_id=list_decision.policy_id,
+        limit=limit,
+        cursor=cursor,
+        newest_first=True,
     )
-    next_cursor = (
-        encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None
+    return Page[EntryRead](
+        items=[await _to_read(session, entry) for entry in rows], next_cursor=next_cursor
     )
-    return Page[EntryRead](items=items, next_cursor=next_cursor)
