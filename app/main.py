@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from app import __version__
 from app.actions.router import router as actions_router
 from app.agencies.router import router as agencies_router
+from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
 from app.cases.router import router as cases_router
 from app.clients.router import router as clients_router
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         consents_router,
         entries_router,
         actions_router,
+        audit_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     if settings.docs_enabled:

@@ -57,6 +57,13 @@ def cursor_uuid(value: str) -> uuid.UUID:
         raise _invalid() from exc
 
 
+def cursor_int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise _invalid() from exc
+
+
 def cursor_datetime(value: str) -> datetime:
     """A cursor's timestamp; a zone-less one is UTC, as everywhere in this code."""
     try:

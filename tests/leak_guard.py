@@ -2,14 +2,16 @@
 suite, not only in the tests written for it.
 
 The ``client`` fixture installs :class:`ProtectedIdentityGuard` as an httpx response hook.
-After every JSON response it looks up the individuals with protected identity in the test's
-database and the agency of the caller (from the bearer token), and fails the request if the
-body holds the given name or the personnummer (in any of its spellings) of a protected
-individual the caller's agency did not register.
+After every JSON or text response (exports, printable extracts included) it looks up the
+individuals with protected identity in the test's database and the agency of the caller
+(from the bearer token), and fails the request if the body holds the given name or the
+personnummer (in any of its spellings) of a protected individual the caller's agency did
+not register.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -56,7 +58,13 @@ class ProtectedIdentityGuard:
 
     async def __call__(self, response: httpx.Response) -> None:
         await response.aread()
-        if "json" not in response.headers.get("content-type", ""):
+        media = response.headers.get("content-type", "").split(";")[0]
+        if media in {"application/json", "application/problem+json"}:
+            values = list(_strings(response.json()))
+        elif media.startswith("text/") or media == "application/x-ndjson":
+            # exports and printable extracts: every word and number of the text
+            values = [token for token in re.split(r"[^\w-]+", response.text) if token]
+        else:
             return
         database = getattr(self.app.state, "database", None)
         if database is None:
@@ -65,7 +73,6 @@ class ProtectedIdentityGuard:
             secrets = await self._protected(session)
             if not secrets:
                 return
-            values = list(_strings(response.json()))
             shown = {
                 registering
                 for registering, words in secrets.items()

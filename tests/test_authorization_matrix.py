@@ -140,6 +140,10 @@ def _admin_only(ok: int) -> Rule:
     return lambda actor, ctx: Expect(ok if actor in ADMIN else 403)
 
 
+def _auditor_only(ok: int) -> Rule:
+    return lambda actor, ctx: Expect(ok if actor == "soc_auditor" else 403)
+
+
 def _everyone(ok: int) -> Rule:
     return lambda actor, ctx: Expect(ok)
 
@@ -406,6 +410,26 @@ ROWS: list[Row] = [
         states=ONCE,
     ),
     Row("DELETE", "/clients/{client}", _admin_only(204), audit="admin", states=ONCE),
+    # --- the auditors' API: auditors only ---------------------------------------------------
+    Row("GET", "/audit/events", _auditor_only(200), audit="admin", states=ONCE),
+    Row("GET", "/audit/events/{audit_seq}", _auditor_only(200), audit="admin", states=ONCE),
+    Row(
+        "POST",
+        "/audit/events/{audit_seq}/review",
+        _auditor_only(201),
+        body=lambda a, c: {"note": "Granskad, i sin ordning."},
+        audit="admin",
+        states=ONCE,
+    ),
+    Row("GET", "/audit/verify", _auditor_only(200), audit="admin", states=ONCE),
+    Row("GET", "/audit/export", _auditor_only(200), audit="admin", states=ONCE),
+    Row(
+        "GET",
+        "/individuals/{individual}/access-log",
+        _auditor_only(200),
+        audit="admin",
+        states=ONCE,
+    ),
     # --- reference data ------------------------------------------------------------------
     Row("GET", "/categories", _everyone(200), audit="none", states=ONCE),
     Row("GET", "/legal-bases", _everyone(200), audit="none", states=ONCE),
@@ -427,6 +451,7 @@ def _template_route(row: Row) -> tuple[str, str]:
         "skola": "agency_id",
         "soc_user": "user_id",
         "client": "client_id",
+        "audit_seq": "seq",
     }
     return row.method, API + re.sub(r"\{(\w+)\}", lambda m: "{" + names[m.group(1)] + "}", path)
 
@@ -457,6 +482,7 @@ async def _build(
         pol=str(world.pol.id),
         skola=str(world.skola.id),
         soc_user=str(world.soc_caseworker.id),
+        audit_seq="1",
     )
     case = scenario.case["id"]
 
@@ -565,7 +591,8 @@ def _check(
     problems: list[str] = []
     if response.status_code != expected.status:
         return [f"status {response.status_code}, expected {expected.status}"]
-    json_body = "json" in response.headers.get("content-type", "")
+    media = response.headers.get("content-type", "").split(";")[0]
+    json_body = media in {"application/json", "application/problem+json"}
     body: Any = response.json() if json_body else None
     if expected.items is not None:
         items = body if isinstance(body, list) else body["items"]

@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, Uuid
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UtcDateTime
@@ -33,6 +43,16 @@ class AuditEvent(Base):
         Index("ix_audit_event_individual_id_seq", "individual_id", "seq"),
         Index("ix_audit_event_case_id_seq", "case_id", "seq"),
         Index("ix_audit_event_at", "at"),
+        Index("ix_audit_event_actor_agency_id_seq", "actor_agency_id", "seq"),
+        Index("ix_audit_event_action_seq", "action", "seq"),
+        Index("ix_audit_event_actor_user_id_at", "actor_user_id", "at"),
+        # The auditors' work queue: flagged records, newest first.
+        Index(
+            "ix_audit_event_flagged_seq",
+            "seq",
+            postgresql_where=text("flags <> ''"),
+            sqlite_where=text("flags <> ''"),
+        ),
     )
 
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
@@ -68,3 +88,31 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditReview(Base):
+    """An auditor's review mark on one record. The review is itself an audit record
+    (``review_seq``); a record is reviewed once."""
+
+    __tablename__ = "audit_review"
+
+    seq: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("audit_event.seq"), primary_key=True, autoincrement=False
+    )
+    reviewer_user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("app_user.id"))
+    reviewed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    note: Mapped[str] = mapped_column(Text)
+    review_seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditCheckpoint(Base):
+    """A signed statement that the chain had ``hash`` at ``seq`` at time ``at``."""
+
+    __tablename__ = "audit_checkpoint"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    signature: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[str] = mapped_column(String(64))

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.chain import BODY_FIELDS, canonical_body, record_hash
+from app.audit.flags import flags_for
 from app.audit.models import AuditChainHead, AuditEvent, Decision
 from app.db import keep_whatever_the_outcome
 from app.errors import ServiceUnavailable
@@ -68,7 +69,7 @@ class Record:
     origin: Origin = field(default_factory=Origin)
 
 
-def _columns(record: Record, at: datetime) -> dict[str, object]:
+def _columns(record: Record, at: datetime, flags: set[str]) -> dict[str, object]:
     return {
         "at": at,
         "actor_user_id": record.actor_user_id,
@@ -88,7 +89,7 @@ def _columns(record: Record, at: datetime) -> dict[str, object]:
         "reason": record.reason,
         "request_id": record.origin.request_id,
         "client_address": record.origin.client_address,
-        "flags": ",".join(sorted(set(record.flags))),
+        "flags": ",".join(sorted(flags)),
     }
 
 
@@ -126,13 +127,21 @@ _PG_APPEND = text(
 async def append(session: AsyncSession, record: Record) -> int:
     """Append ``record`` in the session's transaction; returns its ``seq``."""
     at = datetime.now(UTC)
-    columns = _columns(record, at)
-    body = canonical_body(columns)
     try:
         # The work this record describes goes to the database first, in the same
         # transaction, so a failing write never leaves a record of work not done.
         await session.flush()
         connection = await session.connection()
+        flags = await flags_for(
+            connection,
+            given=set(record.flags),
+            decision=record.decision,
+            at=at,
+            actor_user_id=record.actor_user_id,
+            individual_id=record.individual_id,
+        )
+        columns = _columns(record, at, flags)
+        body = canonical_body(columns)
         if connection.dialect.name == "postgresql":
             row = (await connection.execute(_PG_APPEND, {**columns, "body": body})).one()
             seq = int(row[0])

@@ -5,8 +5,10 @@ Loaded and validated once at start-up; a file that does not validate stops the a
 
 from __future__ import annotations
 
+from datetime import datetime, time
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -62,9 +64,43 @@ class DocumentSettings(_Strict):
     media_types: list[Literal["application/pdf", "image/png", "image/jpeg"]]
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class WorkingHours(_Strict):
+    start: time
+    end: time
+    days: list[Weekday]
+    timezone: str
+
+    @model_validator(mode="after")
+    def _valid(self) -> WorkingHours:
+        if self.start >= self.end:
+            raise ValueError("working_hours: start must be before end")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"working_hours: unknown timezone {self.timezone!r}") from exc
+        return self
+
+    def outside(self, moment: datetime) -> bool:
+        """Whether ``moment`` (aware) falls outside these hours, in local time."""
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        if WEEKDAYS[local.weekday()] not in self.days:
+            return True
+        return not self.start <= local.time() < self.end
+
+
+class AuditSettings(_Strict):
+    working_hours: WorkingHours
+    volume_individuals_per_hour: int = Field(ge=1, le=100_000)
+
+
 class LocalSettings(_Strict):
     consent: ConsentSettings
     documents: DocumentSettings
+    audit: AuditSettings
 
 
 class _CategoryFile(_Strict):

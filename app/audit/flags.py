@@ -1,0 +1,73 @@
+"""Review flags, decided when a record is written so that the auditors' work queue costs
+nothing to query: ``denied``, ``emergency_access`` (set by the service that grants or reads
+under a legal basis), ``protected_identity``, ``outside_hours`` and ``volume``.
+
+Working hours and the volume threshold come from ``policies/settings.yaml`` (``audit``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.audit.models import AuditEvent, Decision
+from app.individuals.models import Individual
+
+if TYPE_CHECKING:
+    from app.policy.reference import AuditSettings
+
+DENIED = "denied"
+EMERGENCY_ACCESS = "emergency_access"
+PROTECTED_IDENTITY = "protected_identity"
+OUTSIDE_HOURS = "outside_hours"
+VOLUME = "volume"
+SENSITIVE_CATEGORY = "sensitive_category"
+
+
+def audit_settings() -> AuditSettings:
+    """``audit`` of policies/settings.yaml (a function, so tests can substitute it)."""
+    from app.policy import get_engine  # noqa: PLC0415 - app.policy imports the actor, which imports this module
+
+    return get_engine().reference.settings.audit
+
+
+async def flags_for(
+    connection: AsyncConnection,
+    *,
+    given: set[str],
+    decision: Decision,
+    at: datetime,
+    actor_user_id: object,
+    individual_id: object,
+) -> set[str]:
+    """``given`` plus the flags the record's own facts call for."""
+    settings = audit_settings()
+    flags = set(given)
+    if decision is Decision.DENY:
+        flags.add(DENIED)
+    if actor_user_id is not None and settings.working_hours.outside(at):
+        flags.add(OUTSIDE_HOURS)
+    if individual_id is None:
+        return flags
+    protected = await connection.scalar(
+        select(Individual.protected_identity).where(Individual.id == individual_id)
+    )
+    if protected:
+        flags.add(PROTECTED_IDENTITY)
+    if actor_user_id is not None and decision is Decision.PERMIT:
+        # Distinct individuals this user touched in the hour up to now, this one included.
+        others = await connection.scalar(
+            select(func.count(distinct(AuditEvent.individual_id))).where(
+                AuditEvent.actor_user_id == actor_user_id,
+                AuditEvent.at > at - timedelta(hours=1),
+                AuditEvent.decision == Decision.PERMIT.value,
+                AuditEvent.individual_id.is_not(None),
+                AuditEvent.individual_id != individual_id,
+            )
+        )
+        if (others or 0) + 1 > settings.volume_individuals_per_hour:
+            flags.add(VOLUME)
+    return flags

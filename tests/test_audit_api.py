@@ -1,0 +1,419 @@
+"""The auditors' API (loggkontroll): search and its filters, flags set at write time,
+review marks, streamed exports, the individual's access extract, chain verification.
+
+World: tests/scenarios.py (SOC leads a case, POL takes part, SKOLA does not).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.audit import flags as audit_flags
+from app.audit.service import csv_safe
+from app.policy.reference import AuditSettings, WorkingHours
+from tests.factories import audit_events_after, audit_head
+from tests.scenarios import Scenario, World, call, individual_body
+
+
+async def _entry(client: httpx.AsyncClient, app: FastAPI, world: World, case_id: str) -> str:
+    response = await call(
+        client,
+        app,
+        world.soc_caseworker,
+        "POST",
+        f"/cases/{case_id}/entries",
+        json={"category": "social_services", "title": "Hembesök", "body": "Text."},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def _search(
+    client: httpx.AsyncClient, app: FastAPI, world: World, **params: Any
+) -> list[dict[str, Any]]:
+    response = await call(client, app, world.soc_auditor, "GET", "/audit/events", params=params)
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+async def _activity(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> str:
+    """SOC writes and reads an entry; POL is refused it; returns the entry id."""
+    entry = await _entry(client, app, world, scenario.case["id"])
+    assert (
+        await call(client, app, world.soc_coordinator, "GET", f"/entries/{entry}")
+    ).status_code == 200
+    assert (
+        await call(client, app, world.pol_caseworker, "GET", f"/entries/{entry}")
+    ).status_code == 404
+    return entry
+
+
+async def test_only_auditors_search_and_the_search_is_audited(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+) -> None:
+    for user in (world.soc_coordinator, world.pol_caseworker, world.soc_admin):
+        before = await audit_head(connection)
+        refused = await call(client, app, user, "GET", "/audit/events")
+        assert refused.status_code == 403
+        [denied] = await audit_events_after(connection, before)
+        assert (denied.action, denied.decision) == ("audit.search", "deny")
+        assert "denied" in denied.flags
+    before = await audit_head(connection)
+    await _search(client, app, world, individual_id=scenario.individual["id"], flagged="true")
+    [searched] = await audit_events_after(connection, before)
+    assert searched.action == "audit.search"
+    assert str(searched.individual_id) == scenario.individual["id"]
+    assert searched.reason is not None
+    assert "individual_id, flagged" in searched.reason
+    assert scenario.individual["id"] not in searched.reason  # names, not values
+
+
+async def test_each_filter_selects_what_it_says(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+) -> None:
+    entry = await _activity(client, app, world, scenario)
+    everything = await _search(client, app, world, limit=200)
+    assert [e["seq"] for e in everything] == sorted((e["seq"] for e in everything), reverse=True)
+    checks: list[tuple[dict[str, Any], Any]] = [
+        (
+            {"individual_id": scenario.individual["id"]},
+            lambda e: e["individual_id"] == scenario.individual["id"],
+        ),
+        ({"case_id": scenario.case["id"]}, lambda e: e["case_id"] == scenario.case["id"]),
+        (
+            {"user_id": str(world.pol_caseworker.id)},
+            lambda e: e["actor_user_id"] == str(world.pol_caseworker.id),
+        ),
+        ({"agency_id": str(world.pol.id)}, lambda e: e["actor_agency_id"] == str(world.pol.id)),
+        ({"action": "entry.read"}, lambda e: e["action"] == "entry.read"),
+        ({"decision": "deny"}, lambda e: e["decision"] == "deny"),
+        ({"flagged": "true"}, lambda e: bool(e["flags"])),
+        ({"flagged": "false"}, lambda e: not e["flags"]),
+    ]
+    for params, holds in checks:
+        found = await _search(client, app, world, limit=200, **params)
+        assert found, params
+        expected = [e["seq"] for e in everything if holds(e)]
+        # the later search also sees the audit.search records written in between
+        assert [e["seq"] for e in found if e["seq"] <= everything[0]["seq"]] == expected, params
+    [denied_read] = await _search(
+        client, app, world, user_id=str(world.pol_caseworker.id), action="entry.read"
+    )
+    assert (denied_read["resource_id"], denied_read["decision"]) == (entry, "deny")
+    assert "denied" in denied_read["flags"]
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    assert await _search(client, app, world, **{"from": future}) == []
+    assert await _search(client, app, world, to="2000-01-01T00:00:00") == []
+    bad = await call(
+        client, app, world.soc_auditor, "GET", "/audit/events", params={"decision": "maybe"}
+    )
+    assert bad.status_code == 422
+
+
+async def test_pages_cover_the_log_once_newest_first(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    await _activity(client, app, world, scenario)
+    everything = await _search(client, app, world, limit=200, to=datetime.now(UTC).isoformat())
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 3, "to": everything and datetime.now(UTC).isoformat()}
+        params["to"] = (
+            datetime.fromisoformat(everything[0]["at"]) + timedelta(microseconds=1)
+        ).isoformat()
+        if cursor:
+            params["cursor"] = cursor
+        page = await call(client, app, world.soc_auditor, "GET", "/audit/events", params=params)
+        seen += [e["seq"] for e in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [e["seq"] for e in everything]
+
+
+async def test_one_record_and_its_hash(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    [newest] = await _search(client, app, world, limit=1)
+    one = await call(client, app, world.soc_auditor, "GET", f"/audit/events/{newest['seq']}")
+    assert one.status_code == 200
+    assert one.json() | {"reviewed": False} == newest | {"reviewed": False}
+    assert len(one.json()["hash"]) == 64
+    missing = await call(client, app, world.soc_auditor, "GET", "/audit/events/999999999")
+    assert missing.status_code == 404
+
+
+async def test_flags_are_set_when_written(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    protected = await call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        "/individuals",
+        json=individual_body(
+            personal_number="20100303-2370", given_name="Hemlig", protected_identity=True
+        ),
+    )
+    before = await audit_head(connection)
+    await call(client, app, world.soc_coordinator, "GET", f"/individuals/{protected.json()['id']}")
+    [read] = await audit_events_after(connection, before)
+    assert "protected_identity" in read.flags
+
+    always_closed = WorkingHours(start=time(7), end=time(18), days=[], timezone="Europe/Stockholm")
+    monkeypatch.setattr(
+        audit_flags,
+        "audit_settings",
+        lambda: AuditSettings(working_hours=always_closed, volume_individuals_per_hour=2),
+    )
+    individuals = [
+        (
+            await call(
+                client,
+                app,
+                world.soc_coordinator,
+                "POST",
+                "/individuals",
+                json=individual_body(personal_number=None, birth_date="2011-01-01"),
+            )
+        ).json()["id"]
+        for _ in range(3)
+    ]
+    flagged = []
+    for individual in individuals:
+        before = await audit_head(connection)
+        await call(client, app, world.soc_caseworker, "GET", f"/individuals/{individual}")
+        [read] = await audit_events_after(connection, before)
+        assert "outside_hours" in read.flags
+        flagged.append("volume" in read.flags)
+    assert flagged == [False, False, True]  # the third distinct individual within the hour
+    before = await audit_head(connection)
+    await call(client, app, world.soc_caseworker, "GET", f"/individuals/{individuals[0]}")
+    [again] = await audit_events_after(connection, before)
+    assert "volume" in again.flags  # still three in the hour
+
+
+def test_working_hours_are_local_time() -> None:
+    hours = WorkingHours(
+        start=time(7),
+        end=time(18),
+        days=["mon", "tue", "wed", "thu", "fri"],
+        timezone="Europe/Stockholm",
+    )
+    monday = datetime(2026, 11, 23, tzinfo=UTC)  # a Monday; Stockholm is UTC+1 in November
+    assert not hours.outside(monday.replace(hour=6))  # 07:00 local
+    assert hours.outside(monday.replace(hour=5, minute=59))
+    assert hours.outside(monday.replace(hour=17))  # 18:00 local
+    assert hours.outside(monday + timedelta(days=5, hours=12))  # Saturday noon
+    with pytest.raises(ValueError, match="timezone"):
+        WorkingHours(start=time(7), end=time(18), days=[], timezone="Mars/Olympus")
+    with pytest.raises(ValueError, match="before"):
+        WorkingHours(start=time(18), end=time(7), days=[], timezone="UTC")
+
+
+async def test_review_marks_are_audited_once_and_leave_the_queue(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+) -> None:
+    await _activity(client, app, world, scenario)
+    queue = await _search(client, app, world, flagged="true", reviewed="false", decision="deny")
+    target = queue[0]["seq"]
+    before = await audit_head(connection)
+    marked = await call(
+        client,
+        app,
+        world.soc_auditor,
+        "POST",
+        f"/audit/events/{target}/review",
+        json={"note": "Polisen saknade samtycke; nekad som avsett."},
+    )
+    assert marked.status_code == 201, marked.text
+    [record] = await audit_events_after(connection, before)
+    assert (record.action, record.resource_id) == ("audit.review", str(target))
+    assert marked.json()["review_seq"] == record.seq
+    assert "Polisen" not in (record.reason or "")
+    again = await call(
+        client, app, world.soc_auditor, "POST", f"/audit/events/{target}/review", json={"note": "x"}
+    )
+    assert again.status_code == 409
+    assert target not in [
+        e["seq"] for e in await _search(client, app, world, flagged="true", reviewed="false")
+    ]
+    assert target in [e["seq"] for e in await _search(client, app, world, reviewed="true")]
+    for body in ({}, {"note": ""}, {"note": "x", "extra": 1}):
+        bad = await call(
+            client, app, world.soc_auditor, "POST", f"/audit/events/{target}/review", json=body
+        )
+        assert bad.status_code == 422
+    missing = await call(
+        client, app, world.soc_auditor, "POST", "/audit/events/999999999/review", json={"note": "x"}
+    )
+    assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+async def test_exports_hold_what_the_search_holds_and_are_audited(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+    fmt: str,
+) -> None:
+    await _activity(client, app, world, scenario)
+    params = {"individual_id": scenario.individual["id"]}
+    searched = await _search(client, app, world, limit=200, **params)
+    before = await audit_head(connection)
+    exported = await call(
+        client, app, world.soc_auditor, "GET", "/audit/export", params=params | {"format": fmt}
+    )
+    assert exported.status_code == 200
+    assert "attachment" in exported.headers["content-disposition"]
+    events = await audit_events_after(connection, before)
+    assert [e.action for e in events] == ["audit.export"]
+    if fmt == "jsonl":
+        rows = [json.loads(line) for line in exported.text.splitlines()]
+    else:
+        rows = list(csv.DictReader(io.StringIO(exported.text)))
+    seqs = [int(r["seq"]) for r in rows]
+    # everything about the individual up to and including the export's own record
+    expected = [
+        e.seq
+        for e in reversed(await audit_events_after(connection, 0))
+        if str(e.individual_id) == scenario.individual["id"]
+    ]
+    assert seqs == expected
+    assert {e["seq"] for e in searched} <= set(seqs)
+
+
+def test_csv_cells_cannot_become_formulas() -> None:
+    assert csv_safe('=HYPERLINK("http://x")') == '\'=HYPERLINK("http://x")'
+    assert csv_safe("+1") == "'+1"
+    assert csv_safe("@SUM(A1)") == "'@SUM(A1)"
+    assert csv_safe("entry.read") == "entry.read"
+    assert csv_safe(None) == ""
+    assert csv_safe(["a", "b"]) == "a,b"
+
+
+async def test_the_access_extract_shows_who_read_and_who_was_refused(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+) -> None:
+    await _activity(client, app, world, scenario)
+    path = f"/individuals/{scenario.individual['id']}/access-log"
+    assert (await call(client, app, world.soc_coordinator, "GET", path)).status_code == 403
+    before = await audit_head(connection)
+    extract = await call(client, app, world.soc_auditor, "GET", path)
+    assert extract.status_code == 200
+    [recorded] = await audit_events_after(connection, before)
+    assert (recorded.action, str(recorded.individual_id)) == (
+        "audit.access_log",
+        scenario.individual["id"],
+    )
+    entries = extract.json()["entries"]
+    assert [e["seq"] for e in entries] == sorted(e["seq"] for e in entries)
+    refused = [e for e in entries if e["decision"] == "deny"]
+    assert refused
+    assert refused[0]["agency_name"] == world.pol.name
+    assert refused[0]["what_sv"].startswith("Nekades")
+    reads = [e for e in entries if e["action"] == "entry.read" and e["decision"] == "permit"]
+    assert reads[0]["agency_name"] == world.soc.name
+    assert reads[0]["user_name"] == world.soc_coordinator.display_name
+    assert reads[0]["basis"] == "own_agency"
+
+    html = await call(client, app, world.soc_auditor, "GET", path, params={"format": "html"})
+    assert html.headers["content-type"].startswith("text/html")
+    assert "Loggutdrag" in html.text
+    assert world.pol.name in html.text
+    assert "<script" not in html.text
+    printable = await call(client, app, world.soc_auditor, "GET", path, params={"format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(printable.text)))
+    assert len(rows) == len(entries) + 2  # the JSON and HTML extracts were logged too
+    assert {"tidpunkt", "myndighet", "vad", "grund"} <= set(rows[0])
+    unknown = await call(
+        client,
+        app,
+        world.soc_auditor,
+        "GET",
+        "/individuals/00000000-0000-0000-0000-000000000000/access-log",
+    )
+    assert unknown.status_code == 404
+
+
+async def test_verify_over_the_api(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+) -> None:
+    before = await audit_head(connection)
+    result = await call(client, app, world.soc_auditor, "GET", "/audit/verify")
+    assert result.status_code == 200
+    body = result.json()
+    assert body["ok"] is True
+    assert body["checked"] == body["head_seq"] == before
+    assert body["first_bad_seq"] is None
+    assert (
+        await call(client, app, world.soc_caseworker, "GET", "/audit/verify")
+    ).status_code == 403
+
+
+async def test_review_marks_cannot_be_changed_or_removed(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+) -> None:
+    [newest] = await _search(client, app, world, limit=1)
+    marked = await call(
+        client,
+        app,
+        world.soc_auditor,
+        "POST",
+        f"/audit/events/{newest['seq']}/review",
+        json={"note": "Granskad."},
+    )
+    assert marked.status_code == 201
+    for statement in (
+        "UPDATE audit_review SET note = 'ändrad'",
+        "DELETE FROM audit_review",
+    ):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with connection.begin_nested():
+                await connection.execute(text(statement))
