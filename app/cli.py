@@ -1,17 +1,17 @@
-"""The ``samverkan`` command: serve, migrate, create-admin, demo, audit verify, version."""
+"""The ``samverkan`` command: serve, migrate, create-admin, demo, audit verify|checkpoint,
+version."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import getpass
-import json
 import os
 import sys
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 import structlog
@@ -21,7 +21,9 @@ from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.se import orgnr
 
 from app import __version__, bootstrap
-from app.audit.chain import VerifyResult, verify_chain
+from app.audit import service as audit_service
+from app.audit.checkpoints import Checkpoint, CheckpointSigner
+from app.audit.schemas import CheckpointRead, VerifyRead
 from app.config import Environment, Settings, get_settings
 from app.db import Database
 from app.errors import Conflict
@@ -169,21 +171,53 @@ def _demo(args: argparse.Namespace) -> int:
     return _run_server(args, settings)
 
 
-def _audit_verify(_: argparse.Namespace) -> int:
+def _read_checkpoints(path: Path) -> list[Checkpoint]:
+    """Checkpoints kept elsewhere, one JSON object a line (as ``audit checkpoint`` prints)."""
+    found = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            item = CheckpointRead.model_validate_json(line)
+            found.append(Checkpoint(item.seq, item.hash, item.at, item.signature, item.key_id))
+    return found
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
     settings = get_settings()
     configure_logging(level="WARNING", fmt=settings.effective_log_format)
+    kept = _read_checkpoints(args.checkpoints) if args.checkpoints else []
 
-    async def run() -> VerifyResult:
+    async def run() -> VerifyRead:
         database = Database.from_settings(settings)
         try:
             async with database.engine.connect() as connection:
-                return await verify_chain(connection)
+                return await audit_service.verify_all(connection, CheckpointSigner(settings), kept)
         finally:
             await database.dispose()
 
     result = asyncio.run(run())
-    sys.stdout.write(json.dumps(dataclasses.asdict(result)) + "\n")
+    sys.stdout.write(result.model_dump_json() + "\n")
     return 0 if result.ok else 1
+
+
+def _audit_checkpoint(_: argparse.Namespace) -> int:
+    """For cron: sign the head now; print the checkpoint as one JSON line to ship away."""
+    settings = get_settings()
+    configure_logging(level="WARNING", fmt=settings.effective_log_format)
+
+    async def run() -> CheckpointRead:
+        database = Database.from_settings(settings)
+        try:
+            async with database.sessionmaker() as session:
+                made = await audit_service.create_checkpoint(
+                    session, None, CheckpointSigner(settings)
+                )
+                await session.commit()
+                return made
+        finally:
+            await database.dispose()
+
+    sys.stdout.write(asyncio.run(run()).model_dump_json() + "\n")
+    return 0
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -226,8 +260,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="audit log tools")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True)
-    verify = audit_commands.add_parser("verify", help="recompute the hash chain")
+    verify = audit_commands.add_parser(
+        "verify", help="recompute the hash chain and check it against signed checkpoints"
+    )
+    verify.add_argument(
+        "--checkpoints",
+        type=Path,
+        help="a file of checkpoints kept elsewhere, one JSON line each (from 'audit checkpoint')",
+    )
     verify.set_defaults(handler=_audit_verify)
+    checkpoint = audit_commands.add_parser(
+        "checkpoint", help="sign the chain's head now and print the checkpoint (for cron)"
+    )
+    checkpoint.set_defaults(handler=_audit_checkpoint)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)

@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     jwt_key_id: str | None = Field(
         default=None, description="Defaults to a thumbprint of the verification key."
     )
+    audit_signing_key_file: Path | None = Field(
+        default=None,
+        description="Ed25519 private key (PKCS#8 PEM) that signs audit checkpoints.",
+    )
     jwt_issuer: str = "samverkan"
     jwt_audience: str = "samverkan-api"
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
@@ -104,14 +108,18 @@ class Settings(BaseSettings):
                 raise ValueError(
                     "SAMVERKAN_ENV=prod with HS256 needs SAMVERKAN_JWT_SECRET of at least 32 bytes"
                 )
-            return
-        for name in ("jwt_private_key_file", "jwt_public_key_file"):
-            path = getattr(self, name)
-            if path is None or not path.is_file():
-                raise ValueError(
-                    f"SAMVERKAN_ENV=prod needs SAMVERKAN_{name.upper()} pointing to a key file; "
-                    "keys are generated only in dev"
-                )
+        else:
+            for name in ("jwt_private_key_file", "jwt_public_key_file"):
+                self._require_key_file(name)
+        self._require_key_file("audit_signing_key_file")
+
+    def _require_key_file(self, name: str) -> None:
+        path = getattr(self, name)
+        if path is None or not path.is_file():
+            raise ValueError(
+                f"SAMVERKAN_ENV=prod needs SAMVERKAN_{name.upper()} pointing to a key file; "
+                "keys are generated only in dev"
+            )
 
     @property
     def is_sqlite(self) -> bool:

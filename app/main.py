@@ -14,6 +14,7 @@ from fastapi.openapi.utils import get_openapi
 from app import __version__
 from app.actions.router import router as actions_router
 from app.agencies.router import router as agencies_router
+from app.audit.checkpoints import CheckpointSigner
 from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
 from app.cases.router import router as cases_router
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         ],
     )
     app.state.tokens = TokenService(settings)
+    app.state.checkpoint_signer = CheckpointSigner(settings)
     app.include_router(ops_router)
     for router in (
         auth_router,

@@ -422,6 +422,8 @@ ROWS: list[Row] = [
         states=ONCE,
     ),
     Row("GET", "/audit/verify", _auditor_only(200), audit="admin", states=ONCE),
+    Row("GET", "/audit/checkpoints", _auditor_only(200), audit="admin", states=ONCE),
+    Row("POST", "/audit/checkpoints", _auditor_only(201), audit="admin", states=ONCE),
     Row("GET", "/audit/export", _auditor_only(200), audit="admin", states=ONCE),
     Row(
         "GET",

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from app.config import DEFAULT_DATABASE_URL, Environment, Settings
@@ -31,7 +32,19 @@ def prod_keys(tmp_path: Path) -> dict[str, Path]:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
     )
-    return {"jwt_private_key_file": private, "jwt_public_key_file": public}
+    audit_key = tmp_path / "audit-ed25519.pem"
+    audit_key.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return {
+        "jwt_private_key_file": private,
+        "jwt_public_key_file": public,
+        "audit_signing_key_file": audit_key,
+    }
 
 
 def test_defaults_run_on_embedded_sqlite() -> None:
@@ -124,3 +137,11 @@ def test_body_limit_is_bounded(value: str, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("SAMVERKAN_MAX_BODY_BYTES", value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_prod_refuses_to_run_without_a_checkpoint_signing_key(
+    prod_keys: dict[str, Path],
+) -> None:
+    keys = {k: v for k, v in prod_keys.items() if k != "audit_signing_key_file"}
+    with pytest.raises(ValidationError, match="AUDIT_SIGNING_KEY_FILE"):
+        Settings(env=Environment.PROD, database_url=GOOD_PROD_URL, jwt_algorithm="ES256", **keys)

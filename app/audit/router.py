@@ -10,11 +10,13 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from app.audit import render
 from app.audit import service as audit_service
+from app.audit.checkpoints import CheckpointSigner
 from app.audit.models import Decision
 from app.audit.schemas import (
     AccessLogRead,
     AuditEventRead,
     AuditFilters,
+    CheckpointRead,
     ExportFormat,
     ExtractFormat,
     ReviewCreate,
@@ -97,10 +99,33 @@ async def review_event(
     return await audit_service.review(session, actor, seq=seq, data=data)
 
 
+def _signer(request: Request) -> CheckpointSigner:
+    signer: CheckpointSigner = request.app.state.checkpoint_signer
+    return signer
+
+
+SignerDep = Annotated[CheckpointSigner, Depends(_signer)]
+
+
 @router.get("/audit/verify", responses=_AUDITOR)
-async def verify(actor: CurrentActor, session: SessionDep) -> VerifyRead:
-    """Recomputes the whole chain."""
-    return await audit_service.verify(session, actor)
+async def verify(actor: CurrentActor, session: SessionDep, signer: SignerDep) -> VerifyRead:
+    """Recomputes the whole chain and checks it against every signed checkpoint."""
+    return await audit_service.verify(session, actor, signer)
+
+
+@router.post("/audit/checkpoints", status_code=201, responses=_AUDITOR)
+async def create_checkpoint(
+    actor: CurrentActor, session: SessionDep, signer: SignerDep
+) -> CheckpointRead:
+    """Signs (seq, hash, at) of the chain's head with the deployment's Ed25519 key. Ship
+    the result somewhere the operator does not control (docs/audit.md)."""
+    return await audit_service.create_checkpoint(session, actor, signer)
+
+
+@router.get("/audit/checkpoints", responses=_AUDITOR)
+async def list_checkpoints(actor: CurrentActor, session: SessionDep) -> list[CheckpointRead]:
+    """Newest first."""
+    return await audit_service.list_checkpoints(session, actor)
 
 
 @router.get(

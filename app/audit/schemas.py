@@ -82,12 +82,24 @@ class ReviewRead(BaseModel):
 
 
 class VerifyRead(BaseModel):
+    """``ok`` only when the chain recomputes *and* every signed checkpoint agrees with it."""
+
     ok: bool
     checked: int
     first_bad_seq: int | None
     head_seq: int
     head_hash: str
     problem: str | None = None
+    checkpoints_checked: int = 0
+    checkpoint_problems: list[str] = []
+
+
+class CheckpointRead(BaseModel):
+    seq: int
+    hash: str
+    at: datetime
+    signature: str
+    key_id: str
 
 
 class AccessLogEntry(BaseModel):

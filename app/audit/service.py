@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agencies.models import Agency
+from app.audit import checkpoints
 from app.audit import writer as audit
 from app.audit.chain import verify_chain
 from app.audit.models import AuditEvent, AuditReview, Decision
@@ -29,6 +30,7 @@ from app.audit.schemas import (
     AccessLogRead,
     AuditEventRead,
     AuditFilters,
+    CheckpointRead,
     ReviewCreate,
     ReviewRead,
     VerifyRead,
@@ -249,27 +251,89 @@ async def review(
     )
 
 
-async def verify(session: AsyncSession, actor: Actor) -> VerifyRead:
+async def verify_all(
+    connection: AsyncConnection,
+    signer: checkpoints.CheckpointSigner,
+    extra: Sequence[checkpoints.Checkpoint] = (),
+) -> VerifyRead:
+    """The chain recomputed, then checked against every stored checkpoint and any kept
+    elsewhere (``extra``): the API and ``samverkan audit verify`` report the same."""
+    result = await verify_chain(connection)
+    known = [*await checkpoints.stored(connection), *extra]
+    problems = await checkpoints.problems(connection, signer, known, result.head_seq)
+    return VerifyRead(
+        ok=result.ok and not problems,
+        checked=result.checked,
+        first_bad_seq=result.first_bad_seq,
+        head_seq=result.head_seq,
+        head_hash=result.head_hash,
+        problem=result.problem,
+        checkpoints_checked=len(known),
+        checkpoint_problems=problems,
+    )
+
+
+async def verify(
+    session: AsyncSession, actor: Actor, signer: checkpoints.CheckpointSigner
+) -> VerifyRead:
     await _require_auditor(session, actor, "audit.verify")
-    result = await verify_chain(await session.connection())
+    result = await verify_all(await session.connection(), signer)
     await audit.append(
         session,
         actor.record(
             "audit.verify",
             resource_type="audit_event",
             basis="auditor",
-            reason=f"ok={result.ok} checked={result.checked} first_bad={result.first_bad_seq}",
+            reason=(
+                f"ok={result.ok} checked={result.checked} first_bad={result.first_bad_seq} "
+                f"checkpoint_problems={len(result.checkpoint_problems)}"
+            ),
             flags=[] if result.ok else ["chain_broken"],
         ),
     )
-    return VerifyRead(
-        ok=result.ok,
-        checked=result.checked,
-        first_bad_seq=result.first_bad_seq,
-        head_seq=result.head_seq,
-        head_hash=result.head_hash,
-        problem=result.problem,
+    return result
+
+
+def checkpoint_read(checkpoint: checkpoints.Checkpoint) -> CheckpointRead:
+    return CheckpointRead(
+        seq=checkpoint.seq,
+        hash=checkpoint.hash,
+        at=checkpoint.at,
+        signature=checkpoint.signature,
+        key_id=checkpoint.key_id,
     )
+
+
+async def create_checkpoint(
+    session: AsyncSession, actor: Actor | None, signer: checkpoints.CheckpointSigner
+) -> CheckpointRead:
+    """Record the act first, then sign the head, which is that record: a checkpoint always
+    covers its own making. ``actor`` is None for ``samverkan audit checkpoint``."""
+    if actor is not None:
+        await _require_auditor(session, actor, "audit.checkpoint")
+        record = actor.record("audit.checkpoint", resource_type="audit_event", basis="auditor")
+    else:
+        record = audit.Record(
+            action="audit.checkpoint", resource_type="audit_event", reason="command line"
+        )
+    await audit.append(session, record)
+    return checkpoint_read(await checkpoints.create(await session.connection(), signer))
+
+
+async def list_checkpoints(session: AsyncSession, actor: Actor) -> list[CheckpointRead]:
+    """Newest first."""
+    await _require_auditor(session, actor, "audit.checkpoint.list")
+    found = await checkpoints.stored(await session.connection())
+    await audit.append(
+        session,
+        actor.record(
+            "audit.checkpoint.list",
+            resource_type="audit_checkpoint",
+            basis="auditor",
+            reason=f"{len(found)} checkpoint(s)",
+        ),
+    )
+    return [checkpoint_read(c) for c in reversed(found)]
 
 
 async def start_export(

@@ -1,0 +1,168 @@
+"""Signed checkpoints of the audit chain: ``(seq, hash, at)`` signed with an Ed25519 key.
+
+The chain alone proves that no record was changed *unless* someone rewrote the log from
+some record on and re-chained everything after it. A checkpoint kept where that someone
+cannot reach (see docs/audit.md) pins the hash the chain had at ``seq``: verification then
+finds a rewrite at or before any checkpoint, and a log rolled back to before the newest
+checkpoint (a restored backup, a deleted tail) — the head is behind a signed ``seq``.
+
+The signing key: ``SAMVERKAN_AUDIT_SIGNING_KEY_FILE`` (PKCS#8 PEM, required in prod); in dev
+one is generated into the data directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.audit.chain import format_at
+from app.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from app.config import Environment, Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    seq: int
+    hash: str
+    at: datetime
+    signature: str
+    key_id: str
+
+
+def message(seq: int, chain_hash: str, at: datetime) -> bytes:
+    """What is signed: a fixed prefix, so a signature means nothing anywhere else."""
+    return f"samverkan-audit-checkpoint|{seq}|{chain_hash}|{format_at(at)}".encode("ascii")
+
+
+class CheckpointSigner:
+    def __init__(self, settings: Settings) -> None:
+        path = settings.audit_signing_key_file
+        if path is None:
+            if settings.env is Environment.PROD:
+                raise RuntimeError("prod needs SAMVERKAN_AUDIT_SIGNING_KEY_FILE")
+            path = _dev_key(settings.data_dir)
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(key, Ed25519PrivateKey):
+            raise RuntimeError(f"{path} is not an Ed25519 private key")
+        self._key = key
+        self.public_key: Ed25519PublicKey = key.public_key()
+        raw = self.public_key.public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+        self.key_id = hashlib.sha256(raw).hexdigest()[:16]
+
+    @property
+    def public_key_pem(self) -> str:
+        return self.public_key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        ).decode()
+
+    def sign(self, seq: int, chain_hash: str, at: datetime) -> Checkpoint:
+        signature = self._key.sign(message(seq, chain_hash, at))
+        return Checkpoint(
+            seq=seq,
+            hash=chain_hash,
+            at=at,
+            signature=base64.b64encode(signature).decode(),
+            key_id=self.key_id,
+        )
+
+    def valid(self, checkpoint: Checkpoint) -> bool:
+        if checkpoint.key_id != self.key_id:
+            return False
+        try:
+            self.public_key.verify(
+                base64.b64decode(checkpoint.signature, validate=True),
+                message(checkpoint.seq, checkpoint.hash, checkpoint.at),
+            )
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+def _dev_key(data_dir: Path) -> Path:
+    path = data_dir / "audit-ed25519-private.pem"
+    if not path.is_file():
+        pem = Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):  # another worker wrote it first
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(pem)
+    return path
+
+
+async def create(connection: AsyncConnection, signer: CheckpointSigner) -> Checkpoint:
+    """Sign the chain's head as it is now and keep the checkpoint."""
+    head = (await connection.execute(select(AuditChainHead.seq, AuditChainHead.hash))).one()
+    checkpoint = signer.sign(int(head[0]), str(head[1]), datetime.now(UTC))
+    await connection.execute(
+        insert(AuditCheckpoint).values(
+            seq=checkpoint.seq,
+            hash=checkpoint.hash,
+            at=checkpoint.at,
+            signature=checkpoint.signature,
+            key_id=checkpoint.key_id,
+        )
+    )
+    return checkpoint
+
+
+async def stored(connection: AsyncConnection) -> list[Checkpoint]:
+    rows = await connection.execute(
+        select(
+            AuditCheckpoint.seq,
+            AuditCheckpoint.hash,
+            AuditCheckpoint.at,
+            AuditCheckpoint.signature,
+            AuditCheckpoint.key_id,
+        ).order_by(AuditCheckpoint.id)
+    )
+    return [Checkpoint(*row) for row in rows]
+
+
+async def problems(
+    connection: AsyncConnection,
+    signer: CheckpointSigner,
+    checkpoints: Iterable[Checkpoint],
+    head_seq: int,
+) -> list[str]:
+    """What the checkpoints say is wrong with the log as it is now (empty: nothing)."""
+    found: list[str] = []
+    newest_at: datetime | None = None
+    newest_seq = 0
+    for checkpoint in sorted(checkpoints, key=lambda c: c.at):
+        name = f"checkpoint seq {checkpoint.seq} of {format_at(checkpoint.at)}"
+        if not signer.valid(checkpoint):
+            found.append(f"{name}: signature does not verify with key {signer.key_id}")
+            continue
+        if checkpoint.seq < newest_seq and newest_at is not None:
+            found.append(f"{name}: older head than an earlier checkpoint (rolled back)")
+        newest_seq, newest_at = max(newest_seq, checkpoint.seq), checkpoint.at
+        if checkpoint.seq == 0:
+            continue
+        if checkpoint.seq > head_seq:
+            found.append(f"{name}: the log ends at seq {head_seq} (rolled back or cut)")
+            continue
+        recorded = await connection.scalar(
+            select(AuditEvent.hash).where(AuditEvent.seq == checkpoint.seq)
+        )
+        if recorded != checkpoint.hash:
+            found.append(f"{name}: the record there has another hash (rewritten)")
+    return found
