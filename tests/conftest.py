@@ -92,6 +92,23 @@ async def throwaway_database(backend: str, directory: Path) -> AsyncIterator[str
             await admin.close()
 
 
+@asynccontextmanager
+async def migrated_database(
+    backend: str, directory: Path, **settings: object
+) -> AsyncIterator[tuple[str, Database]]:
+    """A throwaway database at the newest schema, with real commits (for concurrency and
+    command-line tests): yields its URL and a Database on it, disposed afterwards."""
+    async with throwaway_database(backend, directory) as url:
+        database = Database.from_settings(make_settings(url, **settings))
+        try:
+            async with database.engine.connect() as connection:
+                await upgrade_connection(connection)
+                await connection.commit()
+            yield url, database
+        finally:
+            await database.dispose()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "only_backend(name): run only with the named database backend"

@@ -26,9 +26,8 @@ from app.db import Database
 from app.errors import Conflict
 from app.individuals import service as individual_service
 from app.individuals.schemas import IndividualCreate
-from app.migrate import upgrade_connection
 from app.users.models import Role
-from tests.conftest import make_settings, throwaway_database
+from tests.conftest import migrated_database
 from tests.factories import make_agency, make_user
 
 ROUNDS = 10
@@ -38,34 +37,25 @@ ROUNDS = 10
 async def test_concurrent_changes_of_one_action_never_both_win(
     backend: str, tmp_path: Path
 ) -> None:
-    async with throwaway_database(backend, tmp_path) as url:
-        database = Database.from_settings(make_settings(url, db_pool_size=4))
-        try:
-            async with database.engine.connect() as conn:
-                await upgrade_connection(conn)
-                await conn.commit()
-            async with database.sessionmaker() as session:
-                soc = await make_agency(session, kind=AgencyKind.SOCIALTJANST.value)
-                lead = user_actor(
-                    await make_user(session, roles={Role.COORDINATOR}, agency=soc), Origin()
-                )
-                individual = await individual_service.create_individual(
-                    session,
-                    lead,
-                    data=IndividualCreate(
-                        given_name="A", family_name="B", birth_date=date(2010, 1, 1)
-                    ),
-                )
-                case = await case_service.create_case(
-                    session,
-                    lead,
-                    data=CaseCreate(individual_id=individual.id, programme=Programme.SIG),
-                )
-                await session.commit()
-            for _ in range(ROUNDS):
-                await _race_round(database, lead, case.id, soc.id)
-        finally:
-            await database.dispose()
+    async with migrated_database(backend, tmp_path, db_pool_size=4) as (_url, database):
+        async with database.sessionmaker() as session:
+            soc = await make_agency(session, kind=AgencyKind.SOCIALTJANST.value)
+            lead = user_actor(
+                await make_user(session, roles={Role.COORDINATOR}, agency=soc), Origin()
+            )
+            individual = await individual_service.create_individual(
+                session,
+                lead,
+                data=IndividualCreate(given_name="A", family_name="B", birth_date=date(2010, 1, 1)),
+            )
+            case = await case_service.create_case(
+                session,
+                lead,
+                data=CaseCreate(individual_id=individual.id, programme=Programme.SIG),
+            )
+            await session.commit()
+        for _ in range(ROUNDS):
+            await _race_round(database, lead, case.id, soc.id)
 
 
 async def _race_round(

@@ -23,7 +23,7 @@ from app.audit.models import GENESIS_HASH, AuditEvent
 from app.db import Database
 from app.migrate import upgrade_connection
 from app.users.models import Role
-from tests.conftest import make_settings, throwaway_database
+from tests.conftest import make_settings, migrated_database, throwaway_database
 from tests.factories import bearer, make_user
 
 
@@ -276,22 +276,15 @@ def _run_verify(url: str) -> tuple[int, dict[str, object]]:
 async def test_audit_verify_command_reports_ok_and_the_first_bad_seq(
     backend: str, tmp_path: Path
 ) -> None:
-    async with throwaway_database(backend, tmp_path) as url:
-        database = Database.from_settings(make_settings(url))
-        try:
-            async with database.engine.connect() as conn:
-                await upgrade_connection(conn)
-                await conn.commit()
-            async with database.sessionmaker() as session:
-                await _append_many(session, 5)
-                await session.commit()
-            code, report = await asyncio.to_thread(_run_verify, url)
-            assert (code, report["ok"], report["checked"]) == (0, True, 5)
-            async with database.engine.connect() as conn:
-                await _disable_protection(conn, backend)
-                await conn.execute(text("UPDATE audit_event SET resource_id = 'x' WHERE seq = 3"))
-                await conn.commit()
-            code, report = await asyncio.to_thread(_run_verify, url)
-            assert (code, report["ok"], report["first_bad_seq"]) == (1, False, 3)
-        finally:
-            await database.dispose()
+    async with migrated_database(backend, tmp_path) as (url, database):
+        async with database.sessionmaker() as session:
+            await _append_many(session, 5)
+            await session.commit()
+        code, report = await asyncio.to_thread(_run_verify, url)
+        assert (code, report["ok"], report["checked"]) == (0, True, 5)
+        async with database.engine.connect() as conn:
+            await _disable_protection(conn, backend)
+            await conn.execute(text("UPDATE audit_event SET resource_id = 'x' WHERE seq = 3"))
+            await conn.commit()
+        code, report = await asyncio.to_thread(_run_verify, url)
+        assert (code, report["ok"], report["first_bad_seq"]) == (1, False, 3)

@@ -22,9 +22,7 @@ from app.audit.chain import canonical_body, record_hash, verify_chain
 from app.audit.checkpoints import Checkpoint, CheckpointSigner
 from app.audit.models import AuditEvent
 from app.audit.service import verify_all
-from app.db import Database
-from app.migrate import upgrade_connection
-from tests.conftest import make_settings, throwaway_database
+from tests.conftest import make_settings, migrated_database
 from tests.scenarios import World, call
 
 
@@ -184,24 +182,17 @@ def _cli(url: str, data_dir: Path, *args: str) -> tuple[int, str]:
 async def test_the_checkpoint_command_for_cron_and_verify_with_a_shipped_file(
     backend: str, tmp_path: Path
 ) -> None:
-    async with throwaway_database(backend, tmp_path) as url:
-        database = Database.from_settings(make_settings(url))
-        try:
-            async with database.engine.connect() as conn:
-                await upgrade_connection(conn)
-                await conn.commit()
-            async with database.sessionmaker() as session:
-                await _append(session, 3)
-                await session.commit()
-            code, out = await asyncio.to_thread(_cli, url, tmp_path, "checkpoint")
-            assert code == 0, out
-            shipped = tmp_path / "shipped.jsonl"
-            shipped.write_text(out)
-            assert json.loads(out)["seq"] == 4  # three records and its own
-            code, out = await asyncio.to_thread(
-                _cli, url, tmp_path, "verify", "--checkpoints", str(shipped)
-            )
-            report = json.loads(out)
-            assert (code, report["ok"], report["checkpoints_checked"]) == (0, True, 2)
-        finally:
-            await database.dispose()
+    async with migrated_database(backend, tmp_path) as (url, database):
+        async with database.sessionmaker() as session:
+            await _append(session, 3)
+            await session.commit()
+        code, out = await asyncio.to_thread(_cli, url, tmp_path, "checkpoint")
+        assert code == 0, out
+        shipped = tmp_path / "shipped.jsonl"
+        shipped.write_text(out)
+        assert json.loads(out)["seq"] == 4  # three records and its own
+        code, out = await asyncio.to_thread(
+            _cli, url, tmp_path, "verify", "--checkpoints", str(shipped)
+        )
+        report = json.loads(out)
+        assert (code, report["ok"], report["checkpoints_checked"]) == (0, True, 2)

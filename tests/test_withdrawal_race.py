@@ -27,9 +27,8 @@ from app.entries.schemas import EntryCreate
 from app.errors import NotFound
 from app.individuals import service as individual_service
 from app.individuals.schemas import IndividualCreate
-from app.migrate import upgrade_connection
 from app.users.models import Role
-from tests.conftest import make_settings, throwaway_database
+from tests.conftest import migrated_database
 from tests.factories import make_agency, make_user
 
 ROUNDS = 15
@@ -40,52 +39,43 @@ READERS = 8
 async def test_no_read_that_starts_after_the_withdrawal_commits_returns_data(
     backend: str, tmp_path: Path
 ) -> None:
-    async with throwaway_database(backend, tmp_path) as url:
-        database = Database.from_settings(make_settings(url, db_pool_size=READERS + 2))
-        try:
-            async with database.engine.connect() as conn:
-                await upgrade_connection(conn)
-                await conn.commit()
-            async with database.sessionmaker() as session:
-                soc = await make_agency(session, kind=AgencyKind.SOCIALTJANST.value)
-                pol = await make_agency(session, kind=AgencyKind.POLIS.value)
-                lead = user_actor(
-                    await make_user(session, roles={Role.COORDINATOR}, agency=soc), Origin()
-                )
-                police = user_actor(
-                    await make_user(session, roles={Role.CASEWORKER}, agency=pol), Origin()
-                )
-                individual = await individual_service.create_individual(
-                    session,
-                    lead,
-                    data=IndividualCreate(
-                        given_name="A", family_name="B", birth_date=date(2000, 1, 1)
-                    ),
-                )
-                case = await case_service.create_case(
-                    session,
-                    lead,
-                    data=CaseCreate(individual_id=individual.id, programme=Programme.SIG),
-                )
-                await case_service.add_participant(
-                    session, lead, case_id=case.id, data=ParticipantCreate(agency_id=pol.id)
-                )
-                entry = await entry_service.create_entry(
-                    session,
-                    lead,
-                    case_id=case.id,
-                    data=EntryCreate(category="social_services", title="t", body="b"),
-                )
-                await session.commit()
+    async with migrated_database(backend, tmp_path, db_pool_size=READERS + 2) as (_url, database):
+        async with database.sessionmaker() as session:
+            soc = await make_agency(session, kind=AgencyKind.SOCIALTJANST.value)
+            pol = await make_agency(session, kind=AgencyKind.POLIS.value)
+            lead = user_actor(
+                await make_user(session, roles={Role.COORDINATOR}, agency=soc), Origin()
+            )
+            police = user_actor(
+                await make_user(session, roles={Role.CASEWORKER}, agency=pol), Origin()
+            )
+            individual = await individual_service.create_individual(
+                session,
+                lead,
+                data=IndividualCreate(given_name="A", family_name="B", birth_date=date(2000, 1, 1)),
+            )
+            case = await case_service.create_case(
+                session,
+                lead,
+                data=CaseCreate(individual_id=individual.id, programme=Programme.SIG),
+            )
+            await case_service.add_participant(
+                session, lead, case_id=case.id, data=ParticipantCreate(agency_id=pol.id)
+            )
+            entry = await entry_service.create_entry(
+                session,
+                lead,
+                case_id=case.id,
+                data=EntryCreate(category="social_services", title="t", body="b"),
+            )
+            await session.commit()
 
-            violations: list[str] = []
-            for _ in range(ROUNDS):
-                violations += await _race_round(
-                    database, lead, police, soc.id, pol.id, case.id, entry.id
-                )
-            assert violations == []
-        finally:
-            await database.dispose()
+        violations: list[str] = []
+        for _ in range(ROUNDS):
+            violations += await _race_round(
+                database, lead, police, soc.id, pol.id, case.id, entry.id
+            )
+        assert violations == []
 
 
 async def _race_round(
