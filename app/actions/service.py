@@ -14,7 +14,9 @@ from app.actions.models import FINAL, TRANSITIONS, ActionStatus, CaseAction
 from app.actions.schemas import ActionCreate, ActionRead, ActionUpdate
 from app.agencies import service as agency_service
 from app.audit import writer as audit
+from app.audit.writer import Origin
 from app.auth.actor import Actor
+from app.auth.service import user_actor
 from app.cases import service as case_service
 from app.cases.models import Case, CaseParticipant, CaseStatus
 from app.errors import Conflict, ValidationFailed
@@ -25,10 +27,7 @@ from app.policy.engine import Action, PolicyDecision
 from app.policy.entities import ActionFacts, CaseFacts, Grounds
 from app.policy.grounds import grounds_for
 from app.policy.reads import SharedKind
-from app.users.models import Role, User, parse_roles
-
-_CASE_STAFF = {Role.CASEWORKER, Role.COORDINATOR}
-_NEVER_CONTENT = {Role.ADMIN, Role.AUDITOR}
+from app.users.models import User
 
 
 def _now() -> datetime:
@@ -92,18 +91,17 @@ def _to_read(action: CaseAction) -> ActionRead:
 
 
 async def _check_assignee(
-    session: AsyncSession, assignee_id: uuid.UUID, responsible_agency_id: uuid.UUID
+    session: AsyncSession, assignee_id: uuid.UUID, facts: ActionFacts
 ) -> None:
-    """The assignee is an active caseworker or coordinator of the responsible agency. The
-    same 422 for a user that does not exist and one of another agency: nothing to learn."""
+    """The assignee is an active user of the responsible agency whom the decision point
+    lets read the action (so not an administrator or auditor). The same 422 for a user that
+    does not exist and one of another agency: nothing to learn."""
     user = await session.get(User, assignee_id)
-    roles = parse_roles(user.roles) if user is not None else frozenset()
     if (
         user is None
         or not user.active
-        or user.agency_id != responsible_agency_id
-        or not roles & _CASE_STAFF
-        or roles & _NEVER_CONTENT  # they could not even read the action
+        or user.agency_id != facts.responsible_agency_id
+        or not enforce.decide(user_actor(user, Origin()), Action.ACTION_READ, facts).allowed
     ):
         raise ValidationFailed.for_field(
             "body.assignee_id",
@@ -126,8 +124,6 @@ async def create_action(
             "The responsible agency must take part in the case.",
             "not_participant",
         )
-    if data.assignee_id is not None:
-        await _check_assignee(session, data.assignee_id, data.responsible_agency_id)
     now = _now()
     action = CaseAction(
         id=uuid.uuid4(),
@@ -148,6 +144,8 @@ async def create_action(
         updated_at=now,
     )
     facts = await _facts(session, action, case_facts)
+    if data.assignee_id is not None:
+        await _check_assignee(session, data.assignee_id, facts)
     # Planning for another agency shares the plan with it: only consents count, never an
     # emergency grant (break-the-glass opens reads, not disclosures).
     grounds = await grounds_for(
@@ -216,7 +214,7 @@ async def update_action(
             "body.outcome", "Say how it went: done and cancelled need an outcome.", "required"
         )
     if "assignee_id" in changes and data.assignee_id is not None:
-        await _check_assignee(session, data.assignee_id, action.responsible_agency_id)
+        await _check_assignee(session, data.assignee_id, facts)
     for name in sorted(changes):
         setattr(action, name, getattr(data, name))
     action.status = new_status.value

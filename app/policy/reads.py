@@ -123,9 +123,13 @@ async def read_page(
     model: Any = kind.model  # the mapped class: its attributes are columns here
     created: InstrumentedAttribute[datetime] = model.created_at
     ident: InstrumentedAttribute[uuid.UUID] = model.id
-    query = select(kind.model).where(
-        model.case_id == case.id, kind.visible(actor, datetime.now(UTC))
+    # One moment for the filter and the decisions; every row of the page is of this case
+    # and individual, so one set of grounds serves them all.
+    now = datetime.now(UTC)
+    grounds = await grounds_for(
+        session, actor, individual_id=case.individual_id, case_id=case.id, now=now
     )
+    query = select(kind.model).where(model.case_id == case.id, kind.visible(actor, now))
     key = decode_cursor(cursor, 2)
     if key is not None:
         at, after = cursor_datetime(key[0]), cursor_uuid(key[1])
@@ -141,7 +145,7 @@ async def read_page(
     rows = rows[:limit]
     for row in rows:
         facts = await kind.facts(session, row, case_facts)
-        decision = await decide_read(session, actor, kind, row, facts)
+        decision = enforce.decide(actor, kind.read, facts, grounds)
         if not decision.allowed:  # the SQL filter and the policy disagree: fail closed
             raise RuntimeError(f"{kind.resource_type} filter and policy disagree")
         await audit.append(session, kind.record(actor, f"{kind.resource_type}.read", row, decision))
