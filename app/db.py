@@ -174,7 +174,10 @@ def database_of(request: Request) -> Database:
 
 
 OutcomeWork = Callable[[AsyncSession], Awaitable[None]]
+FailureWork = Callable[[AsyncSession, BaseException], Awaitable[None]]
 _OUTCOME_WORK = "samverkan.outcome_work"
+_BEFORE_COMMIT = "samverkan.before_commit"
+_AFTER_ROLLBACK = "samverkan.after_rollback"
 
 
 def keep_whatever_the_outcome(session: AsyncSession, work: OutcomeWork) -> None:
@@ -187,6 +190,18 @@ def keep_whatever_the_outcome(session: AsyncSession, work: OutcomeWork) -> None:
     session.info.setdefault(_OUTCOME_WORK, []).append(work)
 
 
+def before_commit(session: AsyncSession, work: OutcomeWork) -> None:
+    """Run ``work`` in the request's transaction just before COMMIT (not on rollback).
+    An exception from it rolls the request back like any other."""
+    session.info.setdefault(_BEFORE_COMMIT, []).append(work)
+
+
+def after_rollback(session: AsyncSession, work: FailureWork) -> None:
+    """Run ``work(fresh_session, error)`` in a fresh transaction after the request's
+    transaction was rolled back because of ``error`` (not on commit)."""
+    session.info.setdefault(_AFTER_ROLLBACK, []).append(work)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session: committed before the response, rolled back on any error."""
     database = database_of(request)
@@ -195,17 +210,22 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             yield session
             for work in session.info.get(_OUTCOME_WORK, ()):
                 await work(session)
+            for work in session.info.get(_BEFORE_COMMIT, ()):
+                await work(session)
             await session.commit()
-        except BaseException:
+        except BaseException as error:
             # Also after a failed COMMIT: SQLite keeps the transaction open when a
             # deferred constraint fails at commit, and SQLAlchemy's pool would hand
             # the connection, writes included, to the next request.
             await session.rollback()
             pending = session.info.pop(_OUTCOME_WORK, ())
-            if pending:
+            failed = session.info.pop(_AFTER_ROLLBACK, ())
+            if pending or failed:
                 async with database.sessionmaker() as fresh:
                     for work in pending:
                         await work(fresh)
+                    for failure_work in failed:
+                        await failure_work(fresh, error)
                     await fresh.commit()
             raise
 

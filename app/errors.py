@@ -145,6 +145,22 @@ _HTTP_STATUS_ERRORS: dict[int, type[AppError]] = {
 }
 
 
+def status_of(error: BaseException) -> tuple[int, str]:
+    """The status and problem slug the handlers below answer ``error`` with."""
+    if isinstance(error, AppError):
+        return error.status, error.slug
+    if isinstance(error, RequestValidationError):
+        return ValidationFailed.status, ValidationFailed.slug
+    if isinstance(error, StarletteHTTPException):
+        cls = _HTTP_STATUS_ERRORS.get(error.status_code)
+        return error.status_code, cls.slug if cls else "http-error"
+    if isinstance(error, IntegrityError):
+        return Conflict.status, Conflict.slug
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError | OSError):
+        return ServiceUnavailable.status, ServiceUnavailable.slug
+    return AppError.status, AppError.slug
+
+
 def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from app.actions import service as action_service
 from app.actions.schemas import ActionCreate, ActionRead, ActionUpdate
+from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
 from app.pagination import CursorQuery, LimitQuery, Page
@@ -18,7 +19,12 @@ _ONE: dict[int | str, dict[str, str]] = {
 }
 
 
-@router.post("/cases/{case_id}/actions", status_code=201, responses=_ONE)
+@router.post(
+    "/cases/{case_id}/actions",
+    dependencies=[audited("action.create")],
+    status_code=201,
+    responses=_ONE,
+)
 async def create_action(
     case_id: uuid.UUID, data: ActionCreate, actor: CurrentActor, session: SessionDep
 ) -> ActionRead:
@@ -27,7 +33,7 @@ async def create_action(
     return await action_service.create_action(session, actor, case_id=case_id, data=data)
 
 
-@router.get("/cases/{case_id}/actions", responses=_ONE)
+@router.get("/cases/{case_id}/actions", dependencies=[audited("action.list")], responses=_ONE)
 async def list_actions(
     case_id: uuid.UUID,
     actor: CurrentActor,
@@ -41,7 +47,7 @@ async def list_actions(
     )
 
 
-@router.get("/actions/{action_id}", responses=_ONE)
+@router.get("/actions/{action_id}", dependencies=[audited("action.read")], responses=_ONE)
 async def get_action(action_id: uuid.UUID, actor: CurrentActor, session: SessionDep) -> ActionRead:
     return await action_service.get_action(session, actor, action_id=action_id)
 
@@ -49,7 +55,7 @@ async def get_action(action_id: uuid.UUID, actor: CurrentActor, session: Session
 _CHANGE = {**_ONE, 409: {"description": "Final, or a step the status diagram does not allow"}}
 
 
-@router.patch("/actions/{action_id}", responses=_CHANGE)
+@router.patch("/actions/{action_id}", dependencies=[audited("action.update")], responses=_CHANGE)
 async def update_action(
     action_id: uuid.UUID, data: ActionUpdate, actor: CurrentActor, session: SessionDep
 ) -> ActionRead:

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from app.audit import render
 from app.audit import service as audit_service
 from app.audit.checkpoints import CheckpointSigner
+from app.audit.deps import audited
 from app.audit.models import Decision
 from app.audit.schemas import (
     AccessLogRead,
@@ -71,7 +72,7 @@ def audit_filters(
 FiltersDep = Annotated[AuditFilters, Depends(audit_filters)]
 
 
-@router.get("/audit/events", responses=_AUDITOR)
+@router.get("/audit/events", dependencies=[audited("audit.search")], responses=_AUDITOR)
 async def search_events(
     actor: CurrentActor,
     session: SessionDep,
@@ -83,13 +84,14 @@ async def search_events(
     return await audit_service.search(session, actor, filters=filters, limit=limit, cursor=cursor)
 
 
-@router.get("/audit/events/{seq}", responses=_ONE)
+@router.get("/audit/events/{seq}", dependencies=[audited("audit.read")], responses=_ONE)
 async def get_event(seq: int, actor: CurrentActor, session: SessionDep) -> AuditEventRead:
     return await audit_service.get_event(session, actor, seq=seq)
 
 
 @router.post(
     "/audit/events/{seq}/review",
+    dependencies=[audited("audit.review")],
     status_code=201,
     responses={**_ONE, 409: {"description": "Reviewed already"}},
 )
@@ -130,6 +132,7 @@ async def list_checkpoints(actor: CurrentActor, session: SessionDep) -> list[Che
 
 @router.get(
     "/audit/export",
+    dependencies=[audited("audit.export")],
     responses={
         **_AUDITOR,
         200: {
@@ -177,6 +180,7 @@ async def export(
 
 @router.get(
     "/individuals/{individual_id}/access-log",
+    dependencies=[audited("audit.access_log")],
     responses={
         **_ONE,
         200: {

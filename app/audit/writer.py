@@ -6,6 +6,12 @@
   triggers them ends in an error and its transaction is rolled back, so the record is
   written in a fresh transaction after that rollback (or in the request's own if, after
   all, it commits). See ``app.db.get_session``.
+- A request that fails after its records were appended (a 409 after a permitted read, a
+  failed COMMIT) loses them with its rollback; they are written again after the
+  rollback, saying the request was not completed and why. A request to a personal-data
+  route that fails before anything was recorded gets one record of the attempt
+  (:func:`expect_records`). Every such request thus leaves exactly its records, whatever
+  the outcome.
 
 On PostgreSQL one statement locks the chain head (``FOR UPDATE`` under READ COMMITTED),
 inserts the record with ``seq = head + 1`` and its hash computed by the database, and
@@ -15,6 +21,7 @@ serialises appends and the hash is computed here.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -28,8 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.chain import BODY_FIELDS, canonical_body, record_hash
 from app.audit.flags import flags_for
 from app.audit.models import AuditChainHead, AuditEvent, Decision
-from app.db import keep_whatever_the_outcome
-from app.errors import ServiceUnavailable
+from app.db import after_rollback, before_commit, keep_whatever_the_outcome
+from app.errors import ServiceUnavailable, status_of
 
 log = structlog.get_logger("app.audit")
 
@@ -126,6 +133,12 @@ _PG_APPEND = text(
 
 async def append(session: AsyncSession, record: Record) -> int:
     """Append ``record`` in the session's transaction; returns its ``seq``."""
+    seq = await _write(session, record)
+    _request_audit(session).appended.append(record)
+    return seq
+
+
+async def _write(session: AsyncSession, record: Record) -> int:
     at = datetime.now(UTC)
     try:
         # The work this record describes goes to the database first, in the same
@@ -171,6 +184,74 @@ def append_whatever_the_outcome(session: AsyncSession, record: Record) -> None:
     """Record a denial or failure even though the request's transaction will roll back."""
 
     async def write(target: AsyncSession) -> None:
-        await append(target, record)
+        await _write(target, record)
 
+    _request_audit(session).kept = True
     keep_whatever_the_outcome(session, write)
+
+
+class AuditIncomplete(Exception):
+    """A personal-data request was about to commit without any audit record: a bug in
+    the route, and the request fails rather than go unrecorded."""
+
+
+def expect_records(session: AsyncSession, attempt: Record) -> None:
+    """Declare that this request works on personal data and must leave a record.
+
+    ``attempt`` says who tried what (identifiers from the path only). It is written, as
+    a refusal naming the status, if the request fails before it recorded anything; a
+    request that would commit without any record is failed instead (fail closed).
+    """
+    state = _request_audit(session)
+    state.attempt = attempt
+
+    async def check(_: AsyncSession) -> None:
+        if not state.appended and not state.kept:
+            log.error("personal-data request without an audit record", action=attempt.action)
+            raise AuditIncomplete(attempt.action)
+
+    before_commit(session, check)
+
+
+@dataclass(slots=True)
+class _RequestAudit:
+    """What one request session has recorded so far."""
+
+    appended: list[Record] = field(default_factory=list)
+    kept: bool = False  # a record written whatever the outcome (a denial) is registered
+    attempt: Record | None = None
+
+
+_STATE = "samverkan.audit"
+
+
+def _request_audit(session: AsyncSession) -> _RequestAudit:
+    state = session.info.get(_STATE)
+    if state is None:
+        state = session.info[_STATE] = _RequestAudit()
+
+        async def rerecord(fresh: AsyncSession, error: BaseException) -> None:
+            await _record_failure(fresh, state, error)
+
+        after_rollback(session, rerecord)
+    return state
+
+
+async def _record_failure(fresh: AsyncSession, state: _RequestAudit, error: BaseException) -> None:
+    """After a request's rollback: its lost records again, or else one of the attempt."""
+    status, slug = status_of(error)
+    outcome = f"HTTP {status} ({slug})"
+    for record in state.appended:
+        reason = f"{record.reason}; " if record.reason else ""
+        await _write(fresh, dataclasses.replace(record, reason=f"{reason}not completed: {outcome}"))
+    if state.appended or state.kept or state.attempt is None:
+        return
+    await _write(
+        fresh,
+        dataclasses.replace(
+            state.attempt,
+            decision=Decision.DENY,
+            policy_id=slug,
+            reason=f"not carried out: {outcome}",
+        ),
+    )

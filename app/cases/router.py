@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
+from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.cases import service as case_service
 from app.cases.models import CaseStatus, Programme
@@ -22,12 +23,12 @@ _ONE: dict[int | str, dict[str, str]] = {
 _CHANGE = {**_ONE, 409: {"description": "Not possible in the case's state"}}
 
 
-@router.post("", status_code=201, responses=_ONE)
+@router.post("", dependencies=[audited("case.create")], status_code=201, responses=_ONE)
 async def create_case(data: CaseCreate, actor: CurrentActor, session: SessionDep) -> CaseRead:
     return await case_service.create_case(session, actor, data=data)
 
 
-@router.get("", responses=_ONE)
+@router.get("", dependencies=[audited("case.list")], responses=_ONE)
 async def list_cases(
     actor: CurrentActor,
     session: SessionDep,
@@ -49,33 +50,43 @@ async def list_cases(
     )
 
 
-@router.get("/{case_id}", responses=_ONE)
+@router.get("/{case_id}", dependencies=[audited("case.read")], responses=_ONE)
 async def get_case(case_id: uuid.UUID, actor: CurrentActor, session: SessionDep) -> CaseRead:
     return await case_service.get_case(session, actor, case_id=case_id)
 
 
-@router.patch("/{case_id}", responses=_CHANGE)
+@router.patch("/{case_id}", dependencies=[audited("case.update")], responses=_CHANGE)
 async def update_case(
     case_id: uuid.UUID, data: CaseUpdate, actor: CurrentActor, session: SessionDep
 ) -> CaseRead:
     return await case_service.update_case(session, actor, case_id=case_id, data=data)
 
 
-@router.post("/{case_id}/participants", status_code=201, responses=_CHANGE)
+@router.post(
+    "/{case_id}/participants",
+    dependencies=[audited("participant.add")],
+    status_code=201,
+    responses=_CHANGE,
+)
 async def add_participant(
     case_id: uuid.UUID, data: ParticipantCreate, actor: CurrentActor, session: SessionDep
 ) -> ParticipantRead:
     return await case_service.add_participant(session, actor, case_id=case_id, data=data)
 
 
-@router.get("/{case_id}/participants", responses=_ONE)
+@router.get("/{case_id}/participants", dependencies=[audited("participant.list")], responses=_ONE)
 async def list_participants(
     case_id: uuid.UUID, actor: CurrentActor, session: SessionDep
 ) -> list[ParticipantRead]:
     return await case_service.list_participants(session, actor, case_id=case_id)
 
 
-@router.delete("/{case_id}/participants/{agency_id}", status_code=204, responses=_CHANGE)
+@router.delete(
+    "/{case_id}/participants/{agency_id}",
+    dependencies=[audited("participant.remove")],
+    status_code=204,
+    responses=_CHANGE,
+)
 async def remove_participant(
     case_id: uuid.UUID, agency_id: uuid.UUID, actor: CurrentActor, session: SessionDep
 ) -> Response:

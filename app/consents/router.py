@@ -4,6 +4,7 @@ import uuid
 
 from fastapi import APIRouter, Request, Response
 
+from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.consents import service as consent_service
 from app.consents.documents import EXTENSIONS
@@ -19,28 +20,37 @@ _ONE: dict[int | str, dict[str, str]] = {
 _CHANGE = {**_ONE, 409: {"description": "Not possible in the current state"}}
 
 
-@router.post("/cases/{case_id}/consents", status_code=201, responses=_CHANGE)
+@router.post(
+    "/cases/{case_id}/consents",
+    dependencies=[audited("consent.register")],
+    status_code=201,
+    responses=_CHANGE,
+)
 async def register_consent(
     case_id: uuid.UUID, data: ConsentCreate, actor: CurrentActor, session: SessionDep
 ) -> ConsentRead:
     return await consent_service.register_consent(session, actor, case_id=case_id, data=data)
 
 
-@router.get("/cases/{case_id}/consents", responses=_ONE)
+@router.get("/cases/{case_id}/consents", dependencies=[audited("consent.list")], responses=_ONE)
 async def list_consents(
     case_id: uuid.UUID, actor: CurrentActor, session: SessionDep
 ) -> list[ConsentRead]:
     return await consent_service.list_consents(session, actor, case_id=case_id)
 
 
-@router.get("/consents/{consent_id}", responses=_ONE)
+@router.get("/consents/{consent_id}", dependencies=[audited("consent.read")], responses=_ONE)
 async def get_consent(
     consent_id: uuid.UUID, actor: CurrentActor, session: SessionDep
 ) -> ConsentRead:
     return await consent_service.get_consent(session, actor, consent_id=consent_id)
 
 
-@router.post("/consents/{consent_id}/withdrawal", responses=_CHANGE)
+@router.post(
+    "/consents/{consent_id}/withdrawal",
+    dependencies=[audited("consent.withdraw")],
+    responses=_CHANGE,
+)
 async def withdraw_consent(
     consent_id: uuid.UUID, data: WithdrawalIn, actor: CurrentActor, session: SessionDep
 ) -> ConsentRead:
@@ -49,6 +59,7 @@ async def withdraw_consent(
 
 @router.put(
     "/consents/{consent_id}/document",
+    dependencies=[audited("consent.document.store")],
     responses={**_CHANGE, 413: {"description": "Too large"}},
     openapi_extra={
         "requestBody": {
@@ -72,6 +83,7 @@ async def store_document(
 
 @router.get(
     "/consents/{consent_id}/document",
+    dependencies=[audited("consent.document.read")],
     response_class=Response,
     responses={
         **_ONE,

@@ -289,7 +289,11 @@ async def store_document(
 ) -> DocumentRead:
     """Store the signed form once: PDF, PNG or JPEG by content; 409 if one is stored."""
     consent, decision = await _load(
-        session, actor, consent_id, action=Action.CONSENT_REGISTER, audit_action="consent.document"
+        session,
+        actor,
+        consent_id,
+        action=Action.CONSENT_REGISTER,
+        audit_action="consent.document.store",
     )
     limits = get_engine().reference.settings.documents
     if len(content) > limits.max_bytes:

@@ -4,6 +4,7 @@ import uuid
 
 from fastapi import APIRouter
 
+from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
 from app.emergency import service as emergency_service
@@ -20,14 +21,19 @@ _ONE: dict[int | str, dict[str, str]] = {
 }
 
 
-@router.post("/cases/{case_id}/entries", status_code=201, responses=_ONE)
+@router.post(
+    "/cases/{case_id}/entries",
+    dependencies=[audited("entry.create")],
+    status_code=201,
+    responses=_ONE,
+)
 async def create_entry(
     case_id: uuid.UUID, data: EntryCreate, actor: CurrentActor, session: SessionDep
 ) -> EntryRead:
     return await entry_service.create_entry(session, actor, case_id=case_id, data=data)
 
 
-@router.get("/cases/{case_id}/entries", responses=_ONE)
+@router.get("/cases/{case_id}/entries", dependencies=[audited("entry.list")], responses=_ONE)
 async def list_entries(
     case_id: uuid.UUID,
     actor: CurrentActor,
@@ -41,19 +47,29 @@ async def list_entries(
     )
 
 
-@router.get("/entries/{entry_id}", responses=_ONE)
+@router.get("/entries/{entry_id}", dependencies=[audited("entry.read")], responses=_ONE)
 async def get_entry(entry_id: uuid.UUID, actor: CurrentActor, session: SessionDep) -> EntryRead:
     return await entry_service.get_entry(session, actor, entry_id=entry_id)
 
 
-@router.post("/entries/{entry_id}/corrections", status_code=201, responses=_ONE)
+@router.post(
+    "/entries/{entry_id}/corrections",
+    dependencies=[audited("entry.correct")],
+    status_code=201,
+    responses=_ONE,
+)
 async def correct_entry(
     entry_id: uuid.UUID, data: CorrectionCreate, actor: CurrentActor, session: SessionDep
 ) -> EntryRead:
     return await entry_service.correct_entry(session, actor, entry_id=entry_id, data=data)
 
 
-@router.post("/cases/{case_id}/emergency-access", status_code=201, responses=_ONE)
+@router.post(
+    "/cases/{case_id}/emergency-access",
+    dependencies=[audited("emergency.grant")],
+    status_code=201,
+    responses=_ONE,
+)
 async def request_emergency_access(
     case_id: uuid.UUID, data: EmergencyAccessCreate, actor: CurrentActor, session: SessionDep
 ) -> EmergencyAccessRead:

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
 from app.individuals import service as individual_service
@@ -16,6 +17,7 @@ _401: dict[int | str, dict[str, str]] = {401: {"description": "No or invalid tok
 
 @router.post(
     "",
+    dependencies=[audited("individual.create")],
     status_code=201,
     responses={
         **_401,
@@ -29,7 +31,7 @@ async def create_individual(
     return await individual_service.create_individual(session, actor, data=data)
 
 
-@router.get("", responses=_401)
+@router.get("", dependencies=[audited("individual.search")], responses=_401)
 async def search_individuals(
     actor: CurrentActor,
     session: SessionDep,
@@ -41,7 +43,11 @@ async def search_individuals(
     )
 
 
-@router.get("/{individual_id}", responses={**_401, 404: {"description": "Unknown or not yours"}})
+@router.get(
+    "/{individual_id}",
+    dependencies=[audited("individual.read")],
+    responses={**_401, 404: {"description": "Unknown or not yours"}},
+)
 async def get_individual(
     individual_id: uuid.UUID, actor: CurrentActor, session: SessionDep
 ) -> IndividualRead:
