@@ -190,7 +190,9 @@ def _audit_verify(args: argparse.Namespace) -> int:
         database = Database.from_settings(settings)
         try:
             async with database.engine.connect() as connection:
-                return await audit_service.verify_all(connection, CheckpointSigner(settings), kept)
+                return await audit_service.verify_all(
+                    connection, CheckpointSigner(settings), kept, jobs=settings.audit_verify_jobs
+                )
         finally:
             await database.dispose()
 

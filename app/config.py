@@ -65,6 +65,13 @@ class Settings(BaseSettings):
     )
     jwt_issuer: str = "samverkan"
     jwt_audience: str = "samverkan-api"
+    audit_verify_jobs: int = Field(
+        default=2,
+        ge=1,
+        le=32,
+        description="Ranges of the audit chain `samverkan audit verify` checks at once on "
+        "PostgreSQL, each on a connection of its own (about one per database CPU).",
+    )
     access_token_ttl_seconds: int = Field(default=900, ge=60, le=3600)
     refresh_token_ttl_seconds: int = Field(default=8 * 3600, ge=300, le=7 * 24 * 3600)
     max_token_bytes: int = Field(default=8192, ge=1024, le=65536)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agencies.models import Agency
+from app.audit import chain
 from app.audit import writer as audit
 from app.audit.chain import canonical_body, record_hash, verify_chain
 from app.audit.models import GENESIS_HASH, AuditEvent
@@ -183,6 +184,80 @@ async def test_verify_finds_a_truncated_tail(
     result = await verify_chain(connection)
     assert not result.ok
     assert result.first_bad_seq == head
+
+
+AWKWARD_REASONS = [
+    "Återkallat av vårdnadshavare",  # non-ASCII: PostgreSQL's text differs, Python decides
+    'citat "så" och \\ snedstreck',
+    "rad ett\nrad två\ttab\x01\x7f",
+    "emoji \U0001f600 utanför BMP",
+    "plain ascii",
+]
+
+
+@pytest.mark.parametrize("page", [3, 1000])
+@pytest.mark.parametrize("target", [1, 4, 6, 7, 10])
+async def test_verify_in_the_database_and_here_agree(
+    session: AsyncSession,
+    connection: AsyncConnection,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+    page: int,
+    target: int,
+) -> None:
+    """Records with every kind of awkward text verify, tampering is found at the same seq
+    by both verifiers (PostgreSQL's in-database one, and the Python one), across pages."""
+    monkeypatch.setattr(chain, "VERIFY_BATCH_IN_DATABASE", page)
+    for i in range(10):
+        await audit.append(
+            session,
+            audit.Record(action="test.text", reason=AWKWARD_REASONS[i % len(AWKWARD_REASONS)]),
+        )
+    await session.flush()
+    base = (await verify_chain(connection)).head_seq - 10
+    for check in (verify_chain, chain._verify_here):
+        result = await check(connection)
+        assert result.ok, result
+    await _disable_protection(connection, backend)
+    seq = base + target
+    await connection.execute(
+        text("UPDATE audit_event SET reason = reason || 'x' WHERE seq = :seq"), {"seq": seq}
+    )
+    for check in (verify_chain, chain._verify_here):
+        result = await check(connection)
+        assert (result.ok, result.first_bad_seq) == (False, seq), check
+        assert result.checked == seq - 1
+        assert result.problem == "record content does not match its hash"
+
+
+@pytest.mark.only_backend("postgresql")
+@pytest.mark.parametrize(
+    ("tamper", "bad"),
+    [
+        ("UPDATE audit_event SET reason = 'x' WHERE seq = 8", 8),  # the last of a range
+        ("DELETE FROM audit_event WHERE seq = 9", 9),  # the first of a range
+        ("DELETE FROM audit_event WHERE seq IN (15, 16)", 15),  # a range's tail
+        ("DELETE FROM audit_event WHERE seq = 25", 25),  # the head's record
+    ],
+)
+async def test_verify_in_ranges_at_once(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tamper: str, bad: int
+) -> None:
+    """Ranges checked on connections of their own find the first break wherever it falls."""
+    monkeypatch.setattr(chain, "VERIFY_BATCH_IN_DATABASE", 4)
+    async with migrated_database(backend, tmp_path) as (_, database):
+        async with database.sessionmaker() as session:
+            await _append_many(session, 25)
+            await session.commit()
+        async with database.engine.connect() as conn:
+            result = await verify_chain(conn, jobs=3)
+            assert (result.ok, result.checked, result.head_seq) == (True, 25, 25), result
+            await _disable_protection(conn, backend)
+            await conn.execute(text(tamper))
+            await conn.commit()
+            result = await verify_chain(conn, jobs=3)
+            assert (result.ok, result.first_bad_seq, result.checked) == (False, bad, bad - 1)
+            assert result == await verify_chain(conn, jobs=1)
 
 
 async def _break_audit_inserts(connection: AsyncConnection, backend: str) -> None:

@@ -9,6 +9,7 @@ record all break the chain at the first record affected.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
@@ -44,6 +45,7 @@ BODY_FIELDS = (
     "flags",
 )
 VERIFY_BATCH = 5000
+VERIFY_BATCH_IN_DATABASE = 100_000
 
 
 def format_at(value: datetime) -> str:
@@ -131,8 +133,20 @@ async def _records(connection: AsyncConnection) -> AsyncIterator[Sequence[Any]]:
         last = rows[-1][0]
 
 
-async def verify_chain(connection: AsyncConnection) -> VerifyResult:
-    """Recompute every record's hash in order; report the first record that does not fit."""
+async def verify_chain(connection: AsyncConnection, *, jobs: int = 1) -> VerifyResult:
+    """Recompute every record's hash in order; report the first record that does not fit.
+
+    On PostgreSQL the database recomputes the hashes (see :data:`_PG_VERIFY`), ``jobs``
+    ranges at a time on connections of their own (so only for committed records: tests
+    that verify inside their own transaction use one); on SQLite, which has no SHA-256,
+    this process does.
+    """
+    if connection.dialect.name == "postgresql":
+        return await _verify_in_database(connection, jobs)
+    return await _verify_here(connection)
+
+
+async def _verify_here(connection: AsyncConnection) -> VerifyResult:
     expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
     last = len(BODY_FIELDS) + 1
     async for row in _records(connection):
@@ -153,6 +167,143 @@ async def verify_chain(connection: AsyncConnection) -> VerifyResult:
         problem = "chain head does not match the newest record"
         return VerifyResult(False, checked, expected_seq, head_seq, head_hash, problem)
     return VerifyResult(True, checked, None, head_seq, head_hash)
+
+
+def _sql_canonical_body() -> str:
+    """canonical_body as a SQL expression over the stored columns.
+
+    It equals the Python text for every record whose strings are printable ASCII (PostgreSQL's
+    ``to_json`` escapes quotes, backslashes and control characters as Python does, but
+    leaves other characters as they are, where Python writes ``\\uXXXX``). A record
+    whose hash does not match this text is therefore checked again here, in Python; a
+    match, on the other hand, is proof by itself: the stored hash was computed over
+    Python's text when the record was written.
+    """
+    uuids = {BODY_FIELDS[i] for i in _UUIDS}
+    parts: list[str] = []
+    for name in _SORTED_FIELDS:
+        if name == "at":
+            value = (
+                "to_json(to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text"
+            )
+        elif name in uuids:  # a uuid's text needs no escaping
+            value = f"coalesce('\"' || {name}::text || '\"', 'null')"
+        else:
+            value = f"coalesce(to_json({name})::text, 'null')"
+        parts += [f"'{',' if parts else '{'}\"{name}\":'", value]
+    # One concat(): chained || copies the growing text once per operator.
+    return "concat(" + ", ".join(parts) + ", '}')"
+
+
+# One range of the chain, checked by the database: each record's hash recomputed, its
+# seq and prev_hash compared with the record before it (the first with the stored record
+# ``:lo``, or the genesis hash). Only records that fail a check come back, and the
+# range's last record. Ranges are independent, so several can be checked at once.
+_PG_VERIFY = text(
+    f"""
+    SELECT seq, hash, lag_seq, linked, hashed, rn, cnt FROM (
+        SELECT seq, hash,
+               coalesce(lag(seq) OVER w, :lo) AS lag_seq,
+               prev_hash IS NOT DISTINCT FROM coalesce(
+                   lag(hash) OVER w,
+                   (SELECT hash FROM audit_event WHERE seq = :lo),
+                   :genesis
+               ) AS linked,
+               encode(sha256(convert_to(
+                   concat(prev_hash, '|', seq::text, '|', {_sql_canonical_body()}), 'UTF8'
+               )), 'hex') = hash AS hashed,
+               row_number() OVER w AS rn,
+               count(*) OVER () AS cnt
+        FROM audit_event
+        WHERE seq > :lo AND seq <= :hi
+        WINDOW w AS (ORDER BY seq)
+    ) AS checked
+    WHERE NOT (linked AND hashed AND seq = lag_seq + 1) OR rn = cnt
+    ORDER BY seq
+    """  # noqa: S608 - column names are constants, values are bound
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _RangeResult:
+    count: int  # records in the range that passed, before the first problem if any
+    last_hash: str | None
+    first_bad_seq: int | None = None
+    problem: str | None = None
+
+
+async def _check_range(connection: AsyncConnection, lo: int, hi: int) -> _RangeResult:
+    params = {"lo": lo, "hi": hi, "genesis": GENESIS_HASH}
+    rows = (await connection.execute(_PG_VERIFY, params)).all()
+    for seq, _, lag_seq, linked, hashed, rn, _ in rows:
+        if seq != lag_seq + 1:
+            problem = f"gap: expected seq {lag_seq + 1}, found {seq}"
+            return _RangeResult(rn - 1, None, lag_seq + 1, problem)
+        if not linked:
+            return _RangeResult(rn - 1, None, seq, "prev_hash does not match the previous record")
+        if not hashed and not await _hash_fits(connection, seq):
+            return _RangeResult(rn - 1, None, seq, "record content does not match its hash")
+    count = rows[-1][6] if rows else 0
+    if count < hi - lo:
+        last = rows[-1][0] if rows else lo
+        return _RangeResult(count, None, last + 1, f"gap: expected seq {last + 1}, found none")
+    return _RangeResult(count, rows[-1][1] if rows else None)
+
+
+async def _verify_in_database(connection: AsyncConnection, jobs: int) -> VerifyResult:
+    """The chain up to the head as it is now, in ranges; ``jobs`` ranges at a time, each on
+    a connection of its own (records appended meanwhile are for the next run)."""
+    head_seq, head_hash = await _head(connection)
+    size = VERIFY_BATCH_IN_DATABASE
+    ranges = [(lo, min(lo + size, head_seq)) for lo in range(0, head_seq, size)]
+    results: list[_RangeResult] = []
+    if jobs <= 1:
+        for lo, hi in ranges:
+            results.append(await _check_range(connection, lo, hi))
+            if results[-1].problem is not None:
+                break
+    else:
+        results = await _check_ranges_at_once(connection, ranges, jobs)
+    checked, last_hash = 0, GENESIS_HASH
+    for result in results:
+        if result.problem is not None:
+            return VerifyResult(
+                False,
+                checked + result.count,
+                result.first_bad_seq,
+                head_seq,
+                head_hash,
+                result.problem,
+            )
+        checked, last_hash = checked + result.count, result.last_hash or last_hash
+    if last_hash != head_hash:
+        problem = "chain head does not match the newest record"
+        return VerifyResult(False, checked, head_seq, head_seq, head_hash, problem)
+    return VerifyResult(True, checked, None, head_seq, head_hash)
+
+
+async def _check_ranges_at_once(
+    connection: AsyncConnection, ranges: list[tuple[int, int]], jobs: int
+) -> list[_RangeResult]:
+    pending = iter(enumerate(ranges))
+    results: dict[int, _RangeResult] = {}
+
+    async def work() -> None:
+        async with connection.engine.connect() as own:
+            for index, (lo, hi) in pending:
+                results[index] = await _check_range(own, lo, hi)
+                await own.rollback()
+
+    await asyncio.gather(*(work() for _ in range(min(jobs, len(ranges)))))
+    return [results[i] for i in range(len(ranges))]
+
+
+async def _hash_fits(connection: AsyncConnection, seq: int) -> bool:
+    """The Python check of one record (one the database's text could not confirm)."""
+    columns = [getattr(AuditEvent, name) for name in ("prev_hash", *BODY_FIELDS, "hash")]
+    row = (await connection.execute(select(*columns).where(AuditEvent.seq == seq))).one()
+    body = _canonical_body_of_row(row[1:-1])
+    return bool(record_hash(row[0], seq, body) == row[-1])
 
 
 async def _head(connection: AsyncConnection) -> tuple[int, str]:

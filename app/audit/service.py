@@ -255,10 +255,12 @@ async def verify_all(
     connection: AsyncConnection,
     signer: checkpoints.CheckpointSigner,
     extra: Sequence[checkpoints.Checkpoint] = (),
+    *,
+    jobs: int = 1,
 ) -> VerifyRead:
     """The chain recomputed, then checked against every stored checkpoint and any kept
     elsewhere (``extra``): the API and ``samverkan audit verify`` report the same."""
-    result = await verify_chain(connection)
+    result = await verify_chain(connection, jobs=jobs)
     known = [*await checkpoints.stored(connection), *extra]
     problems = await checkpoints.problems(connection, signer, known, result.head_seq)
     return VerifyRead(
