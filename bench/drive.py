@@ -1,0 +1,320 @@
+"""Drive a running Samverkan with wrk and pgbench; write the results. Called by bench/run.
+
+    python bench/drive.py BASE_URL DATABASE_URL SEED_JSON RESULTS_DIR
+
+Scenarios (each with wrk, ``$BENCH_CONNECTIONS`` connections for ``$BENCH_DURATION``):
+(a) GET /healthz, the framework ceiling; (b) a consent-gated, audited single-entry read by
+the police of what social services recorded; (c) a case's entry list; (d) an entry write;
+(e) an auditor's search of the audit log by individual. Then the audit chain is verified
+in-process (records/s), and pgbench runs the audit append statement alone (the database
+ceiling for appends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy.engine import make_url
+
+from app.audit.chain import BODY_FIELDS, verify_chain
+from app.config import Settings
+from app.db import Database
+
+BENCH = Path(__file__).resolve().parent
+API = "/api/v1"
+DURATION = os.environ.get("BENCH_DURATION", "15s")
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "50"))
+THREADS = int(os.environ.get("BENCH_THREADS", "2"))
+TARGETS = {
+    "read_vs_healthz": 0.5,
+    "read_p99_ms": 50.0,
+    "audit_search_p95_ms": 50.0,
+    "verify_records_per_s": 200_000,
+}
+
+
+def login(base: str, username: str, password: str) -> str:
+    data = urllib.parse.urlencode(
+        {"grant_type": "password", "username": username, "password": password}
+    ).encode()
+    with urllib.request.urlopen(f"{base}{API}/auth/token", data=data, timeout=30) as response:
+        return str(json.load(response)["access_token"])
+
+
+def wrk(
+    base: str, name: str, paths: list[str], token: str = "", body: str | None = None
+) -> dict[str, Any]:
+    with tempfile.NamedTemporaryFile("w", suffix=".paths", delete=False) as listing:
+        listing.write("\n".join(paths) + "\n")
+    env = os.environ | {"BENCH_PATHS": listing.name, "BENCH_TOKEN": token}
+    if body is not None:
+        env |= {"BENCH_METHOD": "POST", "BENCH_BODY": body}
+    command = [
+        "wrk",
+        f"-t{THREADS}",
+        f"-c{CONNECTIONS}",
+        f"-d{DURATION}",
+        "--timeout",
+        "10s",
+        "-s",
+        str(BENCH / "wrk" / "paths.lua"),
+        base,
+    ]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    os.unlink(listing.name)
+    found = re.search(r"^BENCH_JSON (.*)$", out, re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"wrk printed no result for {name}:\n{out}")
+    raw = json.loads(found.group(1))
+    seconds = raw["duration_us"] / 1e6
+    result = {
+        "scenario": name,
+        "requests": raw["requests"],
+        "requests_per_s": round(raw["requests"] / seconds, 1),
+        "p50_ms": raw["p50_us"] / 1000,
+        "p95_ms": raw["p95_us"] / 1000,
+        "p99_ms": raw["p99_us"] / 1000,
+        "max_ms": raw["max_us"] / 1000,
+        "errors": raw["status_errors"] + raw["socket_errors"],
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def probe(
+    base: str, name: str, paths: list[str], token: str = "", body: str | None = None, n: int = 100
+) -> dict[str, Any]:
+    """Latency of ``n`` requests one at a time: the service time, without queueing."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    times = []
+    for i in range(n):
+        request = urllib.request.Request(
+            base + paths[i % len(paths)],
+            data=body.encode() if body is not None else None,
+            headers=headers,
+        )
+        started = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            response.read()
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    result = {
+        "scenario": name,
+        "p50_ms": round(times[len(times) // 2], 2),
+        "p95_ms": round(times[int(len(times) * 0.95) - 1], 2),
+    }
+    print(json.dumps({"one_at_a_time": result}), flush=True)
+    return result
+
+
+async def verify_rate(url: str) -> dict[str, Any]:
+    database = Database.from_settings(Settings(database_url=url))
+    try:
+        async with database.engine.connect() as connection:
+            started = time.perf_counter()
+            result = await verify_chain(connection, jobs=2)
+            seconds = time.perf_counter() - started
+    finally:
+        await database.dispose()
+    out = {
+        "ok": result.ok,
+        "checked": result.checked,
+        "seconds": round(seconds, 2),
+        "records_per_s": round(result.checked / seconds),
+    }
+    print(json.dumps({"verify": out}), flush=True)
+    return out
+
+
+def pgbench_appends(url: str) -> dict[str, Any]:
+    """The append statement of app/audit/writer.py alone, with constant values."""
+    values = dict.fromkeys(BODY_FIELDS, "NULL")
+    values |= {
+        "at": "now()",
+        "actor_roles": "'caseworker'",
+        "action": "'bench.append'",
+        "decision": "'permit'",
+        "flags": "''",
+    }
+    statement = (
+        "WITH head AS (SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE), "
+        f"appended AS (INSERT INTO audit_event (seq, {', '.join(BODY_FIELDS)}, prev_hash, hash) "
+        f"SELECT head.seq + 1, {', '.join(values[n] for n in BODY_FIELDS)}, head.hash, "
+        "encode(sha256(convert_to(head.hash || '|' || (head.seq + 1)::text || '|' || "
+        "'{}', 'UTF8')), 'hex') FROM head RETURNING seq, hash) "
+        "UPDATE audit_chain_head SET seq = appended.seq, hash = appended.hash "
+        "FROM appended WHERE audit_chain_head.id = 1;\n"
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
+        script.write(statement)
+    parsed = make_url(url)
+    command = [
+        "pgbench",
+        "-n",
+        f"-c{CONNECTIONS}",
+        f"-j{THREADS}",
+        f"-T{int(DURATION.rstrip('s'))}",
+        "-f",
+        script.name,
+        "-h",
+        parsed.host or "127.0.0.1",
+        "-p",
+        str(parsed.port or 5432),
+        "-U",
+        parsed.username or "postgres",
+        parsed.database or "postgres",
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    os.unlink(script.name)
+    tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    latency = re.search(r"latency average = ([\d.]+) ms", out)
+    result = {
+        "appends_per_s": round(tps, 1),
+        "latency_ms": float(latency.group(1)) if latency else None,
+    }
+    print(json.dumps({"pgbench": result}), flush=True)
+    return result
+
+
+def main() -> None:
+    base, url, seed_file, results_dir = sys.argv[1:5]
+    seed = json.loads(Path(seed_file).read_text())
+    passwords = seed["passwords"]
+    police = login(base, "demo.polis", passwords["demo.polis"])
+    social = login(base, "demo.socialsekreterare", passwords["demo.socialsekreterare"])
+    auditor = login(base, "demo.granskare", passwords["demo.granskare"])
+    entry_paths = [f"{API}/entries/{e}" for e in seed["readable_entries"]]
+    case_paths = [f"{API}/cases/{c}/entries?limit=20" for c in seed["shared_cases"]]
+    write_paths = [f"{API}/cases/{c}/entries" for c in seed["shared_cases"]]
+    search_paths = [f"{API}/audit/events?individual_id={i}&limit=50" for i in seed["individuals"]]
+    body = json.dumps(
+        {"category": "social_services", "title": "Samtal", "body": "Uppföljande samtal."}
+    )
+    alone = [
+        probe(base, "a_healthz", ["/healthz"]),
+        probe(base, "b_entry_read", entry_paths, police),
+        probe(base, "c_entry_list", case_paths, police, n=30),
+        probe(base, "d_entry_write", write_paths, social, body=body, n=30),
+        probe(base, "e_audit_search", search_paths, auditor),
+    ]
+    scenarios = [
+        wrk(base, "a_healthz", ["/healthz"]),
+        wrk(base, "b_entry_read", entry_paths, police),
+        wrk(base, "c_entry_list", case_paths, police),
+        wrk(base, "d_entry_write", write_paths, social, body=body),
+        wrk(base, "e_audit_search", search_paths, auditor),
+    ]
+    verify = asyncio.run(verify_rate(url))
+    ceiling = pgbench_appends(url)
+    by_name = {s["scenario"]: s for s in scenarios}
+    healthz = by_name["a_healthz"]["requests_per_s"]
+    ratios = {
+        "read_vs_healthz": round(by_name["b_entry_read"]["requests_per_s"] / healthz, 3),
+        "write_vs_healthz": round(by_name["d_entry_write"]["requests_per_s"] / healthz, 3),
+        "read_appends_vs_pgbench": round(
+            by_name["b_entry_read"]["requests_per_s"] / ceiling["appends_per_s"], 3
+        ),
+        "write_appends_vs_pgbench": round(
+            by_name["d_entry_write"]["requests_per_s"] / ceiling["appends_per_s"], 3
+        ),
+    }
+    measured = {
+        "read_vs_healthz": ratios["read_vs_healthz"],
+        "read_p99_ms": by_name["b_entry_read"]["p99_ms"],
+        "audit_search_p95_ms": by_name["e_audit_search"]["p95_ms"],
+        "verify_records_per_s": verify["records_per_s"],
+    }
+    met = {
+        name: (
+            measured[name] >= target
+            if name.endswith(("_s", "healthz"))
+            else measured[name] < target
+        )
+        for name, target in TARGETS.items()
+    }
+    results = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "uname": " ".join(os.uname())},
+        "settings": {"duration": DURATION, "connections": CONNECTIONS, "workers": 2},
+        "population": seed["counts"],
+        "scenarios": scenarios,
+        "one_at_a_time": alone,
+        "verify": verify,
+        "pgbench_audit_append": ceiling,
+        "ratios": ratios,
+        "targets": {
+            n: {"target": TARGETS[n], "measured": measured[n], "met": met[n]} for n in TARGETS
+        },
+    }
+    out = Path(results_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "latest.md").write_text(markdown(results))
+    print((out / "latest.md").read_text())
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"# Benchmark {results['at']}",
+        "",
+        f"{results['machine']['cpus']} CPUs; 2 uvicorn workers; "
+        f"{results['settings']['connections']} connections for {results['settings']['duration']}; "
+        "population " + ", ".join(f"{k} {v:,}" for k, v in results["population"].items()),
+        "",
+        "| scenario | req/s | p50 ms | p95 ms | p99 ms | errors |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for s in results["scenarios"]:
+        lines.append(
+            f"| {s['scenario']} | {s['requests_per_s']:,.0f} | {s['p50_ms']:.1f} | "
+            f"{s['p95_ms']:.1f} | {s['p99_ms']:.1f} | {s['errors']} |"
+        )
+    lines += [
+        "",
+        "One request at a time (service time without queueing):",
+        "",
+        "| scenario | p50 ms | p95 ms |",
+        "|---|---:|---:|",
+        *[f"| {a['scenario']} | {a['p50_ms']} | {a['p95_ms']} |" for a in results["one_at_a_time"]],
+    ]
+    pg = results["pgbench_audit_append"]
+    verify = results["verify"]
+    lines += [
+        "",
+        f"pgbench, audit append statement alone: {pg['appends_per_s']:,.0f} appends/s.  ",
+        f"Chain verify: {verify['records_per_s']:,} records/s ({verify['checked']:,} records, "
+        f"ok={verify['ok']}).",
+        "",
+        "| ratio | value |",
+        "|---|---:|",
+        *[f"| {k} | {v} |" for k, v in results["ratios"].items()],
+        "",
+        "| target | goal | measured | met |",
+        "|---|---:|---:|---|",
+        *[
+            f"| {k} | {v['target']} | {v['measured']} | {'yes' if v['met'] else '**no**'} |"
+            for k, v in results["targets"].items()
+        ],
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
