@@ -310,9 +310,17 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
         schema = model.model_json_schema(ref_template=_SCHEMA_REF)
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema
-    for operations in openapi.get("paths", {}).values():
+    for path, operations in openapi.get("paths", {}).items():
         for operation in operations.values():
-            for status, response in operation.get("responses", {}).items():
+            responses = operation.setdefault("responses", {})
+            if "requestBody" in operation:
+                responses.setdefault("400", {"description": "The body is not JSON or not UTF-8"})
+                responses.setdefault("413", {"description": "The body is too large"})
+            if path.startswith("/api/"):
+                responses.setdefault(
+                    "503", {"description": "Database or audit log unavailable; nothing changed"}
+                )
+            for status, response in responses.items():
                 if status[:1] in {"4", "5"}:
                     name = "ValidationProblem" if status == "422" else "Problem"
                     response["content"] = {

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.se import orgnr
 
@@ -41,6 +41,15 @@ class AgencyUpdate(BaseModel):
     kind: AgencyKind | None = None
     organisation_number: OrganisationNumber | None = None
     municipality: Municipality | None = None
+
+    @model_validator(mode="after")
+    def _required_fields_stay(self) -> AgencyUpdate:
+        """Only ``municipality`` may be cleared with ``null`` (it was a 409 from the
+        database's NOT NULL; schemathesis found it)."""
+        for name in ("name", "kind", "organisation_number"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be cleared.")
+        return self
 
 
 class AgencyRead(BaseModel):

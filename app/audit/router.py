@@ -26,6 +26,7 @@ from app.audit.schemas import (
 )
 from app.auth.deps import CurrentActor
 from app.db import SessionDep, database_of
+from app.inputs import AuditSeq, Timestamp
 from app.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(tags=["audit"])
@@ -51,8 +52,8 @@ def audit_filters(
     decision: Decision | None = None,
     flagged: bool | None = None,
     reviewed: bool | None = None,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[Timestamp | None, Query(alias="from")] = None,
+    to: Timestamp | None = None,
 ) -> AuditFilters:
     """Times without a zone are UTC."""
     return AuditFilters(
@@ -85,7 +86,7 @@ async def search_events(
 
 
 @router.get("/audit/events/{seq}", dependencies=[audited("audit.read")], responses=_ONE)
-async def get_event(seq: int, actor: CurrentActor, session: SessionDep) -> AuditEventRead:
+async def get_event(seq: AuditSeq, actor: CurrentActor, session: SessionDep) -> AuditEventRead:
     return await audit_service.get_event(session, actor, seq=seq)
 
 
@@ -96,7 +97,7 @@ async def get_event(seq: int, actor: CurrentActor, session: SessionDep) -> Audit
     responses={**_ONE, 409: {"description": "Reviewed already"}},
 )
 async def review_event(
-    seq: int, data: ReviewCreate, actor: CurrentActor, session: SessionDep
+    seq: AuditSeq, data: ReviewCreate, actor: CurrentActor, session: SessionDep
 ) -> ReviewRead:
     return await audit_service.review(session, actor, seq=seq, data=data)
 

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.consents.models import ConsentMethod, ConsentStatus, SignatoryRole
+from app.inputs import Timestamp
 
 
 class SignatoryIn(BaseModel):
@@ -15,7 +16,7 @@ class SignatoryIn(BaseModel):
     role: SignatoryRole
     guardian_id: uuid.UUID | None = None
     name: Annotated[str, Field(min_length=1, max_length=200)]
-    signed_at: datetime
+    signed_at: Timestamp
 
 
 class ConsentCreate(BaseModel):
@@ -28,8 +29,8 @@ class ConsentCreate(BaseModel):
     agency_ids: Annotated[list[uuid.UUID], Field(min_length=2, max_length=20)]
     categories: Annotated[list[str], Field(min_length=1, max_length=20)]
     purpose: Annotated[str, Field(min_length=1, max_length=2000)]
-    valid_from: datetime
-    valid_until: datetime
+    valid_from: Timestamp
+    valid_until: Timestamp
     method: ConsentMethod
     supersedes_id: uuid.UUID | None = None
 
@@ -38,14 +39,14 @@ class WithdrawalIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reason: Annotated[str, Field(min_length=1, max_length=2000)]
-    withdrawn_at: datetime | None = None
+    withdrawn_at: Timestamp | None = None
 
 
 class SignatoryRead(BaseModel):
     role: SignatoryRole
     guardian_id: uuid.UUID | None
     name: str
-    signed_at: datetime
+    signed_at: Timestamp
 
 
 class DocumentRead(BaseModel):
@@ -64,8 +65,8 @@ class ConsentRead(BaseModel):
     agency_ids: list[uuid.UUID]
     categories: list[str]
     purpose: str
-    valid_from: datetime
-    valid_until: datetime
+    valid_from: Timestamp
+    valid_until: Timestamp
     method: ConsentMethod
     supersedes_id: uuid.UUID | None
     registered_at: datetime

@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.inputs import Flag
+
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 NumberText = Annotated[str, Field(min_length=10, max_length=13)]
 
@@ -16,7 +18,7 @@ class GuardianCreate(BaseModel):
     given_name: Name
     family_name: Name
     personal_number: NumberText | None = None
-    has_custody: bool
+    has_custody: Flag
 
 
 class IndividualCreate(BaseModel):
@@ -29,7 +31,7 @@ class IndividualCreate(BaseModel):
     given_name: Name
     family_name: Name
     birth_date: date | None = None
-    protected_identity: bool = False
+    protected_identity: Flag = False
     guardians: Annotated[list[GuardianCreate], Field(max_length=4)] = []
 
 

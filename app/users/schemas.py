@@ -5,6 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from app.inputs import Flag
 from app.users.models import Role
 
 
@@ -40,7 +41,7 @@ class UserUpdate(BaseModel):
     display_name: DisplayName | None = None
     agency_id: uuid.UUID | None = None
     roles: Roles | None = None
-    active: bool | None = None
+    active: Flag | None = None
     password: Password | None = Field(default=None, json_schema_extra={"writeOnly": True})
 
 
