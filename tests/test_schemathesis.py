@@ -7,8 +7,8 @@ input is refused. Every run is the bounded one (examples, fuzzing and stateful p
 examples per operation: about 40 s); the long run adds the coverage phase and more
 examples (about 3 minutes per role):
 
-    SAMVERKAN_SCHEMATHESIS_PHASES=examples,coverage,fuzzing,stateful \
-    SAMVERKAN_SCHEMATHESIS_EXAMPLES=50 .venv/bin/pytest tests/test_schemathesis.py
+    SAMVERKAN_TEST_SCHEMATHESIS_PHASES=examples,coverage,fuzzing,stateful \
+    SAMVERKAN_TEST_SCHEMATHESIS_EXAMPLES=50 .venv/bin/pytest tests/test_schemathesis.py
 
 Its last result is in docs/security-testing.md.
 """
@@ -29,7 +29,7 @@ import pytest
 
 from tests.test_cli import SAMVERKAN, _env, _free_port
 
-EXAMPLES = os.environ.get("SAMVERKAN_SCHEMATHESIS_EXAMPLES", "5")
+EXAMPLES = os.environ.get("SAMVERKAN_TEST_SCHEMATHESIS_EXAMPLES", "5")
 CHECKS = ",".join(
     [
         "not_a_server_error",
@@ -106,7 +106,7 @@ def test_schemathesis_finds_nothing(demo: tuple[str, dict[str, str]], username: 
             "--max-examples",
             EXAMPLES,
             "--phases",
-            os.environ.get("SAMVERKAN_SCHEMATHESIS_PHASES", "examples,fuzzing,stateful"),
+            os.environ.get("SAMVERKAN_TEST_SCHEMATHESIS_PHASES", "examples,fuzzing,stateful"),
             "--checks",
             CHECKS,
             "--exclude-path",

@@ -32,9 +32,9 @@ from app.users.models import Role
 from tests.conftest import migrated_database
 from tests.factories import make_agency, make_user
 
-# 15 rounds in every run; `SAMVERKAN_RACE_ROUNDS=1000` for the long run that
+# 15 rounds in every run; `SAMVERKAN_TEST_RACE_ROUNDS=1000` for the long run that
 # docs/security-testing.md reports.
-ROUNDS = int(os.environ.get("SAMVERKAN_RACE_ROUNDS", "15"))
+ROUNDS = int(os.environ.get("SAMVERKAN_TEST_RACE_ROUNDS", "15"))
 READERS = 8
 
 
