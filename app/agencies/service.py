@@ -60,11 +60,19 @@ async def get_agency(session: AsyncSession, *, agency_id: uuid.UUID) -> Agency:
 
 
 async def kind_of(session: AsyncSession, agency_id: uuid.UUID) -> str:
-    """The agency's kind (socialtjanst, polis, ...), which several rules depend on."""
-    kind: str = (
-        await session.execute(select(Agency.kind).where(Agency.id == agency_id))
-    ).scalar_one()
-    return kind
+    """The agency's kind (socialtjanst, polis, ...), which several rules depend on.
+
+    Asked once per agency and request: a page of entries asks it for every item.
+    """
+    known: dict[uuid.UUID, str] = session.info.setdefault(_KINDS, {})
+    if agency_id not in known:
+        known[agency_id] = (
+            await session.execute(select(Agency.kind).where(Agency.id == agency_id))
+        ).scalar_one()
+    return known[agency_id]
+
+
+_KINDS = "samverkan.agency_kinds"
 
 
 async def ensure_exists(session: AsyncSession, *, agency_id: uuid.UUID, field: str) -> None:

@@ -42,8 +42,15 @@ async def flags_for(
     at: datetime,
     actor_user_id: object,
     individual_id: object,
+    known: dict[object, bool] | None = None,
 ) -> set[str]:
-    """``given`` plus the flags the record's own facts call for."""
+    """``given`` plus the flags the record's own facts call for.
+
+    ``known`` keeps, for one request, what was looked up: whether an individual is
+    protected, and whether a user's reads of an individual crossed the volume threshold.
+    A page of one person's entries then asks once, not per item.
+    """
+    known = {} if known is None else known
     settings = audit_settings()
     flags = set(given)
     if decision is Decision.DENY:
@@ -52,22 +59,37 @@ async def flags_for(
         flags.add(OUTSIDE_HOURS)
     if individual_id is None:
         return flags
-    protected = await connection.scalar(
-        select(Individual.protected_identity).where(Individual.id == individual_id)
-    )
-    if protected:
-        flags.add(PROTECTED_IDENTITY)
-    if actor_user_id is not None and decision is Decision.PERMIT:
-        # Distinct individuals this user touched in the hour up to now, this one included.
-        others = await connection.scalar(
-            select(func.count(distinct(AuditEvent.individual_id))).where(
-                AuditEvent.actor_user_id == actor_user_id,
-                AuditEvent.at > at - timedelta(hours=1),
-                AuditEvent.decision == Decision.PERMIT.value,
-                AuditEvent.individual_id.is_not(None),
-                AuditEvent.individual_id != individual_id,
+    if ("protected", individual_id) not in known:
+        known[("protected", individual_id)] = bool(
+            await connection.scalar(
+                select(Individual.protected_identity).where(Individual.id == individual_id)
             )
         )
-        if (others or 0) + 1 > settings.volume_individuals_per_hour:
+    if known[("protected", individual_id)]:
+        flags.add(PROTECTED_IDENTITY)
+    if actor_user_id is not None and decision is Decision.PERMIT:
+        key = ("volume", actor_user_id, individual_id)
+        if key not in known:
+            known[key] = await _over_volume(
+                connection, at=at, actor_user_id=actor_user_id, individual_id=individual_id
+            )
+        if known[key]:
             flags.add(VOLUME)
     return flags
+
+
+async def _over_volume(
+    connection: AsyncConnection, *, at: datetime, actor_user_id: object, individual_id: object
+) -> bool:
+    """Distinct individuals this user touched in the hour up to now, this one included,
+    over the threshold."""
+    others = await connection.scalar(
+        select(func.count(distinct(AuditEvent.individual_id))).where(
+            AuditEvent.actor_user_id == actor_user_id,
+            AuditEvent.at > at - timedelta(hours=1),
+            AuditEvent.decision == Decision.PERMIT.value,
+            AuditEvent.individual_id.is_not(None),
+            AuditEvent.individual_id != individual_id,
+        )
+    )
+    return (others or 0) + 1 > audit_settings().volume_individuals_per_hour

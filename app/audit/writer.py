@@ -152,6 +152,7 @@ async def _write(session: AsyncSession, record: Record) -> int:
             at=at,
             actor_user_id=record.actor_user_id,
             individual_id=record.individual_id,
+            known=session.info.setdefault(_FLAG_FACTS, {}),
         )
         columns = _columns(record, at, flags)
         body = canonical_body(columns)
@@ -223,6 +224,7 @@ class _RequestAudit:
 
 
 _STATE = "samverkan.audit"
+_FLAG_FACTS = "samverkan.audit.flag_facts"
 
 
 def _request_audit(session: AsyncSession) -> _RequestAudit:
