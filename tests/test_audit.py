@@ -186,6 +186,35 @@ async def test_verify_finds_a_truncated_tail(
     assert result.first_bad_seq == head
 
 
+async def test_a_page_of_records_is_appended_in_order_and_chained(
+    session: AsyncSession, connection: AsyncConnection
+) -> None:
+    """``append_page`` (one round trip on PostgreSQL) leaves what one-by-one appends leave:
+    consecutive records in order, chained, and lost with the request's rollback like them."""
+    before = (await verify_chain(connection)).head_seq
+    individual = uuid.uuid4()
+    page = [
+        audit.Record(action="entry.read", resource_id=str(i), individual_id=individual)
+        for i in range(5)
+    ]
+    await audit.append_page(session, [*page, audit.Record(action="entry.list")])
+    await session.flush()
+    rows = (
+        await session.execute(
+            select(AuditEvent.seq, AuditEvent.action, AuditEvent.resource_id)
+            .where(AuditEvent.seq > before)
+            .order_by(AuditEvent.seq)
+        )
+    ).all()
+    assert [(r.seq, r.resource_id) for r in rows[:5]] == [
+        (before + 1 + i, str(i)) for i in range(5)
+    ]
+    assert rows[5].action == "entry.list"
+    result = await verify_chain(connection)
+    assert result.ok, result
+    assert result.head_seq == before + 6
+
+
 AWKWARD_REASONS = [
     "Återkallat av vårdnadshavare",  # non-ASCII: PostgreSQL's text differs, Python decides
     'citat "så" och \\ snedstreck',

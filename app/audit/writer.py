@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.audit.chain import BODY_FIELDS, canonical_body, record_hash
 from app.audit.flags import flags_for
@@ -138,6 +138,51 @@ async def append(session: AsyncSession, record: Record) -> int:
     return seq
 
 
+async def append_page(session: AsyncSession, records: Sequence[Record]) -> None:
+    """Append the records of one page of reads, in order, in one round trip on PostgreSQL.
+
+    For the items a list shows, all about one individual: their flags are decided before
+    any of them is written, which for one individual is what one-by-one appends decide.
+    """
+    if not records:
+        return
+    if len(records) == 1 or (await session.connection()).dialect.name != "postgresql":
+        for record in records:
+            await append(session, record)
+        return
+    at = datetime.now(UTC)
+    try:
+        await session.flush()
+        connection = await session.connection()
+        params = []
+        for record in records:
+            columns = await _columns_for(session, connection, record, at)
+            params.append({**columns, "body": canonical_body(columns)})
+        # One statement per record (each moves the head by one), sent as one batch.
+        await connection.execute(_PG_APPEND, params)
+    except SQLAlchemyError as exc:
+        log.error("audit append failed", action=records[0].action, error_type=type(exc).__name__)
+        raise AuditUnavailable(
+            "The audit log could not be written; the request was not carried out."
+        ) from exc
+    _request_audit(session).appended.extend(records)
+
+
+async def _columns_for(
+    session: AsyncSession, connection: AsyncConnection, record: Record, at: datetime
+) -> dict[str, object]:
+    flags = await flags_for(
+        connection,
+        given=set(record.flags),
+        decision=record.decision,
+        at=at,
+        actor_user_id=record.actor_user_id,
+        individual_id=record.individual_id,
+        known=session.info.setdefault(_FLAG_FACTS, {}),
+    )
+    return _columns(record, at, flags)
+
+
 async def _write(session: AsyncSession, record: Record) -> int:
     at = datetime.now(UTC)
     try:
@@ -145,16 +190,7 @@ async def _write(session: AsyncSession, record: Record) -> int:
         # transaction, so a failing write never leaves a record of work not done.
         await session.flush()
         connection = await session.connection()
-        flags = await flags_for(
-            connection,
-            given=set(record.flags),
-            decision=record.decision,
-            at=at,
-            actor_user_id=record.actor_user_id,
-            individual_id=record.individual_id,
-            known=session.info.setdefault(_FLAG_FACTS, {}),
-        )
-        columns = _columns(record, at, flags)
+        columns = await _columns_for(session, connection, record, at)
         body = canonical_body(columns)
         if connection.dialect.name == "postgresql":
             row = (await connection.execute(_PG_APPEND, {**columns, "body": body})).one()

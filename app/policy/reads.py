@@ -143,14 +143,14 @@ async def read_page(
     )
     more = len(rows) > limit
     rows = rows[:limit]
+    records = []
     for row in rows:
         facts = await kind.facts(session, row, case_facts)
         decision = enforce.decide(actor, kind.read, facts, grounds)
         if not decision.allowed:  # the SQL filter and the policy disagree: fail closed
             raise RuntimeError(f"{kind.resource_type} filter and policy disagree")
-        await audit.append(session, kind.record(actor, f"{kind.resource_type}.read", row, decision))
-    await audit.append(
-        session,
+        records.append(kind.record(actor, f"{kind.resource_type}.read", row, decision))
+    records.append(
         actor.record(
             f"{kind.resource_type}.list",
             policy_id=list_policy_id,
@@ -158,8 +158,9 @@ async def read_page(
             case_id=case.id,
             individual_id=case.individual_id,
             reason=f"{len(rows)} item(s)",
-        ),
+        )
     )
+    await audit.append_page(session, records)
     next_cursor = (
         encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None
     )
