@@ -6,6 +6,7 @@ one); 403 when the caller may see it but not do this to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,13 @@ def decide(
     actor: Actor, action: Action, resource: Resource, grounds: Grounds | None = None
 ) -> PolicyDecision:
     return get_engine().decide(actor, action, resource, grounds)
+
+
+def decide_each(
+    actor: Actor, action: Action, resources: Sequence[Resource], grounds: Grounds | None = None
+) -> list[PolicyDecision]:
+    """:func:`decide` for each of a page of resources, in one call of the decision point."""
+    return get_engine().decide_each(actor, action, resources, grounds)
 
 
 def deny(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +24,7 @@ from app.policy.entities import (
     Resource,
     consent_context,
     grant_context,
+    merged,
     principal_entity,
     resource_entities,
 )
@@ -115,45 +117,69 @@ class PolicyEngine:
         """Permit if the request alone, or with one active consent, or with one emergency
         grant, is permitted; each of those is a Cedar request of its own (one batch call).
         A forbid that applies denies whatever the grounds."""
+        return self.decide_each(actor, action, [resource], grounds)[0]
+
+    def decide_each(
+        self,
+        actor: Actor,
+        action: Action,
+        resources: Sequence[Resource],
+        grounds: Grounds | None = None,
+    ) -> list[PolicyDecision]:
+        """:meth:`decide` for each of ``resources`` (a page of a list), in one Cedar call:
+        a call costs about 2 ms whatever it holds, a request within it far less."""
+        if not resources:
+            return []
         principal_uid, principal = principal_entity(actor)
-        resource_uid, entities = resource_entities(resource)
         grounds = grounds or Grounds()
         contexts: list[tuple[dict[str, Any], Basis, Any]] = [({}, Basis.POLICY, None)]
         contexts += [(consent_context(c), Basis.CONSENT, c) for c in grounds.consents]
         contexts += [(grant_context(g), Basis.EMERGENCY_ACCESS, g) for g in grounds.grants]
-        unique: dict[tuple[str, str], dict[str, Any]] = {}
-        for entity in (principal, *entities):
-            unique.setdefault((entity["uid"]["type"], entity["uid"]["id"]), entity)
-        requests = [
-            {
-                "principal": principal_uid,
-                "action": {"type": "Action", "id": str(action)},
-                "resource": resource_uid,
-                "context": context,
-            }
-            for context, _, _ in contexts
-        ]
+        entities = [principal]
+        requests = []
+        for resource in resources:
+            resource_uid, needed = resource_entities(resource)
+            entities += needed
+            requests += [
+                {
+                    "principal": principal_uid,
+                    "action": {"type": "Action", "id": str(action)},
+                    "resource": resource_uid,
+                    "context": context,
+                }
+                for context, _, _ in contexts
+            ]
         results = cedarpy.is_authorized_batch(
-            requests, self._policies, list(unique.values()), self._schema
+            requests, self._policies, merged(entities), self._schema
         )
-        for result, (_, basis, ground) in zip(results, contexts, strict=True):
-            if result.diagnostics.errors:
-                # An evaluation error is never a permit.
-                return PolicyDecision(False, "evaluation-error")
-            names = result.diagnostics.id_annotations_by_reason
-            reasons = sorted(names.get(r, r) for r in result.diagnostics.reasons)
-            if not result.allowed:
-                if reasons:  # a forbid applied: it applies to every request alike
-                    return PolicyDecision(False, reasons[0])
-                continue
-            return PolicyDecision(
-                True,
-                reasons[0] if reasons else DEFAULT_DENY,
-                basis=basis,
-                consent_id=ground.id if basis is Basis.CONSENT else None,
-                legal_basis=ground.legal_basis if basis is Basis.EMERGENCY_ACCESS else None,
-            )
-        return PolicyDecision(False, DEFAULT_DENY)
+        size = len(contexts)
+        return [
+            _conclude(results[i * size : (i + 1) * size], contexts) for i in range(len(resources))
+        ]
+
+
+def _conclude(
+    results: Sequence[Any], contexts: list[tuple[dict[str, Any], Basis, Any]]
+) -> PolicyDecision:
+    """One resource's decision from its requests' results (alone, each consent, each grant)."""
+    for result, (_, basis, ground) in zip(results, contexts, strict=True):
+        if result.diagnostics.errors:
+            # An evaluation error is never a permit.
+            return PolicyDecision(False, "evaluation-error")
+        names = result.diagnostics.id_annotations_by_reason
+        reasons = sorted(names.get(r, r) for r in result.diagnostics.reasons)
+        if not result.allowed:
+            if reasons:  # a forbid applied: it applies to every request alike
+                return PolicyDecision(False, reasons[0])
+            continue
+        return PolicyDecision(
+            True,
+            reasons[0] if reasons else DEFAULT_DENY,
+            basis=basis,
+            consent_id=ground.id if basis is Basis.CONSENT else None,
+            legal_basis=ground.legal_basis if basis is Basis.EMERGENCY_ACCESS else None,
+        )
+    return PolicyDecision(False, DEFAULT_DENY)
 
 
 def _read(path: Path) -> str:

@@ -122,11 +122,27 @@ def _agency(agency_id: uuid.UUID, kind: str) -> dict[str, Any]:
     return {"uid": _uid("Agency", agency_id), "attrs": {"kind": kind}, "parents": []}
 
 
+_UNKNOWN_KIND = "other"
+
+
 def _agencies(ids: Iterable[uuid.UUID]) -> list[dict[str, Any]]:
+    """Agencies a decision refers to without depending on their kind (a stand-in kind)."""
     return [
-        {"uid": _uid("Agency", agency_id), "attrs": {"kind": "other"}, "parents": []}
+        {"uid": _uid("Agency", agency_id), "attrs": {"kind": _UNKNOWN_KIND}, "parents": []}
         for agency_id in ids
     ]
+
+
+def merged(entities: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entity per uid for a Cedar call about several resources: an agency whose kind
+    is known wins over the stand-in another resource carries for it."""
+    kept: dict[tuple[str, str], dict[str, Any]] = {}
+    for entity in entities:
+        key = (entity["uid"]["type"], entity["uid"]["id"])
+        known = kept.get(key)
+        if known is None or (key[0] == "Agency" and known["attrs"]["kind"] == _UNKNOWN_KIND):
+            kept[key] = entity
+    return list(kept.values())
 
 
 def principal_entity(actor: Actor) -> tuple[dict[str, str], dict[str, Any]]:

@@ -144,9 +144,10 @@ async def read_page(
     more = len(rows) > limit
     rows = rows[:limit]
     records = []
-    for row in rows:
-        facts = await kind.facts(session, row, case_facts)
-        decision = enforce.decide(actor, kind.read, facts, grounds)
+    facts = [await kind.facts(session, row, case_facts) for row in rows]
+    for row, decision in zip(
+        rows, enforce.decide_each(actor, kind.read, facts, grounds), strict=True
+    ):
         if not decision.allowed:  # the SQL filter and the policy disagree: fail closed
             raise RuntimeError(f"{kind.resource_type} filter and policy disagree")
         records.append(kind.record(actor, f"{kind.resource_type}.read", row, decision))
