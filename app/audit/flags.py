@@ -48,7 +48,9 @@ async def flags_for(
 
     ``known`` keeps, for one request, what was looked up: whether an individual is
     protected, and whether a user's reads of an individual crossed the volume threshold.
-    A page of one person's entries then asks once, not per item.
+    A page of one person's entries then asks once, not per item. (A later record about an
+    individual already asked of in the request keeps that answer, even if records about
+    others were appended in between: the volume flag is a hint for review.)
     """
     known = {} if known is None else known
     settings = audit_settings()
