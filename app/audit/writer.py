@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -151,7 +152,7 @@ async def append_page(session: AsyncSession, records: Sequence[Record]) -> None:
             await append(session, record)
         return
     at = datetime.now(UTC)
-    try:
+    with _failing_closed(records[0].action):
         await session.flush()
         connection = await session.connection()
         params = []
@@ -160,12 +161,19 @@ async def append_page(session: AsyncSession, records: Sequence[Record]) -> None:
             params.append({**columns, "body": canonical_body(columns)})
         # One statement per record (each moves the head by one), sent as one batch.
         await connection.execute(_PG_APPEND, params)
+    _request_audit(session).appended.extend(records)
+
+
+@contextmanager
+def _failing_closed(action: str) -> Iterator[None]:
+    """A database error while appending fails the request with a 503 (fail closed)."""
+    try:
+        yield
     except SQLAlchemyError as exc:
-        log.error("audit append failed", action=records[0].action, error_type=type(exc).__name__)
+        log.error("audit append failed", action=action, error_type=type(exc).__name__)
         raise AuditUnavailable(
             "The audit log could not be written; the request was not carried out."
         ) from exc
-    _request_audit(session).appended.extend(records)
 
 
 async def _columns_for(
@@ -185,7 +193,7 @@ async def _columns_for(
 
 async def _write(session: AsyncSession, record: Record) -> int:
     at = datetime.now(UTC)
-    try:
+    with _failing_closed(record.action):
         # The work this record describes goes to the database first, in the same
         # transaction, so a failing write never leaves a record of work not done.
         await session.flush()
@@ -209,11 +217,6 @@ async def _write(session: AsyncSession, record: Record) -> int:
             await connection.execute(
                 update(AuditChainHead).where(AuditChainHead.id == 1).values(seq=seq, hash=digest)
             )
-    except SQLAlchemyError as exc:
-        log.error("audit append failed", action=record.action, error_type=type(exc).__name__)
-        raise AuditUnavailable(
-            "The audit log could not be written; the request was not carried out."
-        ) from exc
     return seq
 
 
