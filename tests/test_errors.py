@@ -7,7 +7,12 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.errors import Conflict, NotFound, status_of
 
 PROBLEM_KEYS = {"type", "title", "status", "detail", "request_id"}
 
@@ -142,3 +147,35 @@ async def test_unhandled_error_is_a_500_problem_without_internals(
     failures = [line for line in lines if line.get("request_id") == body["request_id"]]
     assert any("Traceback" in line.get("exception", "") for line in failures), err
     assert "199001011234" not in err
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        NotFound(),
+        Conflict(),
+        RequestValidationError([]),
+        StarletteHTTPException(405),
+        StarletteHTTPException(418),
+        IntegrityError("INSERT", {}, Exception("duplicate")),
+        OperationalError("SELECT", {}, Exception("gone")),
+        ConnectionRefusedError(),
+        RuntimeError("bug"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+async def test_status_of_names_what_the_handlers_answer(app: FastAPI, error: Exception) -> None:
+    """The audit record of a failed request names the status the client got: the mapping
+    in ``status_of`` must agree with the registered handlers (an unhandled error is 500)."""
+    handler = next(
+        (app.exception_handlers[c] for c in type(error).__mro__ if c in app.exception_handlers),
+        None,
+    )
+    if handler is None:
+        status, slug = 500, "internal-error"
+    else:
+        request = Request({"type": "http", "headers": [], "state": {}})
+        response = await handler(request, error)
+        status = response.status_code
+        slug = str(json.loads(bytes(response.body))["type"]).rsplit(":", 1)[1]
+    assert status_of(error) == (status, slug)
