@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit import flags as audit_flags
 from app.audit.service import csv_safe
-from app.policy.reference import AuditSettings, WorkingHours
+from app.policy.reference import WEEKDAYS, AuditSettings, WorkingHours
 from tests.factories import audit_events_after, audit_head
 from tests.scenarios import Scenario, World, call, individual_body
 
@@ -91,7 +91,18 @@ async def test_each_filter_selects_what_it_says(
     world: World,
     scenario: Scenario,
     connection: AsyncConnection,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Working hours around the clock: run after 18:00 Stockholm time, every record would
+    # be flagged outside_hours and ``flagged=false`` would find nothing to check.
+    always_open = WorkingHours(
+        start=time(0), end=time.max, days=list(WEEKDAYS), timezone="Europe/Stockholm"
+    )
+    monkeypatch.setattr(
+        audit_flags,
+        "audit_settings",
+        lambda: AuditSettings(working_hours=always_open, volume_individuals_per_hour=1000),
+    )
     entry = await _activity(client, app, world, scenario)
     everything = await _search(client, app, world, limit=200)
     assert [e["seq"] for e in everything] == sorted((e["seq"] for e in everything), reverse=True)
