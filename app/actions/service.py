@@ -18,7 +18,7 @@ from app.audit.writer import Origin
 from app.auth.actor import Actor
 from app.auth.service import user_actor
 from app.cases import service as case_service
-from app.cases.models import Case, CaseParticipant, CaseStatus
+from app.cases.models import CaseParticipant, CaseStatus
 from app.errors import Conflict, ValidationFailed
 from app.individuals.service import read_basis
 from app.pagination import Page
@@ -38,9 +38,7 @@ async def _facts(
     session: AsyncSession, action: CaseAction, case: CaseFacts | None = None
 ) -> ActionFacts:
     if case is None:
-        row = await session.get(Case, action.case_id)
-        assert row is not None  # foreign key
-        case = await case_service.case_facts(session, row)
+        case = await case_service.case_facts_of(session, action.individual_id, action.case_id)
     return ActionFacts(
         id=action.id,
         source_agency_id=action.source_agency_id,

@@ -72,6 +72,11 @@ async def kind_of(session: AsyncSession, agency_id: uuid.UUID) -> str:
     return known[agency_id]
 
 
+def remember_kinds(session: AsyncSession, kinds: dict[uuid.UUID, str]) -> None:
+    """Kinds read by a larger statement, kept for :func:`kind_of` in this request."""
+    session.info.setdefault(_KINDS, {}).update(kinds)
+
+
 _KINDS = "samverkan.agency_kinds"
 
 

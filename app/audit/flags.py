@@ -34,6 +34,12 @@ def audit_settings() -> AuditSettings:
     return get_engine().reference.settings.audit
 
 
+def remember_protected(known: dict[object, bool], individual_id: object, protected: bool) -> None:
+    """Whether the individual is protected, as a statement of the request already read it
+    (the flag never changes after registration)."""
+    known[("protected", individual_id)] = protected
+
+
 async def flags_for(
     connection: AsyncConnection,
     *,

@@ -33,6 +33,7 @@ from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.audit import flags
 from app.audit.chain import BODY_FIELDS, canonical_body, record_hash
 from app.audit.flags import flags_for
 from app.audit.models import AuditChainHead, AuditEvent, Decision
@@ -174,6 +175,11 @@ def _failing_closed(action: str) -> Iterator[None]:
         raise AuditUnavailable(
             "The audit log could not be written; the request was not carried out."
         ) from exc
+
+
+def remember_protected(session: AsyncSession, individual_id: uuid.UUID, protected: bool) -> None:
+    """Spares the audit flags a lookup the request's policy facts already made."""
+    flags.remember_protected(session.info.setdefault(_FLAG_FACTS, {}), individual_id, protected)
 
 
 async def _columns_for(

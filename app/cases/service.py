@@ -61,18 +61,17 @@ async def _participants(session: AsyncSession, case_id: uuid.UUID) -> list[Parti
 
 
 async def case_facts(session: AsyncSession, case: Case) -> CaseFacts:
-    individual = await session.get(Individual, case.individual_id)
-    assert individual is not None  # foreign key
-    participants = await session.execute(
-        select(CaseParticipant.agency_id).where(CaseParticipant.case_id == case.id)
-    )
-    return CaseFacts(
-        id=case.id,
-        lead_agency_id=case.lead_agency_id,
-        participant_agency_ids=frozenset(participants.scalars()),
-        individual=await individual_service.facts(session, individual),
-        status=case.status,
-    )
+    return await case_facts_of(session, case.individual_id, case.id)
+
+
+async def case_facts_of(
+    session: AsyncSession, individual_id: uuid.UUID, case_id: uuid.UUID
+) -> CaseFacts:
+    """The facts of a case of ``individual_id`` (an entry or action row carries both ids),
+    without loading the case row."""
+    known = await individual_service.facts_of(session, individual_id)
+    assert known is not None  # foreign key
+    return known.cases[case_id]
 
 
 async def load_case(

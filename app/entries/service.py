@@ -14,7 +14,6 @@ from app.agencies import service as agency_service
 from app.audit import writer as audit
 from app.auth.actor import Actor
 from app.cases import service as case_service
-from app.cases.models import Case
 from app.entries.models import Entry, EntryVersion
 from app.entries.schemas import CorrectionCreate, EntryCreate, EntryRead, EntryVersionRead
 from app.errors import ValidationFailed
@@ -32,9 +31,7 @@ def _now() -> datetime:
 
 async def _facts(session: AsyncSession, entry: Entry, case: CaseFacts | None) -> EntryFacts:
     if case is None:
-        row = await session.get(Case, entry.case_id)
-        assert row is not None  # foreign key
-        case = await case_service.case_facts(session, row)
+        case = await case_service.case_facts_of(session, entry.individual_id, entry.case_id)
     return EntryFacts(
         id=entry.id,
         source_agency_id=entry.source_agency_id,

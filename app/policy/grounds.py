@@ -35,30 +35,21 @@ async def grounds_for(
 ) -> Grounds:
     """Active consents of the individual; the actor's unexpired grants for ``case_id``
     (or, with ``None``, for any case of the individual)."""
-    consent_ids = list(
-        (
-            await session.execute(
-                select(Consent.id).where(
-                    Consent.individual_id == individual_id, consent_active(now)
-                )
-            )
-        ).scalars()
-    )
-    agencies: dict[uuid.UUID, set[uuid.UUID]] = {c: set() for c in consent_ids}
-    categories: dict[uuid.UUID, set[str]] = {c: set() for c in consent_ids}
-    if consent_ids:
-        for consent_id, agency_id in await session.execute(
-            select(ConsentAgency.consent_id, ConsentAgency.agency_id).where(
-                ConsentAgency.consent_id.in_(consent_ids)
-            )
-        ):
-            agencies[consent_id].add(agency_id)
-        for consent_id, category in await session.execute(
-            select(ConsentCategory.consent_id, ConsentCategory.category).where(
-                ConsentCategory.consent_id.in_(consent_ids)
-            )
-        ):
-            categories[consent_id].add(category)
+    # One row per consent, named agency and covered category (a few rows for a person).
+    agencies: dict[uuid.UUID, set[uuid.UUID]] = {}
+    categories: dict[uuid.UUID, set[str]] = {}
+    for consent_id, agency_id, category in await session.execute(
+        select(Consent.id, ConsentAgency.agency_id, ConsentCategory.category)
+        .outerjoin(ConsentAgency, ConsentAgency.consent_id == Consent.id)
+        .outerjoin(ConsentCategory, ConsentCategory.consent_id == Consent.id)
+        .where(Consent.individual_id == individual_id, consent_active(now))
+    ):
+        named = agencies.setdefault(consent_id, set())
+        covered = categories.setdefault(consent_id, set())
+        if agency_id is not None:
+            named.add(agency_id)
+        if category is not None:
+            covered.add(category)
     grant_query = (
         select(GrantRow.id, GrantRow.legal_basis, EmergencyGrantCategory.category)
         .join(EmergencyGrantCategory, EmergencyGrantCategory.grant_id == GrantRow.id)
@@ -78,7 +69,7 @@ async def grounds_for(
             ConsentGrant(
                 id=c, agency_ids=frozenset(agencies[c]), categories=frozenset(categories[c])
             )
-            for c in sorted(consent_ids, key=str)
+            for c in sorted(agencies, key=str)
         ),
         grants=tuple(
             EmergencyGrant(
