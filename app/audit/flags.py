@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import bindparam, distinct, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit.models import AuditEvent, Decision
@@ -38,6 +38,19 @@ def remember_protected(known: dict[object, bool], individual_id: object, protect
     """Whether the individual is protected, as a statement of the request already read it
     (the flag never changes after registration)."""
     known[("protected", individual_id)] = protected
+
+
+_PROTECTED = select(Individual.protected_identity).where(
+    Individual.id == bindparam("individual_id")
+)
+# Distinct other individuals a user was let read since a moment.
+_OTHERS_READ = select(func.count(distinct(AuditEvent.individual_id))).where(
+    AuditEvent.actor_user_id == bindparam("user_id"),
+    AuditEvent.at > bindparam("since"),
+    AuditEvent.decision == Decision.PERMIT.value,
+    AuditEvent.individual_id.is_not(None),
+    AuditEvent.individual_id != bindparam("individual_id"),
+)
 
 
 async def flags_for(
@@ -69,9 +82,7 @@ async def flags_for(
         return flags
     if ("protected", individual_id) not in known:
         known[("protected", individual_id)] = bool(
-            await connection.scalar(
-                select(Individual.protected_identity).where(Individual.id == individual_id)
-            )
+            await connection.scalar(_PROTECTED, {"individual_id": individual_id})
         )
     if known[("protected", individual_id)]:
         flags.add(PROTECTED_IDENTITY)
@@ -92,12 +103,11 @@ async def _over_volume(
     """Distinct individuals this user touched in the hour up to now, this one included,
     over the threshold."""
     others = await connection.scalar(
-        select(func.count(distinct(AuditEvent.individual_id))).where(
-            AuditEvent.actor_user_id == actor_user_id,
-            AuditEvent.at > at - timedelta(hours=1),
-            AuditEvent.decision == Decision.PERMIT.value,
-            AuditEvent.individual_id.is_not(None),
-            AuditEvent.individual_id != individual_id,
-        )
+        _OTHERS_READ,
+        {
+            "user_id": actor_user_id,
+            "since": at - timedelta(hours=1),
+            "individual_id": individual_id,
+        },
     )
     return (others or 0) + 1 > audit_settings().volume_individuals_per_hour

