@@ -3,8 +3,10 @@ meant to be public, so a new endpoint cannot ship open by accident."""
 
 from __future__ import annotations
 
+import inspect
 import re
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -64,3 +66,41 @@ async def test_no_route_answers_without_a_token_unless_public(
     else:
         assert response.status_code == 401, f"{method} {path} answered {response.status_code}"
         assert response.headers["content-type"] == "application/problem+json"
+
+
+def _dependants(app: FastAPI) -> list[tuple[str, Any]]:
+    """Each route's path and its dependency tree as FastAPI solves it, router-level
+    dependencies included (FastAPI keeps those of included routers in private contexts)."""
+    found = []
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            found.append((route.path, route.dependant))
+        elif hasattr(route, "effective_route_contexts"):
+            found += [
+                (context.path, context.dependant)
+                for context in route.effective_route_contexts()
+                if context.dependant is not None
+            ]
+    return found
+
+
+def test_no_dependency_or_handler_of_the_api_runs_in_the_threadpool() -> None:
+    """A plain ``def`` dependency or handler is run in a worker thread by FastAPI: two such
+    hops cost every request more than a SQL statement does (measured, docs/performance.md).
+    Blocking work has no place in a request here anyway."""
+    app = create_app(make_settings("sqlite+aiosqlite://"))
+    dependants = _dependants(app)
+    assert {path for path, _ in dependants} >= {path for _, path in ROUTES if "/api/" in path}
+    sync = set()
+    for path, root in dependants:
+        pending = [root]
+        while pending:
+            dependant = pending.pop()
+            pending.extend(dependant.dependencies)
+            call = dependant.call
+            if call is None:
+                continue
+            target = call if inspect.isfunction(call) else type(call).__call__
+            if not (inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)):
+                sync.add(f"{path}: {getattr(call, '__qualname__', repr(call))}")
+    assert not sync, sorted(sync)

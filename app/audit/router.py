@@ -43,7 +43,7 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
-def audit_filters(
+async def audit_filters(
     individual_id: uuid.UUID | None = None,
     user_id: uuid.UUID | None = None,
     agency_id: uuid.UUID | None = None,
@@ -102,7 +102,7 @@ async def review_event(
     return await audit_service.review(session, actor, seq=seq, data=data)
 
 
-def _signer(request: Request) -> CheckpointSigner:
+async def _signer(request: Request) -> CheckpointSigner:
     signer: CheckpointSigner = request.app.state.checkpoint_signer
     return signer
 

@@ -20,7 +20,7 @@ _bearer = HTTPBearer(auto_error=False, description="Access token from POST /auth
 log = structlog.get_logger("app.auth")
 
 
-def token_service(request: Request) -> TokenService:
+async def token_service(request: Request) -> TokenService:
     tokens: TokenService = request.app.state.tokens
     return tokens
 
@@ -28,7 +28,7 @@ def token_service(request: Request) -> TokenService:
 TokensDep = Annotated[TokenService, Depends(token_service)]
 
 
-def origin_of(request: Request) -> Origin:
+async def origin_of(request: Request) -> Origin:
     client = request.client
     return Origin(
         request_id=getattr(request.state, "request_id", None),

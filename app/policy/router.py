@@ -13,7 +13,7 @@ from app.policy.reference import Category, LegalBasis
 router = APIRouter(tags=["reference"])
 
 
-def policy_engine(request: Request) -> PolicyEngine:
+async def policy_engine(request: Request) -> PolicyEngine:
     engine: PolicyEngine = request.app.state.policy
     return engine
 
