@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit import flags as audit_flags
+from app.audit.models import Decision
 from app.audit.service import csv_safe
 from app.policy.reference import WEEKDAYS, AuditSettings, WorkingHours
 from tests.factories import audit_events_after, audit_head
@@ -229,6 +231,61 @@ async def test_flags_are_set_when_written(
     await call(client, app, world.soc_caseworker, "GET", f"/individuals/{individuals[0]}")
     [again] = await audit_events_after(connection, before)
     assert "volume" in again.flags  # still three in the hour
+
+
+async def test_the_volume_window_slides_and_counts_only_permits(
+    connection: AsyncConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The volume flag looks back one hour from the record's own moment, counts distinct
+    individuals the user was let at (a denial or a client's record does not count), and
+    the same individual read again does not count twice."""
+    monkeypatch.setattr(
+        audit_flags,
+        "audit_settings",
+        lambda: AuditSettings(
+            working_hours=WorkingHours(
+                start=time(0), end=time(23, 59), days=list(WEEKDAYS), timezone="UTC"
+            ),
+            volume_individuals_per_hour=2,
+        ),
+    )
+    user, a, b, c = (uuid.uuid4() for _ in range(4))
+    noon = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+    async def note(individual: uuid.UUID, at: datetime, decision: Decision) -> None:
+        await audit_flags.note_read(
+            connection,
+            decision=decision,
+            at=at,
+            actor_user_id=user,
+            individual_id=individual,
+            known={},
+        )
+
+    async def volume(individual: uuid.UUID, at: datetime) -> bool:
+        flags = await audit_flags.flags_for(
+            connection,
+            given=set(),
+            decision=Decision.PERMIT,
+            at=at,
+            actor_user_id=user,
+            individual_id=individual,
+        )
+        return audit_flags.VOLUME in flags
+
+    await note(a, noon, Decision.PERMIT)
+    await note(b, noon, Decision.DENY)  # a denial is not a read
+    assert not await volume(c, noon + timedelta(minutes=1))  # a and c: two, not over two
+    await note(b, noon + timedelta(minutes=2), Decision.PERMIT)
+    await note(a, noon + timedelta(minutes=3), Decision.PERMIT)  # a again: still one
+    assert await volume(c, noon + timedelta(minutes=4))  # a, b and c
+    assert not await volume(a, noon + timedelta(minutes=4))  # a and b
+    # An hour after the first read of b (a was read again later): b has left the window.
+    assert not await volume(c, noon + timedelta(minutes=62))
+    assert await volume(c, noon + timedelta(minutes=61, seconds=59))
+    # An earlier moment noted late does not move the last read back.
+    await note(a, noon, Decision.PERMIT)
+    assert await volume(c, noon + timedelta(minutes=61, seconds=59))  # a still at 12:03
 
 
 def test_working_hours_are_local_time() -> None:

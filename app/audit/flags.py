@@ -8,12 +8,13 @@ Working hours and the volume threshold come from ``policies/settings.yaml`` (``a
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, distinct, func, select
+from sqlalchemy import bindparam, case, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.audit.models import AuditEvent, Decision
+from app.audit.models import AuditReadVolume, Decision
 from app.individuals.models import Individual
 
 if TYPE_CHECKING:
@@ -43,14 +44,37 @@ def remember_protected(known: dict[object, bool], individual_id: object, protect
 _PROTECTED = select(Individual.protected_identity).where(
     Individual.id == bindparam("individual_id")
 )
-# Distinct other individuals a user was let read since a moment.
-_OTHERS_READ = select(func.count(distinct(AuditEvent.individual_id))).where(
-    AuditEvent.actor_user_id == bindparam("user_id"),
-    AuditEvent.at > bindparam("since"),
-    AuditEvent.decision == Decision.PERMIT.value,
-    AuditEvent.individual_id.is_not(None),
-    AuditEvent.individual_id != bindparam("individual_id"),
+# Other individuals a user was let at since a moment, counted up to a limit (the threshold):
+# the question stops there, however busy the user was.
+_OTHERS_READ = select(func.count()).select_from(
+    select(AuditReadVolume.individual_id)
+    .where(
+        AuditReadVolume.actor_user_id == bindparam("user_id"),
+        AuditReadVolume.last_at > bindparam("since"),
+        AuditReadVolume.individual_id != bindparam("individual_id"),
+    )
+    .limit(bindparam("limit"))
+    .subquery()
 )
+
+
+def _touch(insert_of: Any) -> Any:
+    """An upsert of (user, individual, at), keeping the later moment."""
+    statement = insert_of(AuditReadVolume).values(
+        actor_user_id=bindparam("user_id"),
+        individual_id=bindparam("individual_id"),
+        last_at=bindparam("at"),
+    )
+    newer = statement.excluded.last_at
+    return statement.on_conflict_do_update(
+        index_elements=["actor_user_id", "individual_id"],
+        set_={
+            "last_at": case((newer > AuditReadVolume.last_at, newer), else_=AuditReadVolume.last_at)
+        },
+    )
+
+
+_TOUCHES = {"postgresql": _touch(postgresql.insert), "sqlite": _touch(sqlite.insert)}
 
 
 async def flags_for(
@@ -100,14 +124,41 @@ async def flags_for(
 async def _over_volume(
     connection: AsyncConnection, *, at: datetime, actor_user_id: object, individual_id: object
 ) -> bool:
-    """Distinct individuals this user touched in the hour up to now, this one included,
+    """Distinct individuals this user was let at in the hour up to now, this one included,
     over the threshold."""
+    threshold = audit_settings().volume_individuals_per_hour
     others = await connection.scalar(
         _OTHERS_READ,
         {
             "user_id": actor_user_id,
             "since": at - timedelta(hours=1),
             "individual_id": individual_id,
+            "limit": threshold,
         },
     )
-    return (others or 0) + 1 > audit_settings().volume_individuals_per_hour
+    return (others or 0) + 1 > threshold
+
+
+async def note_read(
+    connection: AsyncConnection,
+    *,
+    decision: Decision,
+    at: datetime,
+    actor_user_id: object,
+    individual_id: object,
+    known: dict[object, bool],
+) -> None:
+    """Keep ``audit_read_volume`` in step with a record just appended (once per user and
+    individual in a request). Called after the append, which holds the chain head until
+    commit: every request that holds one of these rows holds the head too, so two requests
+    never wait for each other's rows (no deadlock)."""
+    if actor_user_id is None or individual_id is None or decision is not Decision.PERMIT:
+        return
+    key = ("noted", actor_user_id, individual_id)
+    if key in known:
+        return
+    await connection.execute(
+        _TOUCHES[connection.dialect.name],
+        {"user_id": actor_user_id, "individual_id": individual_id, "at": at},
+    )
+    known[key] = True

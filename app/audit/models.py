@@ -116,3 +116,23 @@ class AuditCheckpoint(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime)
     signature: Mapped[str] = mapped_column(String(200))
     key_id: Mapped[str] = mapped_column(String(64))
+
+
+class AuditReadVolume(Base):
+    """When a user was last let at an individual's information: derived from the permit
+    records as they are appended, for the ``volume`` flag only (the log stays the record).
+
+    The flag asks how many other individuals a user was let at in the last hour. Counting
+    that in ``audit_event`` grows with the user's records in the hour (a busy reader's
+    every read scanned thousands of rows); here it is one row per (user, individual) and
+    the question stops at the threshold.
+    """
+
+    __tablename__ = "audit_read_volume"
+    __table_args__ = (
+        Index("ix_audit_read_volume_actor_user_id_last_at", "actor_user_id", "last_at"),
+    )
+
+    actor_user_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    individual_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime)

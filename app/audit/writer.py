@@ -162,6 +162,8 @@ async def append_page(session: AsyncSession, records: Sequence[Record]) -> None:
             params.append({**columns, "body": canonical_body(columns)})
         # One statement per record (each moves the head by one), sent as one batch.
         await connection.execute(_PG_APPEND, params)
+        for record in records:
+            await _note_read(session, connection, record, at)
     _request_audit(session).appended.extend(records)
 
 
@@ -223,7 +225,21 @@ async def _write(session: AsyncSession, record: Record) -> int:
             await connection.execute(
                 update(AuditChainHead).where(AuditChainHead.id == 1).values(seq=seq, hash=digest)
             )
+        await _note_read(session, connection, record, at)
     return seq
+
+
+async def _note_read(
+    session: AsyncSession, connection: AsyncConnection, record: Record, at: datetime
+) -> None:
+    await flags.note_read(
+        connection,
+        decision=record.decision,
+        at=at,
+        actor_user_id=record.actor_user_id,
+        individual_id=record.individual_id,
+        known=session.info.setdefault(_FLAG_FACTS, {}),
+    )
 
 
 def append_whatever_the_outcome(session: AsyncSession, record: Record) -> None:
