@@ -136,7 +136,7 @@ async def _records(connection: AsyncConnection) -> AsyncIterator[Sequence[Any]]:
 async def verify_chain(connection: AsyncConnection, *, jobs: int = 1) -> VerifyResult:
     """Recompute every record's hash in order; report the first record that does not fit.
 
-    On PostgreSQL the database recomputes the hashes (see :data:`_PG_VERIFY`), ``jobs``
+    On PostgreSQL the database recomputes the hashes (see :data:`_PG_VERIFY_HASHES`), ``jobs``
     ranges at a time on connections of their own (so only for committed records: tests
     that verify inside their own transaction use one); on SQLite, which has no SHA-256,
     this process does.
@@ -195,13 +195,16 @@ def _sql_canonical_body() -> str:
     return "concat(" + ", ".join(parts) + ", '}')"
 
 
-# One range of the chain, checked by the database: each record's hash recomputed, its
-# seq and prev_hash compared with the record before it (the first with the stored record
-# ``:lo``, or the genesis hash). Only records that fail a check come back, and the
-# range's last record. Ranges are independent, so several can be checked at once.
-_PG_VERIFY = text(
-    f"""
-    SELECT seq, hash, lag_seq, linked, hashed, rn, cnt FROM (
+# One range of the chain, checked by the database in two statements. The links: each
+# record's seq and prev_hash compared with the record before it (the first with the stored
+# record ``:lo``, or the genesis hash); only records that fail come back, and the range's
+# last record. The hashes: each record's hash recomputed; only records whose stored hash
+# differs come back. Apart, the link check is a cheap window over the index and the hash
+# check a plain scan (together in one window query they cost 40 % more). Ranges are
+# independent, so several can be checked at once.
+_PG_VERIFY_LINKS = text(
+    """
+    SELECT seq, hash, lag_seq, linked, rn, cnt FROM (
         SELECT seq, hash,
                coalesce(lag(seq) OVER w, :lo) AS lag_seq,
                prev_hash IS NOT DISTINCT FROM coalesce(
@@ -209,16 +212,23 @@ _PG_VERIFY = text(
                    (SELECT hash FROM audit_event WHERE seq = :lo),
                    :genesis
                ) AS linked,
-               encode(sha256(convert_to(
-                   concat(prev_hash, '|', seq::text, '|', {_sql_canonical_body()}), 'UTF8'
-               )), 'hex') = hash AS hashed,
                row_number() OVER w AS rn,
                count(*) OVER () AS cnt
         FROM audit_event
         WHERE seq > :lo AND seq <= :hi
         WINDOW w AS (ORDER BY seq)
     ) AS checked
-    WHERE NOT (linked AND hashed AND seq = lag_seq + 1) OR rn = cnt
+    WHERE NOT (linked AND seq = lag_seq + 1) OR rn = cnt
+    ORDER BY seq
+    """
+)
+_PG_VERIFY_HASHES = text(
+    f"""
+    SELECT seq FROM audit_event
+    WHERE seq > :lo AND seq <= :hi
+      AND encode(sha256(convert_to(
+              concat(prev_hash, '|', seq::text, '|', {_sql_canonical_body()}), 'UTF8'
+          )), 'hex') IS DISTINCT FROM hash
     ORDER BY seq
     """  # noqa: S608 - column names are constants, values are bound
 )
@@ -232,22 +242,34 @@ class _RangeResult:
     problem: str | None = None
 
 
+_UNHASHED = "record content does not match its hash"
+_HASH = 2  # a hash problem comes after a gap or a broken link at the same seq
+
+
 async def _check_range(connection: AsyncConnection, lo: int, hi: int) -> _RangeResult:
     params = {"lo": lo, "hi": hi, "genesis": GENESIS_HASH}
-    rows = (await connection.execute(_PG_VERIFY, params)).all()
-    for seq, _, lag_seq, linked, hashed, rn, _ in rows:
+    links = (await connection.execute(_PG_VERIFY_LINKS, params)).all()
+    unhashed = (await connection.execute(_PG_VERIFY_HASHES, {"lo": lo, "hi": hi})).scalars()
+    # (seq, order at one seq, records passed before it, first bad seq, problem)
+    problems: list[tuple[int, int, int, int, str]] = []
+    for seq, _, lag_seq, linked, rn, _ in links:
         if seq != lag_seq + 1:
-            problem = f"gap: expected seq {lag_seq + 1}, found {seq}"
-            return _RangeResult(rn - 1, None, lag_seq + 1, problem)
-        if not linked:
-            return _RangeResult(rn - 1, None, seq, "prev_hash does not match the previous record")
-        if not hashed and not await _hash_fits(connection, seq):
-            return _RangeResult(rn - 1, None, seq, "record content does not match its hash")
-    count = rows[-1][6] if rows else 0
+            problems.append(
+                (seq, 0, rn - 1, lag_seq + 1, f"gap: expected seq {lag_seq + 1}, found {seq}")
+            )
+        elif not linked:
+            problems.append((seq, 1, rn - 1, seq, "prev_hash does not match the previous record"))
+    # Before the first gap or broken link, record ``seq`` is the (seq - lo)th of the range.
+    problems += [(seq, _HASH, seq - lo - 1, seq, _UNHASHED) for seq in unhashed]
+    for seq, kind, passed, first_bad, problem in sorted(problems):
+        if kind == _HASH and await _hash_fits(connection, seq):
+            continue  # text PostgreSQL writes differently (non-ASCII); Python's check passed
+        return _RangeResult(passed, None, first_bad, problem)
+    count = links[-1][5] if links else 0
     if count < hi - lo:
-        last = rows[-1][0] if rows else lo
+        last = links[-1][0] if links else lo
         return _RangeResult(count, None, last + 1, f"gap: expected seq {last + 1}, found none")
-    return _RangeResult(count, rows[-1][1] if rows else None)
+    return _RangeResult(count, links[-1][1] if links else None)
 
 
 async def _verify_in_database(connection: AsyncConnection, jobs: int) -> VerifyResult:
