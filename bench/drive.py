@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy.engine import make_url
 
 from app.audit.chain import BODY_FIELDS, verify_chain
+from app.audit.writer import _PG_APPEND
 from app.config import Settings
 from app.db import Database
 
@@ -143,24 +144,25 @@ async def verify_rate(url: str) -> dict[str, Any]:
 
 
 def pgbench_appends(url: str) -> dict[str, Any]:
-    """The append statement of app/audit/writer.py alone, with constant values."""
+    """The append statement of app/audit/writer.py alone (its own text), with constant
+    values: one user reading ever new individuals."""
     values = dict.fromkeys(BODY_FIELDS, "NULL")
     values |= {
         "at": "now()",
+        "actor_user_id": "'00000000-0000-4000-8000-000000000001'",
         "actor_roles": "'caseworker'",
         "action": "'bench.append'",
+        "individual_id": "gen_random_uuid()",
         "decision": "'permit'",
         "flags": "''",
+        "body": "'{}'",
     }
-    statement = (
-        "WITH head AS (SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE), "
-        f"appended AS (INSERT INTO audit_event (seq, {', '.join(BODY_FIELDS)}, prev_hash, hash) "
-        f"SELECT head.seq + 1, {', '.join(values[n] for n in BODY_FIELDS)}, head.hash, "
-        "encode(sha256(convert_to(head.hash || '|' || (head.seq + 1)::text || '|' || "
-        "'{}', 'UTF8')), 'hex') FROM head RETURNING seq, hash) "
-        "UPDATE audit_chain_head SET seq = appended.seq, hash = appended.hash "
-        "FROM appended WHERE audit_chain_head.id = 1;\n"
-    )
+    # Longest names first: ``:actor_user_id`` before a shorter name it starts with.
+    text = re.sub(r"--[^\n]*", "", str(_PG_APPEND))
+    statement = " ".join(text.split())
+    for name in sorted(values, key=len, reverse=True):
+        statement = re.sub(rf":{name}\b", values[name], statement)
+    statement += ";\n"
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
         script.write(statement)
     parsed = make_url(url)

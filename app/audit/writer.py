@@ -125,6 +125,18 @@ _PG_APPEND = text(
                    'UTF8')), 'hex')
         FROM head
         RETURNING seq, hash
+    ), noted AS (
+        -- app.audit.flags.note_read, in the same round trip; after the head is locked
+        -- (it reads ``appended``), as the deadlock argument there requires.
+        INSERT INTO audit_read_volume (actor_user_id, individual_id, last_at)
+        SELECT CAST(:actor_user_id AS uuid), CAST(:individual_id AS uuid),
+               CAST(:at AS timestamptz)
+        FROM appended
+        WHERE CAST(:decision AS text) = 'permit'
+          AND CAST(:actor_user_id AS uuid) IS NOT NULL
+          AND CAST(:individual_id AS uuid) IS NOT NULL
+        ON CONFLICT (actor_user_id, individual_id)
+        DO UPDATE SET last_at = GREATEST(audit_read_volume.last_at, EXCLUDED.last_at)
     )
     UPDATE audit_chain_head SET seq = appended.seq, hash = appended.hash
     FROM appended WHERE audit_chain_head.id = 1
@@ -161,9 +173,7 @@ async def append_page(session: AsyncSession, records: Sequence[Record]) -> None:
             columns = await _columns_for(session, connection, record, at)
             params.append({**columns, "body": canonical_body(columns)})
         # One statement per record (each moves the head by one), sent as one batch.
-        await connection.execute(_PG_APPEND, params)
-        for record in records:
-            await _note_read(session, connection, record, at)
+        await connection.execute(_PG_APPEND, params)  # notes the reads too
     _request_audit(session).appended.extend(records)
 
 
@@ -225,21 +235,15 @@ async def _write(session: AsyncSession, record: Record) -> int:
             await connection.execute(
                 update(AuditChainHead).where(AuditChainHead.id == 1).values(seq=seq, hash=digest)
             )
-        await _note_read(session, connection, record, at)
+            await flags.note_read(
+                connection,
+                decision=record.decision,
+                at=at,
+                actor_user_id=record.actor_user_id,
+                individual_id=record.individual_id,
+                known=session.info.setdefault(_FLAG_FACTS, {}),
+            )
     return seq
-
-
-async def _note_read(
-    session: AsyncSession, connection: AsyncConnection, record: Record, at: datetime
-) -> None:
-    await flags.note_read(
-        connection,
-        decision=record.decision,
-        at=at,
-        actor_user_id=record.actor_user_id,
-        individual_id=record.individual_id,
-        known=session.info.setdefault(_FLAG_FACTS, {}),
-    )
 
 
 def append_whatever_the_outcome(session: AsyncSession, record: Record) -> None:
