@@ -61,13 +61,28 @@ ENTRIES: SharedKind[Entry, EntryFacts] = SharedKind(
 
 _VERSIONS = (
     select(EntryVersion)
-    .where(EntryVersion.entry_id == bindparam("entry_id"))
-    .order_by(EntryVersion.version)
+    .where(EntryVersion.entry_id.in_(bindparam("entry_ids", expanding=True)))
+    .order_by(EntryVersion.entry_id, EntryVersion.version)
 )
 
 
+async def _to_reads(session: AsyncSession, entries: list[Entry]) -> list[EntryRead]:
+    """The entries as shown, their versions loaded in one statement (a page, or one)."""
+    if not entries:
+        return []
+    versions: dict[uuid.UUID, list[EntryVersion]] = {e.id: [] for e in entries}
+    rows = await session.execute(_VERSIONS, {"entry_ids": list(versions)})
+    for version in rows.scalars():
+        versions[version.entry_id].append(version)
+    return [_shown(entry, versions[entry.id]) for entry in entries]
+
+
 async def _to_read(session: AsyncSession, entry: Entry) -> EntryRead:
-    versions = list((await session.execute(_VERSIONS, {"entry_id": entry.id})).scalars())
+    [shown] = await _to_reads(session, [entry])
+    return shown
+
+
+def _shown(entry: Entry, versions: list[EntryVersion]) -> EntryRead:
     current = versions[-1]
     return EntryRead(
         id=entry.id,
@@ -214,6 +229,4 @@ async def list_entries(
         cursor=cursor,
         newest_first=True,
     )
-    return Page[EntryRead](
-        items=[await _to_read(session, entry) for entry in rows], next_cursor=next_cursor
-    )
+    return Page[EntryRead](items=await _to_reads(session, rows), next_cursor=next_cursor)
