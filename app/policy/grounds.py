@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import CompoundSelect, bindparam, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
@@ -25,21 +26,42 @@ def towards_of(legal_basis: str) -> list[str]:
     return [kind.value for kind in basis.towards] if basis else []
 
 
-# Built once (a read asks them every time; building costs more than running them).
-_CONSENTS = (
-    select(Consent.id, ConsentAgency.agency_id, ConsentCategory.category)
+# Built once (a read asks them every time; building costs more than running them). One
+# statement for both kinds of ground: a row per consent, named agency and covered category,
+# and a row per grant and category (a few rows for a person).
+_CONSENT_ROWS = (
+    select(
+        literal("consent").label("ground"),
+        Consent.id,
+        ConsentAgency.agency_id,
+        ConsentCategory.category,
+        null().label("legal_basis"),
+    )
     .outerjoin(ConsentAgency, ConsentAgency.consent_id == Consent.id)
     .outerjoin(ConsentCategory, ConsentCategory.consent_id == Consent.id)
     .where(Consent.individual_id == bindparam("individual_id"), consent_active(bindparam("now")))
 )
 _GRANT_ROWS = (
-    select(GrantRow.id, GrantRow.legal_basis, EmergencyGrantCategory.category)
+    select(
+        literal("grant"),
+        GrantRow.id,
+        null(),
+        EmergencyGrantCategory.category,
+        GrantRow.legal_basis,
+    )
     .join(EmergencyGrantCategory, EmergencyGrantCategory.grant_id == GrantRow.id)
     .where(GrantRow.user_id == bindparam("user_id"), GrantRow.expires_at > bindparam("now"))
 )
-_GRANTS_FOR_CASE = _GRANT_ROWS.where(GrantRow.case_id == bindparam("case_id"))
-_GRANTS = _GRANT_ROWS.where(
-    GrantRow.case_id.in_(select(Case.id).where(Case.individual_id == bindparam("individual_id")))
+_GROUNDS_FOR_CASE: CompoundSelect[Any] = union_all(
+    _CONSENT_ROWS, _GRANT_ROWS.where(GrantRow.case_id == bindparam("case_id"))
+)
+_GROUNDS: CompoundSelect[Any] = union_all(
+    _CONSENT_ROWS,
+    _GRANT_ROWS.where(
+        GrantRow.case_id.in_(
+            select(Case.id).where(Case.individual_id == bindparam("individual_id"))
+        )
+    ),
 )
 
 
@@ -53,29 +75,24 @@ async def grounds_for(
 ) -> Grounds:
     """Active consents of the individual; the actor's unexpired grants for ``case_id``
     (or, with ``None``, for any case of the individual)."""
-    # One row per consent, named agency and covered category (a few rows for a person).
+    params = {"individual_id": individual_id, "user_id": actor.id, "now": now}
+    if case_id is not None:
+        rows = await session.execute(_GROUNDS_FOR_CASE, params | {"case_id": case_id})
+    else:
+        rows = await session.execute(_GROUNDS, params)
     agencies: dict[uuid.UUID, set[uuid.UUID]] = {}
     categories: dict[uuid.UUID, set[str]] = {}
-    for consent_id, agency_id, category in await session.execute(
-        _CONSENTS, {"individual_id": individual_id, "now": now}
-    ):
-        named = agencies.setdefault(consent_id, set())
-        covered = categories.setdefault(consent_id, set())
+    grants: dict[uuid.UUID, tuple[str, set[str]]] = {}
+    for ground, ground_id, agency_id, category, legal_basis in rows:
+        if ground == "grant":
+            grants.setdefault(ground_id, (legal_basis, set()))[1].add(category)
+            continue
+        named = agencies.setdefault(ground_id, set())
+        covered = categories.setdefault(ground_id, set())
         if agency_id is not None:
             named.add(agency_id)
         if category is not None:
             covered.add(category)
-    if case_id is not None:
-        grant_rows = await session.execute(
-            _GRANTS_FOR_CASE, {"user_id": actor.id, "now": now, "case_id": case_id}
-        )
-    else:
-        grant_rows = await session.execute(
-            _GRANTS, {"user_id": actor.id, "now": now, "individual_id": individual_id}
-        )
-    grants: dict[uuid.UUID, tuple[str, set[str]]] = {}
-    for grant_id, legal_basis, category in grant_rows:
-        grants.setdefault(grant_id, (legal_basis, set()))[1].add(category)
     return Grounds(
         consents=tuple(
             ConsentGrant(
