@@ -189,16 +189,18 @@ async def test_verify_finds_a_truncated_tail(
 async def test_a_page_of_records_is_appended_in_order_and_chained(
     session: AsyncSession, connection: AsyncConnection
 ) -> None:
-    """``append_page`` (one round trip on PostgreSQL) leaves what one-by-one appends leave:
-    consecutive records in order, chained, and lost with the request's rollback like them."""
+    """A page's records, queued with ``append_at_commit`` and written in one round trip on
+    PostgreSQL, leave what one-by-one appends leave: consecutive records in order, chained,
+    and lost with the request's rollback like them."""
     before = (await verify_chain(connection)).head_seq
     individual = uuid.uuid4()
     page = [
         audit.Record(action="entry.read", resource_id=str(i), individual_id=individual)
         for i in range(5)
     ]
-    await audit.append_page(session, [*page, audit.Record(action="entry.list")])
-    await session.flush()
+    audit.append_at_commit(session, [*page, audit.Record(action="entry.list")])
+    assert (await verify_chain(connection)).head_seq == before  # nothing before the commit
+    await audit.write_deferred(session)
     rows = (
         await session.execute(
             select(AuditEvent.seq, AuditEvent.action, AuditEvent.resource_id)

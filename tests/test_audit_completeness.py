@@ -130,22 +130,29 @@ def _invalid_calls(row: Row, actor: str, ctx: Ctx) -> list[tuple[str, dict[str, 
 
 
 @contextmanager
-def _failing(method: str) -> Iterator[None]:
-    """``AsyncSession.<method>`` raises once, on its first call in the request."""
-    original = getattr(AsyncSession, method)
+def _failing(*methods: str) -> Iterator[None]:
+    """The first call in the request of any of ``AsyncSession.<methods>`` raises, once."""
+    originals = {method: getattr(AsyncSession, method) for method in methods}
     state = {"failed": False}
 
-    async def fail_once(self: AsyncSession, *args: Any, **kwargs: Any) -> Any:
-        if not state["failed"]:
-            state["failed"] = True
-            raise RuntimeError(f"simulated failure of {method}")
-        return await original(self, *args, **kwargs)
+    def failing(method: str) -> Any:
+        original = originals[method]
 
-    setattr(AsyncSession, method, fail_once)
+        async def fail_once(self: AsyncSession, *args: Any, **kwargs: Any) -> Any:
+            if not state["failed"]:
+                state["failed"] = True
+                raise RuntimeError(f"simulated failure of {method}")
+            return await original(self, *args, **kwargs)
+
+        return fail_once
+
+    for method in methods:
+        setattr(AsyncSession, method, failing(method))
     try:
         yield
     finally:
-        setattr(AsyncSession, method, original)
+        for method, original in originals.items():
+            setattr(AsyncSession, method, original)
 
 
 def _item_problems(
@@ -237,7 +244,9 @@ async def test_every_personal_data_route_leaves_one_record_whatever_the_outcome(
         try:
             before = await audit_head(connection)
             if outcome is FAILED_EARLY:
-                with _failing("flush"):
+                # The first statement or flush: before a write records its work, and
+                # before a read (whose records wait for the commit) has decided.
+                with _failing("flush", "execute"):
                     response = await call(client, app, user, row.method, path, **kwargs)
             elif outcome is FAILED_LATE:
                 with _failing("commit"):
@@ -327,6 +336,7 @@ async def test_a_read_that_would_go_unrecorded_fails_closed(
         return 0
 
     monkeypatch.setattr(writer, "append", forgetful)
+    monkeypatch.setattr(writer, "append_at_commit", lambda session, records: None)
     before = await audit_head(connection)
     response = await call(
         client, app, world.soc_caseworker, "GET", f"/entries/{ctx.ids['soc_entry']}"

@@ -177,7 +177,7 @@ async def get_action(session: AsyncSession, actor: Actor, *, action_id: uuid.UUI
     action, _, decision = await reads.readable(
         session, actor, ACTIONS, action_id, audit_action="action.read"
     )
-    await audit.append(session, _read_record(actor, "action.read", action, decision))
+    audit.append_at_commit(session, [_read_record(actor, "action.read", action, decision)])
     return _to_read(action)
 
 

@@ -152,8 +152,35 @@ async def append(session: AsyncSession, record: Record) -> int:
     return seq
 
 
-async def append_page(session: AsyncSession, records: Sequence[Record]) -> None:
-    """Append the records of one page of reads, in order, in one round trip on PostgreSQL.
+def append_at_commit(session: AsyncSession, records: Sequence[Record]) -> None:
+    """Append the records of a read (one item, or the items a page shows and the list's own
+    record) in the request's transaction, immediately before its COMMIT.
+
+    A read writes nothing else, so its records may wait until then; the chain head, which
+    the append locks until the commit, is then held for the append and the commit only,
+    not for the rest of the request (loading what is shown, building the answer, waiting
+    for its turn on the event loop), during which every other request's append waited.
+    They count as recorded from now on: a request that fails before the commit records
+    them again after the rollback, marked not completed, as it does appended ones.
+    """
+    if not records:
+        return
+    state = _request_audit(session)
+    if not state.deferred:
+        before_commit(session, write_deferred)
+    state.deferred.extend(records)
+    state.appended.extend(records)
+
+
+async def write_deferred(session: AsyncSession) -> None:
+    """Write the records :func:`append_at_commit` queued (called just before the commit)."""
+    state = _request_audit(session)
+    records, state.deferred = state.deferred, []
+    await _write_all(session, records)
+
+
+async def _write_all(session: AsyncSession, records: Sequence[Record]) -> None:
+    """The records in order, in one round trip on PostgreSQL.
 
     For the items a list shows, all about one individual: their flags are decided before
     any of them is written, which for one individual is what one-by-one appends decide.
@@ -162,7 +189,7 @@ async def append_page(session: AsyncSession, records: Sequence[Record]) -> None:
         return
     if len(records) == 1 or (await session.connection()).dialect.name != "postgresql":
         for record in records:
-            await append(session, record)
+            await _write(session, record)
         return
     at = datetime.now(UTC)
     with _failing_closed(records[0].action):
@@ -174,7 +201,6 @@ async def append_page(session: AsyncSession, records: Sequence[Record]) -> None:
             params.append({**columns, "body": canonical_body(columns)})
         # One statement per record (each moves the head by one), sent as one batch.
         await connection.execute(_PG_APPEND, params)  # notes the reads too
-    _request_audit(session).appended.extend(records)
 
 
 @contextmanager
@@ -283,7 +309,8 @@ def expect_records(session: AsyncSession, attempt: Record) -> None:
 class _RequestAudit:
     """What one request session has recorded so far."""
 
-    appended: list[Record] = field(default_factory=list)
+    appended: list[Record] = field(default_factory=list)  # written, or to be at the commit
+    deferred: list[Record] = field(default_factory=list)  # not written yet
     kept: bool = False  # a record written whatever the outcome (a denial) is registered
     attempt: Record | None = None
 

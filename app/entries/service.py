@@ -163,7 +163,7 @@ async def get_entry(session: AsyncSession, actor: Actor, *, entry_id: uuid.UUID)
     entry, _, decision = await reads.readable(
         session, actor, ENTRIES, entry_id, audit_action="entry.read"
     )
-    await audit.append(session, _read_record(actor, "entry.read", entry, decision))
+    audit.append_at_commit(session, [_read_record(actor, "entry.read", entry, decision)])
     return await _to_read(session, entry)
 
 

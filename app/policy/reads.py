@@ -161,7 +161,7 @@ async def read_page(
             reason=f"{len(rows)} item(s)",
         )
     )
-    await audit.append_page(session, records)
+    audit.append_at_commit(session, records)
     next_cursor = (
         encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None
     )
