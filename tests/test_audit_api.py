@@ -16,13 +16,16 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit import flags as audit_flags
-from app.audit.models import Decision
+from app.audit import writer
+from app.audit.chain import canonical_body
+from app.audit.models import AuditReadVolume, Decision
 from app.audit.service import csv_safe
+from app.audit.writer import Record
 from app.policy.reference import WEEKDAYS, AuditSettings, WorkingHours
 from tests.factories import audit_events_after, audit_head
 from tests.scenarios import Scenario, World, call, individual_body
@@ -286,6 +289,44 @@ async def test_the_volume_window_slides_and_counts_only_permits(
     # An earlier moment noted late does not move the last read back.
     await note(a, noon, Decision.PERMIT)
     assert await volume(c, noon + timedelta(minutes=61, seconds=59))  # a still at 12:03
+
+
+async def test_the_append_statement_notes_permits_keeping_the_later_moment(
+    connection: AsyncConnection,
+) -> None:
+    """On PostgreSQL the append statement itself keeps ``audit_read_volume`` (what
+    ``note_read`` does on SQLite): permits by a user about an individual, the later moment
+    kept; denials and records without a user or an individual leave it alone."""
+    if connection.dialect.name != "postgresql":
+        pytest.skip("the append statement with the volume row is PostgreSQL's")
+    user, individual = uuid.uuid4(), uuid.uuid4()
+    noon = datetime(2026, 11, 23, 12, tzinfo=UTC)
+
+    async def append(at: datetime, decision: Decision, **fields: Any) -> None:
+        record = Record(action="entry.read", decision=decision, **fields)
+        columns = writer._columns(record, at, set())
+        await connection.execute(writer._PG_APPEND, {**columns, "body": canonical_body(columns)})
+
+    async def last_at() -> datetime | None:
+        return await connection.scalar(
+            select(AuditReadVolume.last_at).where(
+                AuditReadVolume.actor_user_id == user, AuditReadVolume.individual_id == individual
+            )
+        )
+
+    await append(noon, Decision.DENY, actor_user_id=user, individual_id=individual)
+    await append(noon, Decision.PERMIT, actor_user_id=user)
+    await append(noon, Decision.PERMIT, individual_id=individual)
+    assert await last_at() is None
+    await append(
+        noon + timedelta(minutes=3), Decision.PERMIT, actor_user_id=user, individual_id=individual
+    )
+    await append(noon, Decision.PERMIT, actor_user_id=user, individual_id=individual)
+    assert await last_at() == noon + timedelta(minutes=3)
+    await append(
+        noon + timedelta(minutes=5), Decision.PERMIT, actor_user_id=user, individual_id=individual
+    )
+    assert await last_at() == noon + timedelta(minutes=5)
 
 
 def test_working_hours_are_local_time() -> None:
