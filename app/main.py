@@ -22,6 +22,7 @@ from app.clients.router import router as clients_router
 from app.config import Settings, get_settings
 from app.consents.router import router as consents_router
 from app.db import Database
+from app.emergency.router import router as emergency_router
 from app.entries.router import router as entries_router
 from app.errors import document_problems, install_error_handlers
 from app.individuals.router import router as individuals_router
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         cases_router,
         consents_router,
         entries_router,
+        emergency_router,
         actions_router,
         audit_router,
     ):

@@ -367,7 +367,10 @@ async def test_status_transitions(
     closed = await patch({"status": "closed", "closure_reason": "completed"})
     assert closed.status_code == 200
     assert closed.json()["closed_at"]
-    assert (await patch({"status": "active"})).status_code == 409
+    assert (await patch({"status": "paused"})).status_code == 409
+    reopened = await patch({"status": "active"})  # the lead coordinator reopens it
+    assert reopened.status_code == 200
+    assert reopened.json()["closure_reason"] is None and reopened.json()["closed_at"] is None
 
 
 async def test_removing_an_agency_ends_its_access_at_once(

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,7 @@ async def test_demo_data_is_idempotent_and_signs_in(session: AsyncSession) -> No
     assert programme == "sig"
     [consent] = (await session.execute(select(Consent))).scalars()
     assert consent.case_id == case_id
-    assert (await consent_service.to_read(session, consent)).status == "active"
+    assert consent_service.status_of(consent, datetime.now(UTC)) == "active"
     participants = await session.execute(
         select(func.count()).select_from(CaseParticipant).where(CaseParticipant.case_id == case_id)
     )

@@ -46,6 +46,9 @@ def _individual(spec: dict[str, Any]) -> IndividualFacts:
         protected_identity=spec.get("protected_identity", False),
         case_agency_ids=frozenset(_agency(a) for a in spec.get("case_agencies", [])),
         registering_agency_kind=KINDS[spec["registering_agency"]],
+        open_case_agency_ids=frozenset(
+            _agency(a) for a in spec.get("open_case_agencies", spec.get("case_agencies", []))
+        ),
     )
 
 
@@ -86,6 +89,7 @@ def _resource(spec: dict[str, Any]) -> Resource:
             individual.registering_agency_id,
             individual.protected_identity,
             participants,
+            open_case_agency_ids=participants if case.get("status") != "closed" else frozenset(),
         )
     return CaseFacts(
         id=uuid.uuid5(uuid.NAMESPACE_URL, "case"),

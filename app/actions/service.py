@@ -18,7 +18,7 @@ from app.audit.writer import Origin
 from app.auth.actor import Actor
 from app.auth.service import user_actor
 from app.cases import service as case_service
-from app.cases.models import CaseParticipant, CaseStatus
+from app.cases.models import CaseParticipant
 from app.errors import Conflict, ValidationFailed
 from app.individuals.service import read_basis
 from app.pagination import Page
@@ -114,8 +114,7 @@ async def create_action(
     case, case_facts, _ = await case_service.load_case(
         session, actor, case_id, action=Action.CASE_READ, audit_action="action.create"
     )
-    if case.status == CaseStatus.CLOSED:
-        raise Conflict("The case is closed.")
+    case_service.require_open(case)
     if await session.get(CaseParticipant, (case.id, data.responsible_agency_id)) is None:
         raise ValidationFailed.for_field(
             "body.responsible_agency_id",

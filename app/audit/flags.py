@@ -26,6 +26,7 @@ PROTECTED_IDENTITY = "protected_identity"
 OUTSIDE_HOURS = "outside_hours"
 VOLUME = "volume"
 SENSITIVE_CATEGORY = "sensitive_category"
+SUBJECT_LOOKUP = "subject_lookup"
 
 
 def audit_settings() -> AuditSettings:

@@ -22,6 +22,7 @@ from app.audit.schemas import (
     ExtractFormat,
     ReviewCreate,
     ReviewRead,
+    SubjectRead,
     VerifyRead,
 )
 from app.auth.deps import CurrentActor
@@ -177,6 +178,22 @@ async def export(
         media_type=f"{media}; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+@router.get(
+    "/audit/subjects",
+    dependencies=[audited("audit.subject_lookup")],
+    responses={**_AUDITOR, 422: {"description": "Not a valid personnummer"}},
+)
+async def find_subjects(
+    personal_number: Annotated[str, Query(min_length=10, max_length=13)],
+    actor: CurrentActor,
+    session: SessionDep,
+) -> Page[SubjectRead]:
+    """Every registration of a person (one per registering agency), to start an access
+    extract from a personnummer or samordningsnummer. Audited and flagged
+    ``subject_lookup``; the number itself is not logged."""
+    return await audit_service.find_subjects(session, actor, personal_number=personal_number)
 
 
 @router.get(

@@ -120,6 +120,13 @@ class AccessLogEntry(BaseModel):
     legal_basis: str | None
 
 
+class SubjectRead(BaseModel):
+    """One registration of a person: each agency registers the people it works with."""
+
+    individual_id: uuid.UUID
+    registering_agency_id: uuid.UUID
+
+
 class AccessLogRead(BaseModel):
     individual_id: uuid.UUID
     generated_at: datetime

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agencies.models import Agency
-from app.audit import checkpoints
+from app.audit import checkpoints, flags
 from app.audit import writer as audit
 from app.audit.chain import verify_chain
 from app.audit.models import AuditEvent, AuditReview, Decision
@@ -33,11 +33,13 @@ from app.audit.schemas import (
     CheckpointRead,
     ReviewCreate,
     ReviewRead,
+    SubjectRead,
     VerifyRead,
 )
 from app.auth import service as auth_service
 from app.auth.actor import Actor
 from app.errors import Conflict, NotFound
+from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.pagination import Page, cursor_int, decode_cursor, encode_cursor
 from app.users.models import Role, User
@@ -76,6 +78,10 @@ _WHAT: dict[str, tuple[str, str]] = {
     "audit.read": ("Granskade en loggpost", "Reviewed a log record"),
     "audit.review": ("Markerade en loggpost som granskad", "Marked a log record reviewed"),
     "audit.access_log": ("Tog fram detta loggutdrag", "Produced this extract"),
+    "audit.subject_lookup": (
+        "Sökte fram personens registreringar för ett loggutdrag",
+        "Looked up the person's registrations for an extract",
+    ),
 }
 
 
@@ -449,3 +455,44 @@ async def access_log(
     return AccessLogRead(
         individual_id=individual_id, generated_at=datetime.now(UTC), entries=entries
     )
+
+
+async def find_subjects(
+    session: AsyncSession, actor: Actor, *, personal_number: str
+) -> Page[SubjectRead]:
+    """Every registration of the person with ``personal_number`` (each agency registers
+    the people it works with), for an access extract (GDPR art. 15). The number is not
+    written to the log; the lookup is, flagged ``subject_lookup``, with one record per
+    registration found so that the lookup shows in that person's own extract."""
+    await _require_auditor(session, actor, "audit.subject_lookup")
+    number = individual_service.parse_number(personal_number, "query.personal_number")
+    rows = await session.execute(
+        select(Individual.id, Individual.registering_agency_id)
+        .where(Individual.personal_number == number.value)
+        .order_by(Individual.created_at, Individual.id)
+    )
+    found = [SubjectRead(individual_id=i, registering_agency_id=a) for i, a in rows]
+    records = [
+        actor.record(
+            "audit.subject_lookup",
+            resource_type="individual",
+            basis="auditor",
+            reason=f"{len(found)} registration(s)",
+            flags=[flags.SUBJECT_LOOKUP],
+        )
+    ]
+    records += [
+        actor.record(
+            "audit.subject_lookup",
+            resource_type="individual",
+            resource_id=str(subject.individual_id),
+            individual_id=subject.individual_id,
+            basis="auditor",
+            reason="registration found",
+            flags=[flags.SUBJECT_LOOKUP],
+        )
+        for subject in found
+    ]
+    for record in records:
+        await audit.append(session, record)
+    return Page[SubjectRead](items=found, next_cursor=None)

@@ -34,12 +34,12 @@ class ClosureReason(StrEnum):
     OTHER = "other"
 
 
-# open -> active -> paused -> closed; closed is final.
+# open -> active -> paused -> closed; the lead coordinator reopens a closed case as active.
 TRANSITIONS: dict[CaseStatus, frozenset[CaseStatus]] = {
     CaseStatus.OPEN: frozenset({CaseStatus.ACTIVE, CaseStatus.CLOSED}),
     CaseStatus.ACTIVE: frozenset({CaseStatus.PAUSED, CaseStatus.CLOSED}),
     CaseStatus.PAUSED: frozenset({CaseStatus.ACTIVE, CaseStatus.CLOSED}),
-    CaseStatus.CLOSED: frozenset(),
+    CaseStatus.CLOSED: frozenset({CaseStatus.ACTIVE}),
 }
 
 

@@ -27,7 +27,7 @@ from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.pagination import Page, cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
 from app.policy import enforce, filters
-from app.policy.engine import Action, PolicyDecision
+from app.policy.engine import Action, Basis, PolicyDecision
 from app.policy.entities import CaseFacts
 from app.users.models import User
 
@@ -106,12 +106,29 @@ async def load_case(
     return case, facts, decision
 
 
-async def to_read(session: AsyncSession, actor: Actor, case: Case, facts: CaseFacts) -> CaseRead:
+def require_open(case: Case) -> None:
+    """A closed case takes no new work (entries, actions, consents, participants, grants):
+    409 until its lead coordinator reopens it."""
+    if case.status == CaseStatus.CLOSED:
+        raise Conflict("The case is closed: reopen it first.")
+
+
+async def to_read(
+    session: AsyncSession,
+    actor: Actor,
+    case: Case,
+    facts: CaseFacts,
+    identity: PolicyDecision | None = None,
+) -> CaseRead:
     individual = await session.get(Individual, case.individual_id)
     assert individual is not None
+    if identity is None:
+        identity = await individual_service.identity_decision(session, actor, facts.individual)
     return CaseRead(
         id=case.id,
-        individual=await individual_service.to_read(session, actor, individual, facts.individual),
+        individual=await individual_service.to_read(
+            session, actor, individual, facts.individual, identity
+        ),
         programme=Programme(case.programme),
         lead_agency_id=case.lead_agency_id,
         status=CaseStatus(case.status),
@@ -120,6 +137,33 @@ async def to_read(session: AsyncSession, actor: Actor, case: Case, facts: CaseFa
         created_at=case.created_at,
         updated_at=case.updated_at,
         closed_at=case.closed_at,
+    )
+
+
+def _shown_record(
+    actor: Actor,
+    action: str,
+    case: Case,
+    decision: PolicyDecision,
+    identity: PolicyDecision,
+    **extra: object,
+) -> audit.Record:
+    """A case read: the case was shown to a participant; the individual's name and number
+    on the basis the identity decision names (own agency, consent id, legal basis)."""
+    if not identity.allowed:
+        return _record(actor, action, case, decision, **extra)
+    fields = individual_service.read_basis(
+        identity, "own_agency" if identity.basis is Basis.POLICY else "case_participant"
+    )
+    return actor.record(
+        action,
+        resource_type="case",
+        resource_id=str(case.id),
+        case_id=case.id,
+        individual_id=case.individual_id,
+        policy_id=identity.policy_id,
+        **fields,
+        **extra,  # type: ignore[arg-type]
     )
 
 
@@ -191,8 +235,9 @@ async def get_case(session: AsyncSession, actor: Actor, *, case_id: uuid.UUID) -
     case, facts, decision = await load_case(
         session, actor, case_id, action=Action.CASE_READ, audit_action="case.read"
     )
-    result = await to_read(session, actor, case, facts)
-    await audit.append(session, _record(actor, "case.read", case, decision))
+    identity = await individual_service.identity_decision(session, actor, facts.individual)
+    result = await to_read(session, actor, case, facts, identity)
+    await audit.append(session, _shown_record(actor, "case.read", case, decision, identity))
     return result
 
 
@@ -219,6 +264,9 @@ async def update_case(
     if data.status is CaseStatus.CLOSED:
         case.closure_reason = data.closure_reason.value if data.closure_reason else None
         case.closed_at = now
+    elif current is CaseStatus.CLOSED:  # reopened: sharing through the case resumes
+        case.closure_reason = None
+        case.closed_at = None
     await session.flush()
     await audit.append(
         session,
@@ -276,14 +324,16 @@ async def list_cases(
     items = []
     for case in rows:
         facts = await case_facts(session, case)
-        items.append(await to_read(session, actor, case, facts))
+        identity = await individual_service.identity_decision(session, actor, facts.individual)
+        items.append(await to_read(session, actor, case, facts, identity))
         await audit.append(
             session,
-            _record(
+            _shown_record(
                 actor,
                 "case.read",
                 case,
                 enforce.decide(actor, Action.CASE_READ, facts),
+                identity,
                 reason="list",
             ),
         )
@@ -302,8 +352,7 @@ async def add_participant(
     case, _, decision = await load_case(
         session, actor, case_id, action=Action.PARTICIPANT_MANAGE, audit_action="participant.add"
     )
-    if case.status == CaseStatus.CLOSED:
-        raise Conflict("The case is closed.")
+    require_open(case)
     await agency_service.ensure_exists(session, agency_id=data.agency_id, field="body.agency_id")
     if await session.get(CaseParticipant, (case.id, data.agency_id)) is not None:
         raise Conflict("That agency already takes part in the case.")

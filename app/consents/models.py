@@ -27,6 +27,7 @@ class ConsentStatus(StrEnum):
     ACTIVE = "active"
     EXPIRED = "expired"
     WITHDRAWN = "withdrawn"
+    SUPERSEDED = "superseded"
 
 
 class Consent(Base):
@@ -40,6 +41,8 @@ class Consent(Base):
     valid_until: Mapped[datetime] = mapped_column(UtcDateTime)
     method: Mapped[str] = mapped_column(String(10))
     supersedes_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consent.id"))
+    # the successor's valid_from: from then on this consent no longer applies
+    superseded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     registered_by: Mapped[uuid.UUID] = mapped_column(Uuid)
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
     withdrawn_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -27,11 +27,16 @@ def status_at(
     valid_until: datetime,
     withdrawn_at: datetime | None,
     now: datetime,
+    superseded_at: datetime | None = None,
 ) -> ConsentStatus:
-    """``active`` means valid_from <= now < valid_until and not withdrawn by now."""
+    """``active`` means valid_from <= now < valid_until, not withdrawn and not superseded by
+    now. A withdrawal beats everything; a supersession (from the successor's valid_from)
+    beats the consent's own window, as a withdrawal does."""
     now = as_utc(now)
     if withdrawn_at is not None and as_utc(withdrawn_at) <= now:
         return ConsentStatus.WITHDRAWN
+    if superseded_at is not None and as_utc(superseded_at) <= now:
+        return ConsentStatus.SUPERSEDED
     if now < as_utc(valid_from):
         return ConsentStatus.PENDING
     if now >= as_utc(valid_until):

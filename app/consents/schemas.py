@@ -45,7 +45,7 @@ class WithdrawalIn(BaseModel):
 class SignatoryRead(BaseModel):
     role: SignatoryRole
     guardian_id: uuid.UUID | None
-    name: str
+    name: str | None = Field(description="null unless the reader may see the identity")
     signed_at: Timestamp
 
 
@@ -57,10 +57,15 @@ class DocumentRead(BaseModel):
 
 
 class ConsentRead(BaseModel):
+    """The scope (agencies, categories, purpose, validity, status, method) is shown to every
+    reader of the case; signatories' names and the withdrawal reason only with
+    ``identity_visible``."""
+
     id: uuid.UUID
     case_id: uuid.UUID
     individual_id: uuid.UUID
     status: ConsentStatus
+    identity_visible: bool
     signatories: list[SignatoryRead]
     agency_ids: list[uuid.UUID]
     categories: list[str]
@@ -69,6 +74,7 @@ class ConsentRead(BaseModel):
     valid_until: Timestamp
     method: ConsentMethod
     supersedes_id: uuid.UUID | None
+    superseded_at: datetime | None
     registered_at: datetime
     withdrawn_at: datetime | None
     withdrawal_reason: str | None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +15,7 @@ from app.agencies.models import Agency
 from app.audit import writer as audit
 from app.auth.actor import Actor
 from app.cases import service as case_service
-from app.cases.models import Case, CaseStatus
+from app.cases.models import Case
 from app.consents import rules
 from app.consents.documents import sniff_media_type
 from app.consents.models import (
@@ -24,6 +25,7 @@ from app.consents.models import (
     ConsentDocument,
     ConsentMethod,
     ConsentSignatory,
+    ConsentStatus,
     SignatoryRole,
 )
 from app.consents.schemas import (
@@ -34,16 +36,28 @@ from app.consents.schemas import (
     WithdrawalIn,
 )
 from app.errors import Conflict, PayloadTooLarge, ValidationFailed
+from app.individuals import service as individual_service
 from app.individuals.models import Guardian, Individual
 from app.policy import enforce, get_engine
-from app.policy.engine import Action, PolicyDecision
+from app.policy.engine import Action, Basis, PolicyDecision
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def to_read(session: AsyncSession, consent: Consent) -> ConsentRead:
+async def _identity(session: AsyncSession, actor: Actor, consent: Consent) -> PolicyDecision:
+    """The identity decision of app/policy about the consent's individual: signatories'
+    names, the withdrawal reason and the signed form are identity (DESIGN §3)."""
+    known = await individual_service.facts_of(session, consent.individual_id)
+    assert known is not None  # foreign key
+    return await individual_service.identity_decision(session, actor, known.individual)
+
+
+async def to_read(session: AsyncSession, consent: Consent, identity: PolicyDecision) -> ConsentRead:
+    """Every reader of the case sees the consent's scope; the names of those who signed and
+    the withdrawal reason only where ``identity`` allows it (else ``null``)."""
+    visible = identity.allowed
     agencies = await session.execute(
         select(ConsentAgency.agency_id).where(ConsentAgency.consent_id == consent.id)
     )
@@ -60,17 +74,13 @@ async def to_read(session: AsyncSession, consent: Consent) -> ConsentRead:
         id=consent.id,
         case_id=consent.case_id,
         individual_id=consent.individual_id,
-        status=rules.status_at(
-            valid_from=consent.valid_from,
-            valid_until=consent.valid_until,
-            withdrawn_at=consent.withdrawn_at,
-            now=_now(),
-        ),
+        status=status_of(consent, _now()),
+        identity_visible=visible,
         signatories=[
             SignatoryRead(
                 role=SignatoryRole(s.role),
                 guardian_id=s.guardian_id,
-                name=s.name,
+                name=s.name if visible else None,
                 signed_at=rules.as_utc(s.signed_at),
             )
             for s in signatories.scalars()
@@ -82,9 +92,10 @@ async def to_read(session: AsyncSession, consent: Consent) -> ConsentRead:
         valid_until=rules.as_utc(consent.valid_until),
         method=ConsentMethod(consent.method),
         supersedes_id=consent.supersedes_id,
+        superseded_at=rules.as_utc(consent.superseded_at) if consent.superseded_at else None,
         registered_at=rules.as_utc(consent.registered_at),
         withdrawn_at=rules.as_utc(consent.withdrawn_at) if consent.withdrawn_at else None,
-        withdrawal_reason=consent.withdrawal_reason,
+        withdrawal_reason=consent.withdrawal_reason if visible else None,
         document=(
             DocumentRead(
                 sha256=document.sha256,
@@ -95,6 +106,33 @@ async def to_read(session: AsyncSession, consent: Consent) -> ConsentRead:
             if document
             else None
         ),
+    )
+
+
+def _shown(identity: PolicyDecision) -> dict[str, Any]:
+    """The audit fields of a consent read: with the names shown, what the identity was
+    shown on (own agency, the consent that covers identity, a legal basis); else the scope
+    was shown to a case participant."""
+    if not identity.allowed:
+        return {"basis": "case_participant", "consent_id": None, "reason": "scope only"}
+    fields = individual_service.read_basis(
+        identity, "own_agency" if identity.basis is Basis.POLICY else "case_participant"
+    )
+    fields.setdefault("consent_id", None)
+    return fields | {"reason": "identity shown"}
+
+
+def _read_record(
+    actor: Actor, action: str, consent: Consent, identity: PolicyDecision
+) -> audit.Record:
+    return actor.record(
+        action,
+        resource_type="consent",
+        resource_id=str(consent.id),
+        case_id=consent.case_id,
+        individual_id=consent.individual_id,
+        policy_id=identity.policy_id,
+        **_shown(identity),
     )
 
 
@@ -142,11 +180,7 @@ async def _validate(
             "body.agency_ids", "Every agency must exist.", "unknown_agency"
         )
     if data.supersedes_id is not None:
-        previous = await session.get(Consent, data.supersedes_id)
-        if previous is None or previous.case_id != case.id:
-            raise ValidationFailed.for_field(
-                "body.supersedes_id", "Must be a consent of the same case."
-            )
+        await _supersedable(session, case, data.supersedes_id)
     individual = await session.get(Individual, case.individual_id)
     assert individual is not None
     guardians = await session.execute(
@@ -165,14 +199,42 @@ async def _validate(
     return valid_from, valid_until
 
 
+async def _supersedable(session: AsyncSession, case: Case, consent_id: uuid.UUID) -> Consent:
+    """The predecessor a new consent may supersede, locked (PostgreSQL) so that two
+    registrations never supersede it both: a consent of the same case (422 otherwise),
+    active or pending now and not superseded already (409)."""
+    previous = await session.get(Consent, consent_id, with_for_update=True)
+    if previous is None or previous.case_id != case.id:
+        raise ValidationFailed.for_field(
+            "body.supersedes_id", "Must be a consent of the same case."
+        )
+    if previous.superseded_at is not None:
+        raise Conflict("That consent has been superseded already.")
+    status = status_of(previous, _now())
+    if status not in {ConsentStatus.ACTIVE, ConsentStatus.PENDING}:
+        raise Conflict(f"Only an active or pending consent can be superseded (it is {status}).")
+    return previous
+
+
+def status_of(consent: Consent, now: datetime) -> ConsentStatus:
+    return rules.status_at(
+        valid_from=consent.valid_from,
+        valid_until=consent.valid_until,
+        withdrawn_at=consent.withdrawn_at,
+        superseded_at=consent.superseded_at,
+        now=now,
+    )
+
+
 async def register_consent(
     session: AsyncSession, actor: Actor, *, case_id: uuid.UUID, data: ConsentCreate
 ) -> ConsentRead:
+    """A consent that names one it supersedes ends that one from its own ``valid_from``
+    (audited as ``consent.supersede`` on the predecessor, in the same transaction)."""
     case, _, decision = await case_service.load_case(
         session, actor, case_id, action=Action.CONSENT_REGISTER, audit_action="consent.register"
     )
-    if case.status == CaseStatus.CLOSED:
-        raise Conflict("The case is closed.")
+    case_service.require_open(case)
     valid_from, valid_until = await _validate(session, case, data)
     now = _now()
     consent = Consent(
@@ -204,9 +266,24 @@ async def register_consent(
         )
         for s in data.signatories
     )
+    records = [_record(actor, "consent.register", consent, decision)]
+    if data.supersedes_id is not None:
+        previous = await session.get(Consent, data.supersedes_id)
+        assert previous is not None  # checked and locked by _validate
+        previous.superseded_at = valid_from
+        records.append(
+            _record(
+                actor,
+                "consent.supersede",
+                previous,
+                decision,
+                reason=f"superseded by {consent.id} from {valid_from.isoformat()}",
+            )
+        )
     await session.flush()
-    await audit.append(session, _record(actor, "consent.register", consent, decision))
-    return await to_read(session, consent)
+    for record in records:
+        await audit.append(session, record)
+    return await to_read(session, consent, await _identity(session, actor, consent))
 
 
 async def _load(
@@ -229,11 +306,12 @@ async def _load(
 
 
 async def get_consent(session: AsyncSession, actor: Actor, *, consent_id: uuid.UUID) -> ConsentRead:
-    consent, decision = await _load(
+    consent, _ = await _load(
         session, actor, consent_id, action=Action.CONSENT_READ, audit_action="consent.read"
     )
-    await audit.append(session, _record(actor, "consent.read", consent, decision))
-    return await to_read(session, consent)
+    identity = await _identity(session, actor, consent)
+    await audit.append(session, _read_record(actor, "consent.read", consent, identity))
+    return await to_read(session, consent, identity)
 
 
 async def list_consents(
@@ -246,6 +324,11 @@ async def list_consents(
         select(Consent).where(Consent.case_id == case.id).order_by(Consent.registered_at)
     )
     consents = list(rows.scalars())
+    # every consent of the case is about the case's individual: one identity decision
+    identity = await individual_service.identity_decision(
+        session, actor, (await case_service.case_facts(session, case)).individual
+    )
+    shown = _shown(identity)
     await audit.append(
         session,
         actor.record(
@@ -253,12 +336,11 @@ async def list_consents(
             resource_type="consent",
             case_id=case.id,
             individual_id=case.individual_id,
-            basis="case_participant",
-            policy_id=decision.policy_id,
-            reason=f"{len(consents)} item(s)",
+            policy_id=identity.policy_id if identity.allowed else decision.policy_id,
+            **shown | {"reason": f"{len(consents)} item(s), {shown['reason']}"},
         ),
     )
-    return [await to_read(session, c) for c in consents]
+    return [await to_read(session, c, identity) for c in consents]
 
 
 async def withdraw_consent(
@@ -281,7 +363,7 @@ async def withdraw_consent(
     consent.withdrawn_by = actor.id
     await session.flush()
     await audit.append(session, _record(actor, "consent.withdraw", consent, decision))
-    return await to_read(session, consent)
+    return await to_read(session, consent, await _identity(session, actor, consent))
 
 
 async def store_document(
@@ -331,17 +413,29 @@ async def store_document(
 async def read_document(
     session: AsyncSession, actor: Actor, *, consent_id: uuid.UUID
 ) -> ConsentDocument:
-    consent, decision = await _load(
+    consent, _ = await _load(
         session, actor, consent_id, action=Action.CONSENT_READ, audit_action="consent.document.read"
     )
-    document = await session.get(ConsentDocument, consent.id)
-    if document is None:
-        raise enforce.not_found(
+    """The signed form carries name and personnummer: 404 to a reader who may not see the
+    identity, exactly as for a consent without a stored form."""
+    identity = await _identity(session, actor, consent)
+    fields: dict[str, Any] = {
+        "resource_type": "consent",
+        "resource_id": str(consent.id),
+        "case_id": consent.case_id,
+        "individual_id": consent.individual_id,
+    }
+    if not identity.allowed:
+        raise enforce.deny(
             session,
             actor,
             audit_action="consent.document.read",
-            resource_type="consent",
-            resource_id=str(consent.id),
+            policy_id=identity.policy_id,
+            hidden=True,
+            **fields,
         )
-    await audit.append(session, _record(actor, "consent.document.read", consent, decision))
+    document = await session.get(ConsentDocument, consent.id)
+    if document is None:
+        raise enforce.not_found(session, actor, audit_action="consent.document.read", **fields)
+    await audit.append(session, _read_record(actor, "consent.document.read", consent, identity))
     return document

@@ -23,6 +23,9 @@ class EmergencyGrant(Base):
     reason: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # ended before it expired (DELETE /emergency-access/{id})
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class EmergencyGrantCategory(Base):

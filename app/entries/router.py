@@ -7,8 +7,6 @@ from fastapi import APIRouter
 from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
-from app.emergency import service as emergency_service
-from app.emergency.schemas import EmergencyAccessCreate, EmergencyAccessRead
 from app.entries import service as entry_service
 from app.entries.schemas import CorrectionCreate, EntryCreate, EntryRead
 from app.pagination import CursorQuery, LimitQuery, Page
@@ -62,17 +60,3 @@ async def correct_entry(
     entry_id: uuid.UUID, data: CorrectionCreate, actor: CurrentActor, session: SessionDep
 ) -> EntryRead:
     return await entry_service.correct_entry(session, actor, entry_id=entry_id, data=data)
-
-
-@router.post(
-    "/cases/{case_id}/emergency-access",
-    dependencies=[audited("emergency.grant")],
-    status_code=201,
-    responses=_ONE,
-)
-async def request_emergency_access(
-    case_id: uuid.UUID, data: EmergencyAccessCreate, actor: CurrentActor, session: SessionDep
-) -> EmergencyAccessRead:
-    """Break-the-glass under a legal basis from /legal-bases, with a written reason;
-    time-limited, and every read under it is flagged for review."""
-    return await emergency_service.request_access(session, actor, case_id=case_id, data=data)

@@ -114,6 +114,7 @@ async def create_entry(
     case, _, decision = await case_service.load_case(
         session, actor, case_id, action=Action.ENTRY_CREATE, audit_action="entry.create"
     )
+    case_service.require_open(case)
     category = get_engine().reference.categories.get(data.category)
     if category is None:
         raise ValidationFailed.for_field("body.category", "Unknown category.", "unknown_category")

@@ -18,7 +18,7 @@ from app.agencies import service as agency_service
 from app.agencies.models import Agency
 from app.audit import writer as audit
 from app.auth.actor import Actor
-from app.cases.models import Case, CaseParticipant
+from app.cases.models import Case, CaseParticipant, CaseStatus
 from app.errors import Conflict, ValidationFailed
 from app.individuals.models import Guardian, Individual
 from app.individuals.numbers import InvalidPersonalNumber, PersonalNumber, parse_personal_number
@@ -99,6 +99,12 @@ async def facts_of(session: AsyncSession, individual_id: uuid.UUID) -> KnownFact
         protected_identity=protected,
         case_agency_ids=frozenset(a for _, _, members in cases.values() for a in members),
         registering_agency_kind=registering_kind,
+        open_case_agency_ids=frozenset(
+            a
+            for _, status, members in cases.values()
+            if status != CaseStatus.CLOSED.value
+            for a in members
+        ),
     )
     return KnownFacts(
         individual=individual,

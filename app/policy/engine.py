@@ -51,6 +51,8 @@ class Action(StrEnum):
     ACTION_READ = "action.read"
     ACTION_UPDATE = "action.update"
     EMERGENCY_REQUEST = "emergency.request"
+    EMERGENCY_READ = "emergency.read"
+    EMERGENCY_END = "emergency.end"
 
 
 class PolicyError(RuntimeError):

@@ -21,6 +21,9 @@ class IndividualFacts:
     protected_identity: bool = False
     case_agency_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
     registering_agency_kind: str = "other"
+    # agencies in a case of the individual that is not closed (identity is shared only
+    # through an open case)
+    open_case_agency_ids: frozenset[uuid.UUID] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,17 @@ class ActionFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class GrantFacts:
+    """An emergency grant as a resource: who it was issued to, the agency it belongs to
+    (the grantee's at the time), and its case."""
+
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    grantee_id: uuid.UUID
+    case: CaseFacts
+
+
+@dataclass(frozen=True, slots=True)
 class ConsentGrant:
     """An active consent of the individual: who it names and what it covers."""
 
@@ -87,7 +101,7 @@ class Grounds:
     grants: tuple[EmergencyGrant, ...] = ()
 
 
-Resource = AgencyFacts | IndividualFacts | CaseFacts | EntryFacts | ActionFacts
+Resource = AgencyFacts | IndividualFacts | CaseFacts | EntryFacts | ActionFacts | GrantFacts
 
 
 def consent_context(grant: ConsentGrant) -> dict[str, Any]:
@@ -163,6 +177,9 @@ def _individual_entity(facts: IndividualFacts) -> dict[str, Any]:
             "registering_agency": _ref("Agency", facts.registering_agency_id),
             "protected_identity": facts.protected_identity,
             "case_agencies": [_ref("Agency", a) for a in sorted(facts.case_agency_ids, key=str)],
+            "open_case_agencies": [
+                _ref("Agency", a) for a in sorted(facts.open_case_agency_ids, key=str)
+            ],
         },
         "parents": [],
     }
@@ -213,6 +230,19 @@ def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str
             _agency(resource.responsible_agency_id, resource.responsible_agency_kind),
             *case_entities,
         ]
+    if isinstance(resource, GrantFacts):
+        case_uid, case_entities = _case_entities(resource.case)
+        grant_uid = _uid("EmergencyGrant", resource.id)
+        grant = {
+            "uid": grant_uid,
+            "attrs": {
+                "agency": _ref("Agency", resource.agency_id),
+                "grantee": _ref("User", resource.grantee_id),
+                "case": {"__entity": case_uid},
+            },
+            "parents": [],
+        }
+        return grant_uid, [grant, *_agencies([resource.agency_id]), *case_entities]
     return _case_entities(resource)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import aliased
 from app.actions.models import CaseAction
 from app.agencies.models import Agency
 from app.auth.actor import Actor, ActorKind
-from app.cases.models import Case, CaseParticipant
+from app.cases.models import Case, CaseParticipant, CaseStatus
 from app.consents.models import Consent, ConsentAgency, ConsentCategory
 from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.entries.models import Entry
@@ -27,6 +27,7 @@ from app.users.models import Role
 # A column or SQL expression (or a literal) compared inside a filter.
 SqlValue = Any
 
+CLOSED = CaseStatus.CLOSED.value
 _CASE_STAFF = {Role.CASEWORKER, Role.COORDINATOR}
 _NEVER_CONTENT = {Role.ADMIN, Role.AUDITOR}
 
@@ -48,6 +49,11 @@ def _participates(actor: Actor, case_id: SqlValue) -> ColumnElement[bool]:
     )
 
 
+def _open(case_id: SqlValue) -> ColumnElement[bool]:
+    """The case is not closed: consents and grants share nothing through a closed case."""
+    return exists(select(Case.id).where(Case.id == case_id, Case.status != CLOSED))
+
+
 def cases_visible_to(actor: Actor) -> ColumnElement[bool]:
     """``case.read.participant``."""
     if not _case_staff(actor):
@@ -55,13 +61,14 @@ def cases_visible_to(actor: Actor) -> ColumnElement[bool]:
     return _participates(actor, Case.id)
 
 
-def _in_a_case_of_the_individual(actor: Actor) -> ColumnElement[bool]:
+def _in_a_case_of_the_individual(actor: Actor, *, open_only: bool = False) -> ColumnElement[bool]:
     # correlate_except: inside a query over cases this subquery ranges over its own cases.
-    return exists(
-        select(Case.id)
-        .where(Case.individual_id == Individual.id, _participates(actor, Case.id))
-        .correlate_except(Case)
+    query = select(Case.id).where(
+        Case.individual_id == Individual.id, _participates(actor, Case.id)
     )
+    if open_only:  # ``open_case_agencies``
+        query = query.where(Case.status != CLOSED)
+    return exists(query.correlate_except(Case))
 
 
 def individuals_with_identity_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
@@ -77,7 +84,7 @@ def individuals_with_identity_visible_to(actor: Actor, now: datetime) -> ColumnE
         Individual.registering_agency_id == actor.agency_id,
         and_(
             Individual.protected_identity.is_(False),
-            _in_a_case_of_the_individual(actor),
+            _in_a_case_of_the_individual(actor, open_only=True),
             or_(
                 _consent_covering(
                     now,
@@ -101,12 +108,35 @@ def individuals_visible_to(actor: Actor) -> ColumnElement[bool]:
 
 
 def consent_active(now: datetime | BindParameter[datetime]) -> ColumnElement[bool]:
-    """valid_from <= now < valid_until, and not withdrawn by now: the one definition of an
-    active consent, used both to pick the grounds of a decision and to filter lists."""
+    """valid_from <= now < valid_until, not withdrawn and not superseded by now, and its
+    case not closed: the one definition of a consent that applies, used both to pick the
+    grounds of a decision and to filter lists. Closing a case ends sharing under the
+    consents registered on it (app.consents.rules.status_at says the rest)."""
     return and_(
         Consent.valid_from <= now,
         Consent.valid_until > now,
         or_(Consent.withdrawn_at.is_(None), Consent.withdrawn_at > now),
+        or_(Consent.superseded_at.is_(None), Consent.superseded_at > now),
+        exists(select(Case.id).where(Case.id == Consent.case_id, Case.status != CLOSED)).correlate(
+            Consent
+        ),
+    )
+
+
+def grant_live(
+    actor_id: SqlValue, agency_id: SqlValue, now: datetime | BindParameter[datetime]
+) -> ColumnElement[bool]:
+    """An emergency grant that applies now: the reader's own, issued while they belonged to
+    the agency they belong to now (a grant belongs to the agency), neither expired nor
+    ended, on a case that is not closed. The one definition for grounds and filters."""
+    return and_(
+        EmergencyGrant.user_id == actor_id,
+        EmergencyGrant.agency_id == agency_id,
+        EmergencyGrant.expires_at > now,
+        or_(EmergencyGrant.ended_at.is_(None), EmergencyGrant.ended_at > now),
+        exists(
+            select(Case.id).where(Case.id == EmergencyGrant.case_id, Case.status != CLOSED)
+        ).correlate(EmergencyGrant),
     )
 
 
@@ -169,8 +199,7 @@ def _grant_covering(
     for agency, agency_id in zip(opened, opened_agencies, strict=True):
         query = query.join(agency, agency.id == agency_id)
     query = query.where(
-        EmergencyGrant.user_id == actor.id,
-        EmergencyGrant.expires_at > now,
+        grant_live(actor.id, actor.agency_id, now),
         EmergencyGrantCategory.category == category,
         opens,
     )
@@ -191,6 +220,7 @@ def entries_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
         Entry.source_agency_id == actor.agency_id,
         and_(
             _participates(actor, Entry.case_id),
+            _open(Entry.case_id),
             or_(
                 _consent_covering(
                     now,
@@ -216,6 +246,7 @@ def actions_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
         CaseAction.responsible_agency_id == actor.agency_id,
         and_(
             _participates(actor, CaseAction.case_id),
+            _open(CaseAction.case_id),
             or_(
                 _consent_covering(
                     now,
@@ -237,3 +268,20 @@ def actions_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
             ),
         ),
     )
+
+
+def grants_visible_to(actor: Actor) -> ColumnElement[bool]:
+    """``emergency.read.own_agency`` or ``emergency.manage.lead_coordinator``."""
+    if not _case_staff(actor):
+        return false()
+    own = EmergencyGrant.agency_id == actor.agency_id
+    if Role.COORDINATOR in actor.roles:
+        own = or_(
+            own,
+            exists(
+                select(Case.id).where(
+                    Case.id == EmergencyGrant.case_id, Case.lead_agency_id == actor.agency_id
+                )
+            ),
+        )
+    return and_(_participates(actor, EmergencyGrant.case_id), own)

@@ -17,7 +17,7 @@ from app.emergency.models import EmergencyGrant as GrantRow
 from app.emergency.models import EmergencyGrantCategory
 from app.policy import get_engine
 from app.policy.entities import ConsentGrant, EmergencyGrant, Grounds
-from app.policy.filters import consent_active
+from app.policy.filters import consent_active, grant_live
 
 
 def towards_of(legal_basis: str) -> list[str]:
@@ -50,7 +50,7 @@ _GRANT_ROWS = (
         GrantRow.legal_basis,
     )
     .join(EmergencyGrantCategory, EmergencyGrantCategory.grant_id == GrantRow.id)
-    .where(GrantRow.user_id == bindparam("user_id"), GrantRow.expires_at > bindparam("now"))
+    .where(grant_live(bindparam("user_id"), bindparam("agency_id"), bindparam("now")))
 )
 _GROUNDS_FOR_CASE: CompoundSelect[Any] = union_all(
     _CONSENT_ROWS, _GRANT_ROWS.where(GrantRow.case_id == bindparam("case_id"))
@@ -73,9 +73,15 @@ async def grounds_for(
     case_id: uuid.UUID | None,
     now: datetime,
 ) -> Grounds:
-    """Active consents of the individual; the actor's unexpired grants for ``case_id``
-    (or, with ``None``, for any case of the individual)."""
-    params = {"individual_id": individual_id, "user_id": actor.id, "now": now}
+    """Consents of the individual that apply now (app.policy.filters.consent_active); the
+    actor's live grants (app.policy.filters.grant_live) for ``case_id`` (or, with ``None``,
+    for any case of the individual)."""
+    params = {
+        "individual_id": individual_id,
+        "user_id": actor.id,
+        "agency_id": actor.agency_id,
+        "now": now,
+    }
     if case_id is not None:
         rows = await session.execute(_GROUNDS_FOR_CASE, params | {"case_id": case_id})
     else:
