@@ -38,6 +38,8 @@ LEGAL_BASIS = (
     "osl_10_18a"  # police, towards social services: identity, contact, social_services, plan
 )
 
+GUARDIAN_NAME = "Mamma"  # tests.scenarios.individual_body: a guardian, and a signatory
+
 ACTORS = [
     "soc_coordinator",
     "soc_caseworker",
@@ -62,8 +64,21 @@ STATES = [
     "wrong_category",
     "emergency_grant",
     "expired_grant",
+    "superseded",
+    "closed",
 ]
-WITH_CONSENT = {"active", "pending", "expired", "withdrawn", "wrong_agency", "wrong_category"}
+# "superseded": the full consent, superseded by one that covers only `contact`;
+# "closed": the full consent and a live police grant, then the case closed.
+WITH_CONSENT = {
+    "active",
+    "pending",
+    "expired",
+    "withdrawn",
+    "wrong_agency",
+    "wrong_category",
+    "superseded",
+    "closed",
+}
 CONSENT_CATEGORIES = ["identity", "social_services", "police", "plan"]
 
 
@@ -93,6 +108,7 @@ def basis(actor: str, state: str, source: str) -> str | None:
         return "consent"  # names SOC and POL, covers identity, social_services, police, plan
     if state == "emergency_grant" and actor == "pol_caseworker" and source == "soc":
         return "emergency_access"  # the grant is the user's, and opens social services only
+    # "closed": neither the consent nor the grant shares anything through a closed case
     return None
 
 
@@ -134,6 +150,21 @@ def _lead_coordinator(ok: int) -> Rule:
         return Expect(403 if actor in PARTICIPANTS else 404)
 
     return rule
+
+
+def _new_work(rule: Rule, *, before_policy: bool = False) -> Rule:
+    """A closed case takes no new work: 409 where the work would otherwise be done (or,
+    ``before_policy``, to every participant: the state is checked before the permit)."""
+
+    def closed_aware(actor: str, ctx: Ctx) -> Expect:
+        expected = rule(actor, ctx)
+        if ctx.state == "closed" and (
+            expected.status == 201 or (before_policy and actor in PARTICIPANTS)
+        ):
+            return Expect(409)
+        return expected
+
+    return closed_aware
 
 
 def _admin_only(ok: int) -> Rule:
@@ -230,9 +261,47 @@ def _plan_for_other(actor: str, ctx: Ctx) -> Expect:
 
 
 def _emergency(actor: str, ctx: Ctx) -> Expect:
+    if actor in PARTICIPANTS and ctx.state == "closed":
+        return Expect(409)
     if actor in POL_STAFF:
         return Expect(201)
     return Expect(422 if actor in SOC_STAFF else 404)  # the basis is open to the police only
+
+
+def _grants(actor: str, ctx: Ctx) -> Expect:
+    """A grant is seen by its own agency's staff and by the lead coordinator."""
+    if actor not in PARTICIPANTS:
+        return Expect(404)
+    grant = ctx.ids.get("grant_made")
+    sees = actor in POL_STAFF or actor == "soc_coordinator"
+    return Expect(200, items={grant} if grant and sees else set())
+
+
+def _end_grant(actor: str, ctx: Ctx) -> Expect:
+    """The grantee or the lead coordinator ends a live grant; a colleague of the grantee
+    sees it but may not; everyone else does not know it exists."""
+    if "grant_made" not in ctx.ids or actor not in {"pol_caseworker", "pol_coordinator"} | {
+        "soc_coordinator"
+    }:
+        return Expect(404)
+    if actor == "pol_coordinator":
+        return Expect(403)
+    return Expect(204 if ctx.state in {"emergency_grant", "closed"} else 409)
+
+
+def _consent_identity(actor: str, ctx: Ctx) -> Expect:
+    """Every participant reads the consent's scope; the signatories' names only with the
+    identity (DESIGN §3)."""
+    if actor not in PARTICIPANTS:
+        return Expect(404)
+    return Expect(200, identity=identity_basis(actor, ctx.state) is not None)
+
+
+def _document(actor: str, ctx: Ctx) -> Expect:
+    """The signed form carries name and personnummer: 404 without the identity."""
+    if actor not in PARTICIPANTS or identity_basis(actor, ctx.state) is None:
+        return Expect(404)
+    return Expect(200)
 
 
 def _entry_body(actor: str, ctx: Ctx) -> dict[str, Any]:
@@ -258,8 +327,9 @@ def _user_body(actor: str, ctx: Ctx) -> dict[str, Any]:
     }
 
 
-CONSENT_STATES = frozenset({"active", "withdrawn", "none"})
+CONSENT_STATES = frozenset({"active", "withdrawn", "none", "superseded", "closed"})
 ONCE = frozenset({"none"})
+ONCE_AND_CLOSED = frozenset({"none", "closed"})
 
 ROWS: list[Row] = [
     # --- individuals and cases: identity shown only under the rule ----------------------
@@ -293,30 +363,30 @@ ROWS: list[Row] = [
     Row(
         "POST",
         "/cases/{case}/participants",
-        _lead_coordinator(201),
+        _new_work(_lead_coordinator(201)),
         body=lambda a, c: {"agency_id": c.ids["skola"]},
-        states=ONCE,
+        states=ONCE_AND_CLOSED,
     ),
     Row("DELETE", "/cases/{case}/participants/{pol}", _lead_coordinator(204), states=ONCE),
     # --- consents ------------------------------------------------------------------------
-    Row("GET", "/cases/{case}/consents", _staff_or(200), states=CONSENT_STATES),
+    Row("GET", "/cases/{case}/consents", _consent_identity, states=CONSENT_STATES),
     Row(
         "POST",
         "/cases/{case}/consents",
-        _lead_coordinator(201),
+        _new_work(_lead_coordinator(201)),
         body=lambda a, c: consent_body(c.scenario, c.world),
         states=CONSENT_STATES,
     ),
     Row(
         "GET",
         "/consents/{consent}",
-        _consent_rule(lambda c: 200, _staff_or(200)),
+        _consent_rule(lambda c: 200, _consent_identity),
         states=CONSENT_STATES,
     ),
     Row(
         "GET",
         "/consents/{consent}/document",
-        _consent_rule(lambda c: 200, _staff_or(200)),
+        _consent_rule(lambda c: 200, _document),
         states=CONSENT_STATES,
     ),
     Row(
@@ -333,7 +403,13 @@ ROWS: list[Row] = [
         states=CONSENT_STATES,
     ),
     # --- entries -------------------------------------------------------------------------
-    Row("POST", "/cases/{case}/entries", _staff_or(201), body=_entry_body, states=ONCE),
+    Row(
+        "POST",
+        "/cases/{case}/entries",
+        _new_work(_staff_or(201)),
+        body=_entry_body,
+        states=ONCE_AND_CLOSED,
+    ),
     Row("GET", "/cases/{case}/entries", _list("entry")),
     Row("GET", "/entries/{soc_entry}", _read("soc", "soc_entry")),
     Row("GET", "/entries/{pol_entry}", _read("pol", "pol_entry")),
@@ -344,8 +420,19 @@ ROWS: list[Row] = [
         body=lambda a, c: {"body": "Rättad text.", "reason": "Fel datum"},
     ),
     # --- actions -------------------------------------------------------------------------
-    Row("POST", "/cases/{case}/actions", _staff_or(201), body=_action_body, states=ONCE),
-    Row("POST", "/cases/{case}/actions", _plan_for_other, body=_other_action_body),
+    Row(
+        "POST",
+        "/cases/{case}/actions",
+        _new_work(_staff_or(201)),
+        body=_action_body,
+        states=ONCE_AND_CLOSED,
+    ),
+    Row(
+        "POST",
+        "/cases/{case}/actions",
+        _new_work(_plan_for_other, before_policy=True),
+        body=_other_action_body,
+    ),
     Row("GET", "/cases/{case}/actions", _list("action")),
     Row("GET", "/actions/{soc_action}", _read("soc", "soc_action")),
     Row("GET", "/actions/{pol_action}", _read("pol", "pol_action")),
@@ -361,8 +448,10 @@ ROWS: list[Row] = [
         "/cases/{case}/emergency-access",
         _emergency,
         body=lambda a, c: {"legal_basis": LEGAL_BASIS, "reason": "Akut hot mot den unge"},
-        states=ONCE,
+        states=ONCE_AND_CLOSED,
     ),
+    Row("GET", "/cases/{case}/emergency-access", _grants),
+    Row("DELETE", "/emergency-access/{grant}", _end_grant),
     # --- accounts: administrators only; no personal data of individuals --------------------
     Row("GET", "/auth/me", _everyone(200), audit="none", states=ONCE),
     Row("GET", "/agencies", _everyone(200), audit="none", states=ONCE),
@@ -427,6 +516,13 @@ ROWS: list[Row] = [
     Row("GET", "/audit/export", _auditor_only(200), audit="admin", states=ONCE),
     Row(
         "GET",
+        "/audit/subjects?personal_number=" + CHILD_NUMBER,
+        _auditor_only(200),
+        audit="admin",
+        states=ONCE,
+    ),
+    Row(
+        "GET",
         "/individuals/{individual}/access-log",
         _auditor_only(200),
         audit="admin",
@@ -454,6 +550,7 @@ def _template_route(row: Row) -> tuple[str, str]:
         "soc_user": "user_id",
         "client": "client_id",
         "audit_seq": "seq",
+        "grant": "grant_id",
     }
     return row.method, API + re.sub(r"\{(\w+)\}", lambda m: "{" + names[m.group(1)] + "}", path)
 
@@ -556,13 +653,36 @@ async def _build(
                 f"/consents/{ctx.consent_id}/withdrawal",
                 json={"reason": "Återkallat"},
             )
+        if state == "superseded":
+            await made(
+                world.soc_coordinator,
+                "POST",
+                f"/cases/{case}/consents",
+                json=consent_body(
+                    scenario,
+                    world,
+                    categories=["contact"],
+                    supersedes_id=ctx.consent_id,
+                    valid_from=(now - timedelta(minutes=5)).isoformat(),
+                ),
+            )
     ctx.ids["consent"] = ctx.consent_id or str(uuid.uuid4())
-    if state == "emergency_grant":
+    ctx.ids["grant"] = str(uuid.uuid4())
+    if state in {"emergency_grant", "closed"}:
+        ctx.ids["grant"] = ctx.ids["grant_made"] = (
+            await made(
+                world.pol_caseworker,
+                "POST",
+                f"/cases/{case}/emergency-access",
+                json={"legal_basis": LEGAL_BASIS, "reason": "Akut hot mot den unge"},
+            )
+        )["id"]
+    if state == "closed":
         await made(
-            world.pol_caseworker,
-            "POST",
-            f"/cases/{case}/emergency-access",
-            json={"legal_basis": LEGAL_BASIS, "reason": "Akut hot mot den unge"},
+            world.soc_coordinator,
+            "PATCH",
+            f"/cases/{case}",
+            json={"status": "closed", "closure_reason": "completed"},
         )
     if state == "expired_grant":
         grant = EmergencyGrant(
@@ -582,6 +702,7 @@ async def _build(
             for c in ("identity", "contact", "social_services", "plan")
         )
         await session.flush()
+        ctx.ids["grant"] = ctx.ids["grant_made"] = str(grant.id)
     return ctx
 
 
@@ -602,11 +723,14 @@ def _check(
         if got != expected.items:
             problems.append(f"items {sorted(got)}, expected {sorted(expected.items)}")
     if expected.identity is not None:
-        individual = body.get("individual", body)
-        if individual["identity_visible"] is not expected.identity:
-            problems.append(f"identity_visible {individual['identity_visible']}")
-        if not expected.identity and CHILD_NUMBER in response.text:
-            problems.append("the personnummer leaked")
+        shown = body if isinstance(body, list) else [body.get("individual", body)]
+        for item in shown:
+            if item["identity_visible"] is not expected.identity:
+                problems.append(f"identity_visible {item['identity_visible']}")
+        if not expected.identity and (
+            CHILD_NUMBER in response.text or GUARDIAN_NAME in response.text
+        ):
+            problems.append("the personnummer or a guardian's name leaked")
     if row.audit == "none":
         return problems
     user = getattr(ctx.world, actor)

@@ -370,7 +370,8 @@ async def test_status_transitions(
     assert (await patch({"status": "paused"})).status_code == 409
     reopened = await patch({"status": "active"})  # the lead coordinator reopens it
     assert reopened.status_code == 200
-    assert reopened.json()["closure_reason"] is None and reopened.json()["closed_at"] is None
+    assert reopened.json()["closure_reason"] is None
+    assert reopened.json()["closed_at"] is None
 
 
 async def test_removing_an_agency_ends_its_access_at_once(

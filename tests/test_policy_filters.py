@@ -1,8 +1,10 @@
 """The SQL filters that lists use agree with the Cedar decisions, row for row.
 
 Hypothesis draws random worlds — agencies; individuals with and without protected identity;
-cases with any set of participants; consents in every state (active, pending, expired,
-withdrawn) naming any agencies and categories; emergency grants, live and expired; entries
+cases with any set of participants, open or closed; consents in every state (active,
+pending, expired, withdrawn, superseded from a past moment, superseded from a future one)
+naming any agencies and categories; emergency grants, live, expired and ended, some issued
+while the user belonged to another agency; entries
 from any agency in any category; actions planned by any agency for any agency — and random
 actors (every role mix, and integration clients). For each actor, the rows each SQL filter
 returns must be exactly the rows the decision point permits.
@@ -40,7 +42,7 @@ from tests.factories import make_agency, make_user
 CATEGORIES = ["identity", "plan", "police", "social_services"]
 KINDS = ["socialtjanst", "polis", "skola", "kriminalvard"]
 BASES = ["osl_10_18a", "osl_10_2", "osl_10_19", "osl_25_12"]
-STATES = ["active", "pending", "expired", "withdrawn"]
+STATES = ["active", "pending", "expired", "withdrawn", "superseded", "superseded_later"]
 
 world = st.fixed_dictionaries(
     {
@@ -49,7 +51,10 @@ world = st.fixed_dictionaries(
             st.tuples(st.integers(0, 3), st.booleans()), min_size=1, max_size=3
         ),
         "cases": st.lists(
-            st.tuples(st.integers(0, 4), st.integers(0, 3), st.sets(st.integers(0, 3))), max_size=4
+            st.tuples(
+                st.integers(0, 4), st.integers(0, 3), st.sets(st.integers(0, 3)), st.booleans()
+            ),
+            max_size=4,
         ),
         "consents": st.lists(
             st.tuples(
@@ -78,7 +83,7 @@ world = st.fixed_dictionaries(
                 st.integers(0, 4),
                 st.integers(0, 3),
                 st.sets(st.sampled_from(CATEGORIES), min_size=1),
-                st.booleans(),
+                st.sampled_from(["live", "expired", "ended", "moved"]),
                 st.sampled_from(BASES),
             ),
             max_size=3,
@@ -105,7 +110,7 @@ async def _ids(
     spec={
         "agencies": ["socialtjanst", "polis", "skola"],
         "individuals": [(0, False)],
-        "cases": [(0, 0, {1, 2})],
+        "cases": [(0, 0, {1, 2}, False)],
         "consents": [(0, {0, 2}, {"plan"}, "active")],
         "entries": [],
         "actions": [(0, 0, 1)],
@@ -117,12 +122,51 @@ async def _ids(
     spec={
         "agencies": ["polis", "socialtjanst", "skola"],
         "individuals": [(1, False)],
-        "cases": [(0, 1, {0, 2})],
+        "cases": [(0, 1, {0, 2}, False)],
         "consents": [],
         "entries": [],
         "actions": [(0, 1, 2), (0, 1, 1)],
         "actors": [(0, {Role.CASEWORKER}, False)],
-        "grants": [(0, 0, {"plan"}, False, "osl_10_18a")],
+        "grants": [(0, 0, {"plan"}, "live", "osl_10_18a")],
+    }
+)
+# The holes of issue 13, each a world of its own: a superseded consent that would open
+# the entry and the identity; a closed case with a consent and a live grant; a grant issued
+# while the reader belonged to another agency.
+@example(
+    spec={
+        "agencies": ["socialtjanst", "polis"],
+        "individuals": [(0, False)],
+        "cases": [(0, 0, {1}, False)],
+        "consents": [(0, {0, 1}, {"identity", "social_services"}, "superseded")],
+        "entries": [(0, 0, "social_services")],
+        "actions": [],
+        "actors": [(1, {Role.CASEWORKER}, False)],
+        "grants": [],
+    }
+)
+@example(
+    spec={
+        "agencies": ["socialtjanst", "polis"],
+        "individuals": [(0, False)],
+        "cases": [(0, 0, {1}, True)],
+        "consents": [(0, {0, 1}, {"identity", "plan", "social_services"}, "active")],
+        "entries": [(0, 0, "social_services")],
+        "actions": [(0, 0, 0)],
+        "actors": [(1, {Role.CASEWORKER}, False)],
+        "grants": [(0, 0, {"identity", "social_services"}, "live", "osl_10_18a")],
+    }
+)
+@example(
+    spec={
+        "agencies": ["polis", "socialtjanst"],
+        "individuals": [(1, False)],
+        "cases": [(0, 1, {0}, False)],
+        "consents": [],
+        "entries": [(0, 1, "social_services")],
+        "actions": [],
+        "actors": [(0, {Role.CASEWORKER}, False)],
+        "grants": [(0, 0, {"identity", "social_services"}, "moved", "osl_10_18a")],
     }
 )
 async def test_sql_filters_agree_with_cedar(session: AsyncSession, spec: dict[str, Any]) -> None:
@@ -133,13 +177,18 @@ async def test_sql_filters_agree_with_cedar(session: AsyncSession, spec: dict[st
         await nested.rollback()
 
 
-def _window(state: str, now: datetime) -> tuple[datetime, datetime, datetime | None]:
-    day = timedelta(days=1)
+def _window(
+    state: str, now: datetime
+) -> tuple[datetime, datetime, datetime | None, datetime | None]:
+    """valid_from, valid_until, withdrawn_at, superseded_at."""
+    day, hour = timedelta(days=1), timedelta(hours=1)
     return {
-        "active": (now - day, now + day, None),
-        "pending": (now + day, now + 2 * day, None),
-        "expired": (now - 2 * day, now - day, None),
-        "withdrawn": (now - day, now + day, now - timedelta(hours=1)),
+        "active": (now - day, now + day, None, None),
+        "pending": (now + day, now + 2 * day, None, None),
+        "expired": (now - 2 * day, now - day, None, None),
+        "withdrawn": (now - day, now + day, now - hour, None),
+        "superseded": (now - day, now + day, None, now - hour),
+        "superseded_later": (now - day, now + day, None, now + hour),
     }[state]
 
 
@@ -169,14 +218,14 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
         individuals.append(individual)
     await session.flush()
     cases = []
-    for individual_index, lead, others in spec["cases"]:
+    for individual_index, lead, others, closed in spec["cases"]:
         case = Case(
             id=uuid.uuid4(),
             individual_id=individuals[individual_index % len(individuals)].id,
             programme="sig",
             lead_agency_id=pick(lead),
-            status="open",
-            closure_reason=None,
+            status="closed" if closed else "open",
+            closure_reason="completed" if closed else None,
             created_by=uuid.uuid4(),
             created_at=now,
             updated_at=now,
@@ -195,7 +244,7 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
     if cases:
         for case_index, named, categories, state in spec["consents"]:
             case = cases[case_index % len(cases)]
-            valid_from, valid_until, withdrawn_at = _window(state, now)
+            valid_from, valid_until, withdrawn_at, superseded_at = _window(state, now)
             consent = Consent(
                 id=uuid.uuid4(),
                 case_id=case.id,
@@ -207,6 +256,7 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
                 registered_by=uuid.uuid4(),
                 registered_at=now,
                 withdrawn_at=withdrawn_at,
+                superseded_at=superseded_at,
             )
             session.add(consent)
             await session.flush()
@@ -276,16 +326,22 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
             actors.append(user_actor(user, Origin()))
     users = [a for a in actors if a.kind is ActorKind.USER]
     if cases and users:
-        for case_index, user_index, categories, expired, basis in spec["grants"]:
+        for case_index, user_index, categories, how, basis in spec["grants"]:
+            user = users[user_index % len(users)]
+            # "moved": issued while the user belonged to another agency
+            other = next(a.id for a in agencies if a.id != user.agency_id)
             grant = EmergencyGrant(
                 id=uuid.uuid4(),
                 case_id=cases[case_index % len(cases)].id,
-                user_id=users[user_index % len(users)].id,
-                agency_id=users[user_index % len(users)].agency_id,
+                user_id=user.id,
+                agency_id=other if how == "moved" else user.agency_id,
                 legal_basis=basis,
                 reason="r",
-                created_at=now,
-                expires_at=now - timedelta(minutes=1) if expired else now + timedelta(hours=1),
+                created_at=now - timedelta(hours=1),
+                expires_at=now - timedelta(minutes=1)
+                if how == "expired"
+                else now + timedelta(hours=1),
+                ended_at=now - timedelta(minutes=1) if how == "ended" else None,
             )
             session.add(grant)
             await session.flush()
