@@ -286,7 +286,7 @@ def _end_grant(actor: str, ctx: Ctx) -> Expect:
         return Expect(404)
     if actor == "pol_coordinator":
         return Expect(403)
-    return Expect(204 if ctx.state in {"emergency_grant", "closed"} else 409)
+    return Expect(409 if ctx.state == "expired_grant" else 204)
 
 
 def _consent_identity(actor: str, ctx: Ctx) -> Expect:
