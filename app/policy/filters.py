@@ -49,9 +49,11 @@ def _participates(actor: Actor, case_id: SqlValue) -> ColumnElement[bool]:
     )
 
 
-def _open(case_id: SqlValue) -> ColumnElement[bool]:
-    """The case is not closed: consents and grants share nothing through a closed case."""
-    return exists(select(Case.id).where(Case.id == case_id, Case.status != CLOSED))
+def _open(case_id: SqlValue, *, of: Any) -> ColumnElement[bool]:
+    """The case ``case_id`` (a column of ``of``) is not closed: consents and grants share
+    nothing through a closed case. Correlated to ``of`` by name: inside a query over cases
+    (a list) an automatic correlation could pick the outer case instead."""
+    return exists(select(Case.id).where(Case.id == case_id, Case.status != CLOSED)).correlate(of)
 
 
 def cases_visible_to(actor: Actor) -> ColumnElement[bool]:
@@ -117,9 +119,7 @@ def consent_active(now: datetime | BindParameter[datetime]) -> ColumnElement[boo
         Consent.valid_until > now,
         or_(Consent.withdrawn_at.is_(None), Consent.withdrawn_at > now),
         or_(Consent.superseded_at.is_(None), Consent.superseded_at > now),
-        exists(select(Case.id).where(Case.id == Consent.case_id, Case.status != CLOSED)).correlate(
-            Consent
-        ),
+        _open(Consent.case_id, of=Consent),
     )
 
 
@@ -134,9 +134,7 @@ def grant_live(
         EmergencyGrant.agency_id == agency_id,
         EmergencyGrant.expires_at > now,
         or_(EmergencyGrant.ended_at.is_(None), EmergencyGrant.ended_at > now),
-        exists(
-            select(Case.id).where(Case.id == EmergencyGrant.case_id, Case.status != CLOSED)
-        ).correlate(EmergencyGrant),
+        _open(EmergencyGrant.case_id, of=EmergencyGrant),
     )
 
 
@@ -220,7 +218,7 @@ def entries_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
         Entry.source_agency_id == actor.agency_id,
         and_(
             _participates(actor, Entry.case_id),
-            _open(Entry.case_id),
+            _open(Entry.case_id, of=Entry),
             or_(
                 _consent_covering(
                     now,
@@ -246,7 +244,7 @@ def actions_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
         CaseAction.responsible_agency_id == actor.agency_id,
         and_(
             _participates(actor, CaseAction.case_id),
-            _open(CaseAction.case_id),
+            _open(CaseAction.case_id, of=CaseAction),
             or_(
                 _consent_covering(
                     now,
