@@ -26,6 +26,19 @@ PROBLEM_TYPE_PREFIX = "urn:samverkan:problem:"
 log = structlog.get_logger("app.errors")
 
 
+# OpenAPI ``responses`` the routers share: what a route about one resource may answer.
+SIGNED_IN: dict[int | str, dict[str, str]] = {401: {"description": "No or invalid token"}}
+ONE_RESOURCE: dict[int | str, dict[str, str]] = {
+    **SIGNED_IN,
+    403: {"description": "Visible to you, but not yours to change"},
+    404: {"description": "Unknown or not visible to you"},
+}
+STATE_CHANGE: dict[int | str, dict[str, str]] = {
+    **ONE_RESOURCE,
+    409: {"description": "Not possible in the current state"},
+}
+
+
 class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
 

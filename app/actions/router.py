@@ -9,14 +9,11 @@ from app.actions.schemas import ActionCreate, ActionRead, ActionUpdate
 from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
+from app.errors import ONE_RESOURCE
 from app.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(tags=["sharing"])
-_ONE: dict[int | str, dict[str, str]] = {
-    401: {"description": "No or invalid token"},
-    403: {"description": "Visible to you, but not yours to change"},
-    404: {"description": "Unknown or not visible to you"},
-}
+_ONE = ONE_RESOURCE
 
 
 @router.post(

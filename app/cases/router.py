@@ -11,15 +11,11 @@ from app.cases import service as case_service
 from app.cases.models import CaseStatus, Programme
 from app.cases.schemas import CaseCreate, CaseRead, CaseUpdate, ParticipantCreate, ParticipantRead
 from app.db import SessionDep
+from app.errors import ONE_RESOURCE
 from app.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(prefix="/cases", tags=["cases"])
-_401: dict[int | str, dict[str, str]] = {401: {"description": "No or invalid token"}}
-_ONE: dict[int | str, dict[str, str]] = {
-    **_401,
-    403: {"description": "Visible to you, but not yours to change"},
-    404: {"description": "Unknown or not visible to you"},
-}
+_ONE = ONE_RESOURCE
 _CHANGE = {**_ONE, 409: {"description": "Not possible in the case's state"}}
 
 

@@ -27,7 +27,7 @@ from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.pagination import Page, cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
 from app.policy import enforce, filters
-from app.policy.engine import Action, Basis, PolicyDecision
+from app.policy.engine import Action, PolicyDecision
 from app.policy.entities import CaseFacts
 from app.users.models import User
 
@@ -152,9 +152,6 @@ def _shown_record(
     on the basis the identity decision names (own agency, consent id, legal basis)."""
     if not identity.allowed:
         return _record(actor, action, case, decision, **extra)
-    fields = individual_service.read_basis(
-        identity, "own_agency" if identity.basis is Basis.POLICY else "case_participant"
-    )
     return actor.record(
         action,
         resource_type="case",
@@ -162,7 +159,7 @@ def _shown_record(
         case_id=case.id,
         individual_id=case.individual_id,
         policy_id=identity.policy_id,
-        **fields,
+        **individual_service.identity_basis(identity),
         **extra,  # type: ignore[arg-type]
     )
 

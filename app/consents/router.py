@@ -10,14 +10,11 @@ from app.consents import service as consent_service
 from app.consents.documents import EXTENSIONS
 from app.consents.schemas import ConsentCreate, ConsentRead, DocumentRead, WithdrawalIn
 from app.db import SessionDep
+from app.errors import ONE_RESOURCE, STATE_CHANGE
 
 router = APIRouter(tags=["consents"])
-_ONE: dict[int | str, dict[str, str]] = {
-    401: {"description": "No or invalid token"},
-    403: {"description": "Visible to you, but not yours to change"},
-    404: {"description": "Unknown or not visible to you"},
-}
-_CHANGE = {**_ONE, 409: {"description": "Not possible in the current state"}}
+_ONE = ONE_RESOURCE
+_CHANGE = STATE_CHANGE
 
 
 @router.post(

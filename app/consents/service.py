@@ -39,7 +39,7 @@ from app.errors import Conflict, PayloadTooLarge, ValidationFailed
 from app.individuals import service as individual_service
 from app.individuals.models import Guardian, Individual
 from app.policy import enforce, get_engine
-from app.policy.engine import Action, Basis, PolicyDecision
+from app.policy.engine import Action, PolicyDecision
 
 
 def _now() -> datetime:
@@ -115,9 +115,7 @@ def _shown(identity: PolicyDecision) -> dict[str, Any]:
     was shown to a case participant."""
     if not identity.allowed:
         return {"basis": "case_participant", "consent_id": None, "reason": "scope only"}
-    fields = individual_service.read_basis(
-        identity, "own_agency" if identity.basis is Basis.POLICY else "case_participant"
-    )
+    fields = individual_service.identity_basis(identity)
     fields.setdefault("consent_id", None)
     return fields | {"reason": "identity shown"}
 

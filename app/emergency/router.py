@@ -9,14 +9,11 @@ from app.auth.deps import CurrentActor
 from app.db import SessionDep
 from app.emergency import service as emergency_service
 from app.emergency.schemas import EmergencyAccessCreate, EmergencyAccessRead
+from app.errors import ONE_RESOURCE, STATE_CHANGE
 
 router = APIRouter(tags=["emergency access"])
-_ONE: dict[int | str, dict[str, str]] = {
-    401: {"description": "No or invalid token"},
-    403: {"description": "Visible to you, but not yours to change"},
-    404: {"description": "Unknown or not visible to you"},
-}
-_CHANGE = {**_ONE, 409: {"description": "Not possible in the current state"}}
+_ONE = ONE_RESOURCE
+_CHANGE = STATE_CHANGE
 
 
 @router.post(

@@ -152,6 +152,14 @@ def read_basis(decision: PolicyDecision, fallback: str) -> dict[str, Any]:
     return {"basis": fallback, "flags": []}
 
 
+def identity_basis(identity: PolicyDecision) -> dict[str, Any]:
+    """The audit fields of a read that showed (or withheld) the identity: ``own_agency``
+    for the registering agency, the consent id or legal basis it was shown under, else
+    ``case_participant`` (only the pseudonym was shown)."""
+    own = identity.allowed and identity.basis is Basis.POLICY
+    return read_basis(identity, "own_agency" if own else "case_participant")
+
+
 def _read_record(
     actor: Actor,
     individual: Individual,
@@ -162,10 +170,7 @@ def _read_record(
 ) -> audit.Record:
     """The ``individual.read`` record: what the identity was shown on (own agency, consent
     id, legal basis), or that only the pseudonym was."""
-    fields = read_basis(
-        identity,
-        "own_agency" if identity.allowed and identity.basis is Basis.POLICY else "case_participant",
-    )
+    fields = identity_basis(identity)
     if individual.protected_identity:
         fields["flags"].append("protected_identity")
     return actor.record(
