@@ -20,6 +20,7 @@ from app.policy.entities import (
     ConsentGrant,
     EmergencyGrant,
     EntryFacts,
+    GrantFacts,
     Grounds,
     IndividualFacts,
     Resource,
@@ -52,7 +53,21 @@ def _individual(spec: dict[str, Any]) -> IndividualFacts:
     )
 
 
+def _user(name: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"user:{name}")
+
+
 def _resource(spec: dict[str, Any]) -> Resource:
+    if "grant" in spec:
+        grant = spec["grant"]
+        case = _resource({"case": grant["case"]})
+        assert isinstance(case, CaseFacts)
+        return GrantFacts(
+            id=uuid.uuid5(uuid.NAMESPACE_URL, "grant"),
+            agency_id=_agency(grant["agency"]),
+            grantee_id=_user(grant["grantee"]),
+            case=case,
+        )
     if "agency" in spec:
         return AgencyFacts(id=_agency(spec["agency"]))
     if "entry" in spec:
@@ -103,7 +118,7 @@ def _resource(spec: dict[str, Any]) -> Resource:
 def _actor(spec: dict[str, Any]) -> Actor:
     return Actor(
         kind=ActorKind.CLIENT if spec.get("client") else ActorKind.USER,
-        id=uuid.uuid4(),
+        id=_user(spec["name"]) if "name" in spec else uuid.uuid4(),
         agency_id=_agency(spec["agency"]),
         roles=frozenset(Role(r) for r in spec.get("roles", [])),
         scopes=frozenset(),
