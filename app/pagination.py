@@ -18,6 +18,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from app.errors import ValidationFailed
+from app.inputs import in_range
 
 T = TypeVar("T")
 
@@ -58,16 +59,20 @@ def cursor_uuid(value: str) -> uuid.UUID:
 
 
 def cursor_int(value: str) -> int:
+    """A record number (PostgreSQL bigint)."""
     try:
-        return int(value)
+        number = int(value)
     except ValueError as exc:
         raise _invalid() from exc
+    if not 0 <= number <= 2**63 - 1:
+        raise _invalid()
+    return number
 
 
 def cursor_datetime(value: str) -> datetime:
     """A cursor's timestamp; a zone-less one is UTC, as everywhere in this code."""
     try:
-        moment = datetime.fromisoformat(value)
+        moment = in_range(datetime.fromisoformat(value))
     except ValueError as exc:
         raise _invalid() from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -543,3 +543,55 @@ async def test_a_subject_lookup_refuses_bad_numbers_and_other_roles(
     assert response.status_code == status, response.text
     assert number not in response.text
     assert len(await audit_events_after(connection, before)) == 1
+
+
+async def test_a_consent_of_a_closed_case_opens_nothing_elsewhere(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    """The police take part in two cases of the person; the consent was registered on the
+    one that is closed. It no longer opens the identity, nor the open case's entries."""
+    entry = await _soc_entry(client, app, world, scenario)  # on the open case
+    second = await _ok(
+        await call(
+            client,
+            app,
+            world.soc_coordinator,
+            "POST",
+            "/cases",
+            json={"individual_id": scenario.individual["id"], "programme": "trefas"},
+        ),
+        201,
+    )
+    await _ok(
+        await call(
+            client,
+            app,
+            world.soc_coordinator,
+            "POST",
+            f"/cases/{second['id']}/participants",
+            json={"agency_id": str(world.pol.id)},
+        ),
+        201,
+    )
+    await _ok(
+        await register_consent(client, app, world, Scenario(scenario.individual, second)), 201
+    )
+    person = f"/individuals/{scenario.individual['id']}"
+    assert (await _ok(await call(client, app, world.pol_caseworker, "GET", person)))[
+        "identity_visible"
+    ] is True
+    assert await _status(client, app, world.pol_caseworker, "GET", f"/entries/{entry}") == 200
+    await _ok(
+        await call(
+            client,
+            app,
+            world.soc_coordinator,
+            "PATCH",
+            f"/cases/{second['id']}",
+            json={"status": "closed", "closure_reason": "completed"},
+        )
+    )
+    assert (await _ok(await call(client, app, world.pol_caseworker, "GET", person)))[
+        "identity_visible"
+    ] is False
+    assert await _status(client, app, world.pol_caseworker, "GET", f"/entries/{entry}") == 404

@@ -1,6 +1,7 @@
-"""Schemathesis against the running service, as each role with a valid token.
+"""Schemathesis against the running service, as each role with a valid token, on each
+database backend (PostgreSQL refuses what SQLite quietly takes: a NUL in text, year 1).
 
-`samverkan demo` serves a fresh SQLite database with the demo agencies, users and case;
+`samverkan demo` serves a fresh database with the demo agencies, users and case;
 schemathesis reads /api/v1/openapi.json and runs against every operation, checking: no
 5xx, responses (status, content type, headers, body) conform to the schema, and invalid
 input is refused. Every run is the bounded one (examples, fuzzing and stateful phases, 5
@@ -15,18 +16,22 @@ Its last result is in docs/security-testing.md.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy.engine import make_url
 
+from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin
 from tests.test_cli import SAMVERKAN, _env, _free_port
 
 EXAMPLES = os.environ.get("SAMVERKAN_TEST_SCHEMATHESIS_EXAMPLES", "5")
@@ -44,19 +49,41 @@ CHECKS = ",".join(
 ROLES = ["demo.samordnare", "demo.polis", "demo.granskare", "demo.admin"]
 
 
+async def _admin(statement: str) -> None:
+    admin = await _postgres_admin()
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    """The demo service on its own port and database: its URL and the logins it printed."""
+def demo(
+    backend: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, dict[str, str]]]:
+    """The demo service on its own port and database (a SQLite file, or a throwaway
+    PostgreSQL database): its URL and the logins it printed."""
     directory = tmp_path_factory.mktemp("schemathesis")
     port = _free_port()
+    database: dict[str, str] = {}
+    name = f"samverkan_test_{uuid.uuid4().hex[:12]}"
+    if backend == "postgresql":
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        database["SAMVERKAN_DATABASE_URL"] = (
+            make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        )
+    env = _env(
+        PYTHONPATH=str(Path(__file__).resolve().parent.parent),
+        SAMVERKAN_DATA_DIR=str(directory / "data"),
+        SAMVERKAN_LOG_LEVEL="WARNING",
+        **database,
+    )
+    if database:  # the operator migrates PostgreSQL first (SQLite migrates on start)
+        subprocess.run([*SAMVERKAN, "migrate"], cwd=directory, env=env, check=True, timeout=120)
     process = subprocess.Popen(
         [*SAMVERKAN, "demo", "--port", str(port)],
         cwd=directory,
-        env=_env(
-            PYTHONPATH=str(Path(__file__).resolve().parent.parent),
-            SAMVERKAN_DATA_DIR=str(directory / "data"),
-            SAMVERKAN_LOG_LEVEL="WARNING",
-        ),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -84,6 +111,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[s
     finally:
         process.terminate()
         process.wait(timeout=30)
+        if database:
+            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.mark.parametrize("username", ROLES)

@@ -7,12 +7,13 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.actions.models import ActionStatus
+from app.inputs import InputModel
 
 Title = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(min_length=1, max_length=20000)]
 
 
-class ActionCreate(BaseModel):
+class ActionCreate(InputModel):
     """An action for the caller's own agency, or, under a consent that covers the plan and
     names both agencies, for another participating agency."""
 
@@ -26,7 +27,7 @@ class ActionCreate(BaseModel):
     due_date: date | None = None
 
 
-class ActionUpdate(BaseModel):
+class ActionUpdate(InputModel):
     """By the responsible agency only. Status moves planned → in_progress → done, or to
     cancelled before it is done; done and cancelled need an ``outcome`` and are final.
     ``null`` clears ``assignee_id``, ``due_date`` or ``description``."""

@@ -8,6 +8,7 @@ from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.se import orgnr
 
 from app.agencies.models import AgencyKind
+from app.inputs import InputModel
 
 
 def _organisation_number(value: str) -> str:
@@ -25,7 +26,7 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Municipality = Annotated[str, Field(min_length=1, max_length=100)]
 
 
-class AgencyCreate(BaseModel):
+class AgencyCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Name
@@ -34,7 +35,7 @@ class AgencyCreate(BaseModel):
     municipality: Municipality | None = None
 
 
-class AgencyUpdate(BaseModel):
+class AgencyUpdate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Name | None = None

@@ -27,7 +27,7 @@ from app.audit.schemas import (
 )
 from app.auth.deps import CurrentActor
 from app.db import SessionDep, database_of
-from app.inputs import AuditSeq, Timestamp
+from app.inputs import AuditSeq, CleanStr, Timestamp
 from app.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(tags=["audit"])
@@ -49,7 +49,7 @@ async def audit_filters(
     user_id: uuid.UUID | None = None,
     agency_id: uuid.UUID | None = None,
     case_id: uuid.UUID | None = None,
-    action: Annotated[str | None, Query(max_length=64)] = None,
+    action: Annotated[CleanStr | None, Query(max_length=64)] = None,
     decision: Decision | None = None,
     flagged: bool | None = None,
     reviewed: bool | None = None,

@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.audit.models import Decision
+from app.inputs import InputModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ class AuditEventRead(BaseModel):
     hash: str
 
 
-class ReviewCreate(BaseModel):
+class ReviewCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     note: Annotated[str, Field(min_length=1, max_length=4000)]

@@ -24,6 +24,7 @@ from app.clients.models import IntegrationClient
 from app.config import Settings
 from app.db import keep_whatever_the_outcome
 from app.errors import Forbidden, TooManyRequests, Unauthorized
+from app.inputs import has_controls
 from app.security import InvalidToken, TokenService, TokenType, verify_secret
 from app.users.models import Role, User, parse_roles
 
@@ -204,7 +205,9 @@ async def password_grant(
     await _check_throttle(session, [user_key, address_key], "auth.login_throttled", origin, now)
 
     user = None
-    if 0 < len(username) <= 64:
+    # A name no account can have (too long, control characters: a NUL is an error on
+    # PostgreSQL) is an unknown user: the same 401, counted and recorded like any other.
+    if 0 < len(username) <= 64 and not has_controls(username):
         user = (
             await session.execute(select(User).where(User.username == username.casefold()))
         ).scalar_one_or_none()
@@ -265,7 +268,7 @@ async def client_credentials_grant(
         session, [client_key, address_key], "auth.client_login_throttled", origin, now
     )
     client = None
-    if 0 < len(client_id) <= 40:
+    if 0 < len(client_id) <= 40 and not has_controls(client_id):
         client = (
             await session.execute(
                 select(IntegrationClient).where(IntegrationClient.client_id == client_id)

@@ -8,16 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.cases.models import CaseStatus, ClosureReason, Programme
 from app.individuals.schemas import IndividualRead
+from app.inputs import InputModel
 
 
-class CaseCreate(BaseModel):
+class CaseCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     individual_id: uuid.UUID
     programme: Programme
 
 
-class CaseUpdate(BaseModel):
+class CaseUpdate(InputModel):
     """Status moves open → active → paused → closed; closing needs a ``closure_reason``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -26,11 +27,11 @@ class CaseUpdate(BaseModel):
     closure_reason: ClosureReason | None = None
 
 
-class ParticipantCreate(BaseModel):
+class ParticipantCreate(InputModel):
     model_config = ConfigDict(extra="forbid")
 
     agency_id: uuid.UUID
-    user_ids: Annotated[list[uuid.UUID], Field(max_length=20)] = []
+    user_ids: Annotated[list[uuid.UUID], Field(max_length=20)] = []  # noqa: RUF012 - pydantic copies it
 
 
 class ParticipantRead(BaseModel):

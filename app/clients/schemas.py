@@ -7,14 +7,15 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.clients.models import Scope
+from app.inputs import InputModel
 
 
-class ClientCreate(BaseModel):
+class ClientCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     agency_id: uuid.UUID
-    scopes: Annotated[list[Scope], Field(max_length=len(Scope))] = []
+    scopes: Annotated[list[Scope], Field(max_length=len(Scope))] = []  # noqa: RUF012 - pydantic copies it
 
 
 class ClientRead(BaseModel):

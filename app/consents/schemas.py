@@ -7,10 +7,10 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.consents.models import ConsentMethod, ConsentStatus, SignatoryRole
-from app.inputs import Timestamp
+from app.inputs import InputModel, Timestamp
 
 
-class SignatoryIn(BaseModel):
+class SignatoryIn(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     role: SignatoryRole
@@ -19,7 +19,7 @@ class SignatoryIn(BaseModel):
     signed_at: Timestamp
 
 
-class ConsentCreate(BaseModel):
+class ConsentCreate(InputModel):
     """Immutable once registered: a correction is a new consent that names the one it
     supersedes. Times without a zone are taken as UTC."""
 
@@ -35,7 +35,7 @@ class ConsentCreate(BaseModel):
     supersedes_id: uuid.UUID | None = None
 
 
-class WithdrawalIn(BaseModel):
+class WithdrawalIn(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     reason: Annotated[str, Field(min_length=1, max_length=2000)]

@@ -7,8 +7,10 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.inputs import InputModel
 
-class EmergencyAccessCreate(BaseModel):
+
+class EmergencyAccessCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     legal_basis: Annotated[str, Field(min_length=1, max_length=40)]

@@ -6,11 +6,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.inputs import InputModel
+
 Title = Annotated[str, Field(min_length=1, max_length=200)]
 Body = Annotated[str, Field(min_length=1, max_length=20000)]
 
 
-class EntryCreate(BaseModel):
+class EntryCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     category: Annotated[str, Field(min_length=1, max_length=40)]
@@ -18,7 +20,7 @@ class EntryCreate(BaseModel):
     body: Body
 
 
-class CorrectionCreate(BaseModel):
+class CorrectionCreate(InputModel):
     """A correction is a new version; the old ones stay readable, as in a journal."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)

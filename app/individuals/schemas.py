@@ -6,13 +6,13 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.inputs import Flag
+from app.inputs import Flag, InputModel
 
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 NumberText = Annotated[str, Field(min_length=10, max_length=13)]
 
 
-class GuardianCreate(BaseModel):
+class GuardianCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     given_name: Name
@@ -21,7 +21,7 @@ class GuardianCreate(BaseModel):
     has_custody: Flag
 
 
-class IndividualCreate(BaseModel):
+class IndividualCreate(InputModel):
     """Personnummer or samordningsnummer; without one, ``birth_date`` is required and a
     reserve id is assigned."""
 
@@ -32,7 +32,7 @@ class IndividualCreate(BaseModel):
     family_name: Name
     birth_date: date | None = None
     protected_identity: Flag = False
-    guardians: Annotated[list[GuardianCreate], Field(max_length=4)] = []
+    guardians: Annotated[list[GuardianCreate], Field(max_length=4)] = []  # noqa: RUF012 - pydantic copies it
 
 
 class GuardianRead(BaseModel):

@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.inputs import Flag
+from app.inputs import Flag, InputModel
 from app.users.models import Role
 
 
@@ -23,7 +23,7 @@ Password = Annotated[str, Field(min_length=12, max_length=1024)]
 Roles = Annotated[list[Role], Field(min_length=1, max_length=4)]
 
 
-class UserCreate(BaseModel):
+class UserCreate(InputModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     username: Username
@@ -33,7 +33,7 @@ class UserCreate(BaseModel):
     password: Password = Field(json_schema_extra={"writeOnly": True})
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(InputModel):
     """``active: false`` deactivates: the user's tokens stop working at their next request."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
