@@ -8,6 +8,7 @@ back, and no stack trace or SQL reaches a client.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -204,20 +205,33 @@ def validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Field, reason and error type of each failure, never the submitted value.
 
     Pydantic's error dicts carry ``input`` (the value) and ``ctx`` (which may hold
-    it too); only the location, the machine-readable type and the message are kept.
+    it too); only the location, the machine-readable type and the message are kept. Some
+    messages quote a character of the value (a UUID's "found `x` at 37"): those get a
+    message of their own, and no message keeps a control character.
     """
     out = []
     for err in errors:
         loc = [str(part) for part in err.get("loc", ())]
+        kind = str(err.get("type", "invalid"))
+        message = _OWN_MESSAGES.get(kind) or str(err.get("msg", "Invalid value"))
         out.append(
             {
                 "field": ".".join(loc),
                 "loc": loc,
-                "type": str(err.get("type", "invalid")),
-                "message": str(err.get("msg", "Invalid value")),
+                "type": kind,
+                "message": _CONTROL_CHARACTERS.sub("", message),
             }
         )
     return out
+
+
+# Pydantic error types whose message quotes part of the submitted value.
+_OWN_MESSAGES = {
+    "uuid_parsing": "Input should be a valid UUID",
+    "uuid_version": "Input should be a valid UUID",
+    "json_invalid": "Invalid JSON",
+}
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 async def _app_error(request: Request, exc: Exception) -> Response:

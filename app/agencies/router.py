@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from app.agencies import service as agency_service
 from app.agencies.schemas import AgencyCreate, AgencyRead, AgencyUpdate
+from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
 from app.pagination import CursorQuery, LimitQuery, Page
@@ -17,7 +18,7 @@ _ERRORS: dict[int | str, dict[str, str]] = {
 }
 
 
-@router.post("", status_code=201, responses=_ERRORS)
+@router.post("", dependencies=[audited("agency.create")], status_code=201, responses=_ERRORS)
 async def create_agency(data: AgencyCreate, actor: CurrentActor, session: SessionDep) -> AgencyRead:
     agency = await agency_service.create_agency(session, actor, data=data)
     return agency_service.to_read(agency)
@@ -36,7 +37,11 @@ async def get_agency(agency_id: uuid.UUID, actor: CurrentActor, session: Session
     return agency_service.to_read(agency)
 
 
-@router.patch("/{agency_id}", responses={**_ERRORS, 404: {"description": "No such agency"}})
+@router.patch(
+    "/{agency_id}",
+    dependencies=[audited("agency.update")],
+    responses={**_ERRORS, 404: {"description": "No such agency"}},
+)
 async def update_agency(
     agency_id: uuid.UUID, data: AgencyUpdate, actor: CurrentActor, session: SessionDep
 ) -> AgencyRead:

@@ -4,6 +4,7 @@ import uuid
 
 from fastapi import APIRouter
 
+from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
 from app.pagination import CursorQuery, LimitQuery, Page
@@ -18,24 +19,33 @@ _ERRORS: dict[int | str, dict[str, str]] = {
 _ONE = {**_ERRORS, 404: {"description": "No such user"}}
 
 
-@router.post("", status_code=201, responses={**_ERRORS, 409: {"description": "Username taken"}})
+@router.post(
+    "",
+    dependencies=[audited("user.create")],
+    status_code=201,
+    responses={**_ERRORS, 409: {"description": "Username taken"}},
+)
 async def create_user(data: UserCreate, actor: CurrentActor, session: SessionDep) -> UserRead:
     return user_service.to_read(await user_service.create_user(session, actor, data=data))
 
 
-@router.get("", responses=_ERRORS)
+@router.get("", dependencies=[audited("user.list")], responses=_ERRORS)
 async def list_users(
     actor: CurrentActor, session: SessionDep, limit: LimitQuery = 50, cursor: CursorQuery = None
 ) -> Page[UserRead]:
     return await user_service.list_users(session, actor, limit=limit, cursor=cursor)
 
 
-@router.get("/{user_id}", responses=_ONE)
+@router.get("/{user_id}", dependencies=[audited("user.read")], responses=_ONE)
 async def get_user(user_id: uuid.UUID, actor: CurrentActor, session: SessionDep) -> UserRead:
     return user_service.to_read(await user_service.get_user(session, actor, user_id=user_id))
 
 
-@router.patch("/{user_id}", responses={**_ONE, 409: {"description": "Would lock you out"}})
+@router.patch(
+    "/{user_id}",
+    dependencies=[audited("user.update")],
+    responses={**_ONE, 409: {"description": "Would lock you out"}},
+)
 async def update_user(
     user_id: uuid.UUID, data: UserUpdate, actor: CurrentActor, session: SessionDep
 ) -> UserRead:
