@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from tests.factories import PASSWORD, audit_events_after, audit_head, make_user
-from tests.scenarios import Scenario, World, call
+from tests.scenarios import Scenario, World, call, register_consent
 from tests.test_authorization_matrix import ROWS, Ctx, Row, _build
 
 TIME_FIELDS = {"valid_from", "valid_until", "signed_at", "withdrawn_at"}
@@ -194,3 +194,36 @@ async def test_a_username_with_control_characters_is_a_failed_sign_in(
     assert response.status_code == 401, response.text
     [event] = await audit_events_after(connection, before)
     assert (event.action, event.reason) == ("auth.login_failed", "unknown user")
+
+
+@pytest.mark.parametrize(("user", "status"), [("pol_caseworker", 403), ("skola_coordinator", 404)])
+async def test_an_upload_is_decided_before_its_body_is_read(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    user: str,
+    status: int,
+) -> None:
+    """10 MiB offered by someone who may not store the form: refused after the first
+    chunk at most, not after the server took it all in."""
+    consent = await register_consent(client, app, world, scenario)
+    assert consent.status_code == 201, consent.text
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(160):  # 160 x 64 KiB
+            sent += 1
+            yield b"%PDF" + b"\0" * (65536 - 4)
+
+    response = await call(
+        client,
+        app,
+        getattr(world, user),
+        "PUT",
+        f"/consents/{consent.json()['id']}/document",
+        content=body(),
+    )
+    assert response.status_code == status
+    assert sent <= 1

@@ -10,7 +10,7 @@ from app.consents import service as consent_service
 from app.consents.documents import EXTENSIONS
 from app.consents.schemas import ConsentCreate, ConsentRead, DocumentRead, WithdrawalIn
 from app.db import SessionDep
-from app.errors import ONE_RESOURCE, STATE_CHANGE
+from app.errors import ONE_RESOURCE, STATE_CHANGE, PayloadTooLarge
 
 router = APIRouter(tags=["consents"])
 _ONE = ONE_RESOURCE
@@ -71,10 +71,20 @@ async def withdraw_consent(
 async def store_document(
     consent_id: uuid.UUID, request: Request, actor: CurrentActor, session: SessionDep
 ) -> DocumentRead:
-    """The signed form as the raw body. Its type is read from its content, not the header."""
-    content = await request.body()
+    """The signed form as the raw body. Its type is read from its content, not the header.
+    The body is read only once the caller may store it."""
+
+    async def read_body(limit: int) -> bytes:
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"The document exceeds {limit} bytes.")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     return await consent_service.store_document(
-        session, actor, consent_id=consent_id, content=content
+        session, actor, consent_id=consent_id, read_body=read_body
     )
 
 

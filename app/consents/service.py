@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -365,9 +366,17 @@ async def withdraw_consent(
 
 
 async def store_document(
-    session: AsyncSession, actor: Actor, *, consent_id: uuid.UUID, content: bytes
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    consent_id: uuid.UUID,
+    read_body: Callable[[int], Awaitable[bytes]],
 ) -> DocumentRead:
-    """Store the signed form once: PDF, PNG or JPEG by content; 409 if one is stored."""
+    """Store the signed form once: PDF, PNG or JPEG by content; 409 if one is stored.
+
+    The caller is decided on first; only then is the body read (``read_body`` with the
+    size cap, which it enforces while reading), so nobody who may not upload makes the
+    server take in megabytes."""
     consent, decision = await _load(
         session,
         actor,
@@ -376,6 +385,7 @@ async def store_document(
         audit_action="consent.document.store",
     )
     limits = get_engine().reference.settings.documents
+    content = await read_body(limits.max_bytes)
     if len(content) > limits.max_bytes:
         raise PayloadTooLarge(f"The document exceeds {limits.max_bytes} bytes.")
     media_type = sniff_media_type(content)
