@@ -72,7 +72,9 @@ def _run_server(args: argparse.Namespace, settings: Settings) -> int:
         reload=args.reload,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # Forwarded headers are trusted only from SAMVERKAN_TRUSTED_PROXIES, by the app
+        # itself (app.main); uvicorn's default trusts them from 127.0.0.1.
+        proxy_headers=False,
         server_header=False,
     )
     return 0

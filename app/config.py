@@ -6,6 +6,7 @@ development default: a deployment that forgot to configure itself must not start
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -79,9 +80,26 @@ class Settings(BaseSettings):
     login_max_failures_per_username: int = Field(default=5, ge=1, le=1000)
     login_max_failures_per_address: int = Field(default=30, ge=1, le=100_000)
     login_throttle_window_seconds: int = Field(default=900, ge=10, le=86_400)
+    trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses or networks of the reverse proxies whose "
+        "X-Forwarded-For names the client (e.g. `10.0.0.5,10.1.0.0/16`). Empty: the peer "
+        "address is the client, whatever a request's headers say.",
+    )
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
+        for proxy in self.trusted_proxy_list:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ValueError(
+                    f"SAMVERKAN_TRUSTED_PROXIES: {proxy!r} is not an address or a network"
+                ) from exc
         try:
             url = make_url(self.database_url)
         except ArgumentError as exc:

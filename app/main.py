@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from app import __version__
 from app.actions.router import router as actions_router
@@ -93,6 +94,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             )
         ],
     )
+    if settings.trusted_proxy_list:
+        # Outermost: the client address every later layer (audit origin, login throttle,
+        # access log) sees is the one the trusted proxy names. uvicorn's own handling is
+        # off (app.cli), so nothing else trusts a forwarded header.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     app.state.tokens = TokenService(settings)
     app.state.checkpoint_signer = CheckpointSigner(settings)
     app.include_router(ops_router)
