@@ -14,6 +14,7 @@ from app.audit.models import AuditEvent
 from app.audit.writer import Origin
 from app.auth import service as auth_service
 from app.auth.actor import Actor
+from app.auth.models import SignIn
 from app.security import TokenService, TokenType
 from app.users import service as user_service
 from app.users.models import Role, User
@@ -47,9 +48,10 @@ async def make_user(
     password: str | None = None,
     username: str | None = None,
 ) -> User:
-    """A user; without ``password`` no hash is computed (fast), so it cannot sign in."""
+    """A user; without ``password`` no hash is computed (fast), so it cannot sign in.
+    The user has a live sign-in (:func:`factory_sign_in`), which :func:`bearer` tokens name."""
     agency = agency or await make_agency(session)
-    return await user_service.insert_user(
+    user = await user_service.insert_user(
         session,
         username=username or f"user.{uuid.uuid4().hex[:10]}",
         display_name="Test User",
@@ -57,6 +59,14 @@ async def make_user(
         roles=roles or {Role.CASEWORKER},
         password=password,
     )
+    session.add(SignIn(id=factory_sign_in(user.id), user_id=user.id, started_at=datetime.now(UTC)))
+    await session.flush()
+    return user
+
+
+def factory_sign_in(user_id: uuid.UUID) -> uuid.UUID:
+    """The sign-in of a factory-made user (tokens of a user must name a live sign-in)."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"test-sign-in:{user_id}")
 
 
 def actor_for(user: User) -> Actor:
@@ -64,9 +74,15 @@ def actor_for(user: User) -> Actor:
 
 
 def access_token_for(app: FastAPI, subject: str, **extra: object) -> str:
+    """An access token for ``subject``; a user's names the factory sign-in unless
+    ``sid`` is given (``sid=None`` leaves it out)."""
     tokens: TokenService = app.state.tokens
+    kind, _, raw_id = subject.partition(":")
+    if kind == "user" and "sid" not in extra:
+        extra["sid"] = str(factory_sign_in(uuid.UUID(raw_id)))
+    claims = {k: v for k, v in extra.items() if v is not None}
     return tokens.issue(
-        subject=subject, token_type=TokenType.ACCESS, ttl_seconds=300, extra=dict(extra)
+        subject=subject, token_type=TokenType.ACCESS, ttl_seconds=300, extra=claims
     ).token
 
 
@@ -86,3 +102,12 @@ async def audit_events_after(connection: AsyncConnection, seq: int) -> list[Audi
 async def audit_head(connection: AsyncConnection) -> int:
     value = (await connection.execute(select(func.coalesce(func.max(AuditEvent.seq), 0)))).scalar()
     return int(value or 0)
+
+
+async def fresh_sign_in(session: AsyncSession, app: FastAPI, user: User) -> dict[str, str]:
+    """The headers of a new sign-in of ``user`` (as after signing in again)."""
+    sign_in = SignIn(id=uuid.uuid4(), user_id=user.id, started_at=datetime.now(UTC))
+    session.add(sign_in)
+    await session.flush()
+    token = access_token_for(app, f"user:{user.id}", sid=str(sign_in.id))
+    return {"Authorization": f"Bearer {token}"}

@@ -24,6 +24,7 @@ from tests.factories import (
     audit_events_after,
     audit_head,
     bearer,
+    fresh_sign_in,
     make_agency,
     make_user,
 )
@@ -307,7 +308,7 @@ async def test_deactivation_stops_the_users_tokens_at_the_next_request(
     assert (await client.get(f"{API}/auth/me", headers=target)).status_code == 401
 
 
-async def test_an_agency_move_applies_at_the_next_request(
+async def test_an_agency_move_ends_the_sign_in_and_the_next_one_is_in_the_new_agency(
     client: httpx.AsyncClient, app: FastAPI, world: World, session: AsyncSession
 ) -> None:
     other = await make_agency(session, name="Annan myndighet")
@@ -317,7 +318,9 @@ async def test_an_agency_move_applies_at_the_next_request(
         json={"agency_id": str(other.id)},
         headers=bearer(app, world.admin),
     )
-    me = await client.get(f"{API}/auth/me", headers=target)
+    assert (await client.get(f"{API}/auth/me", headers=target)).status_code == 401
+    again = await fresh_sign_in(session, app, world.target_user)
+    me = await client.get(f"{API}/auth/me", headers=again)
     assert me.json()["agency_id"] == str(other.id)
 
 

@@ -31,6 +31,7 @@ from app.migrate import current_revisions, head_revisions
 from app.security import verify_secret
 from app.users.models import User
 from tests.conftest import make_settings, throwaway_database
+from tests.factories import fresh_sign_in
 from tests.scenarios import call
 
 SAMVERKAN = [sys.executable, "-m", "app.cli"]
@@ -217,7 +218,8 @@ async def test_the_demo_shows_a_newcomer_what_the_consent_allows(
 
     async def as_user(username: str, path: str) -> Any:
         user = (await session.execute(select(User).where(User.username == username))).scalar_one()
-        response = await call(client, app, user, "GET", path)
+        headers = await fresh_sign_in(session, app, user)
+        response = await call(client, app, None, "GET", path, headers=headers)
         assert response.status_code == 200, response.text
         return response.json()
 

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from tests.factories import audit_events_after, audit_head
+from tests.factories import audit_events_after, audit_head, fresh_sign_in
 from tests.scenarios import (
     CHILD_NUMBER,
     Scenario,
@@ -330,8 +330,14 @@ async def test_a_closed_case_takes_no_work_and_shares_nothing_until_reopened(
 
 
 async def test_an_emergency_grant_stays_with_the_agency_when_its_user_moves(
-    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    session: AsyncSession,
 ) -> None:
+    """The move ends the user's sign-in; signed in again, at the school, the grant the
+    police issued no longer applies."""
     entry = await _soc_entry(client, app, world, scenario)
     await _ok(
         await call(
@@ -367,10 +373,13 @@ async def test_an_emergency_grant_stays_with_the_agency_when_its_user_moves(
             json={"agency_id": str(world.skola.id)},
         )
     )
-    assert await _status(client, app, world.pol_caseworker, "GET", f"/entries/{entry}") == 404
+    assert await _status(client, app, world.pol_caseworker, "GET", f"/entries/{entry}") == 401
+    again = await fresh_sign_in(session, app, world.pol_caseworker)
+    read = await call(client, app, None, "GET", f"/entries/{entry}", headers=again)
+    assert read.status_code == 404
     shown = await _ok(
         await call(
-            client, app, world.pol_caseworker, "GET", f"/individuals/{scenario.individual['id']}"
+            client, app, None, "GET", f"/individuals/{scenario.individual['id']}", headers=again
         )
     )
     assert shown["identity_visible"] is False

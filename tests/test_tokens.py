@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.security import InvalidToken, TokenService, TokenType
 from app.users.models import Role, User
 from tests.conftest import make_settings
-from tests.factories import make_user
+from tests.factories import factory_sign_in, make_user
 
 ME = "/api/v1/auth/me"
 
@@ -41,6 +41,7 @@ def _claims(tokens: TokenService, user: User, **changes: object) -> dict[str, ob
         "exp": now + 300,
         "iss": tokens.issuer,
         "aud": tokens.audience,
+        "sid": str(factory_sign_in(user.id)),
     }
     for key, value in changes.items():
         if value is None:
@@ -117,7 +118,7 @@ async def test_edited_payload_is_refused(
     assert await _status(client, f"{header}.{forged}.{signature}") == 401
 
 
-@pytest.mark.parametrize("claim", ["exp", "aud", "iss", "iat", "sub", "jti", "typ"])
+@pytest.mark.parametrize("claim", ["exp", "aud", "iss", "iat", "sub", "jti", "typ", "sid"])
 async def test_a_missing_required_claim_is_refused(
     client: httpx.AsyncClient, tokens: TokenService, user: User, claim: str
 ) -> None:

@@ -52,10 +52,14 @@ async def current_actor(
         claims = tokens.decode(credentials.credentials, expected_type=TokenType.ACCESS)
         kind, _, raw_id = claims.subject.partition(":")
         subject_id = uuid.UUID(raw_id)
+        raw_sign_in = claims.extra.get("sid")
+        sign_in_id = uuid.UUID(str(raw_sign_in)) if raw_sign_in is not None else None
     except (InvalidToken, ValueError) as exc:
         log.info("access token rejected", reason=str(exc))
         raise Unauthorized("The access token is invalid or expired.") from exc
-    actor = await auth_service.load_actor(session, kind=kind, subject_id=subject_id, origin=origin)
+    actor = await auth_service.load_actor(
+        session, kind=kind, subject_id=subject_id, origin=origin, sign_in_id=sign_in_id
+    )
     if actor is None:
         raise Unauthorized("The access token is invalid or expired.")
     structlog.contextvars.bind_contextvars(

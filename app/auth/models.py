@@ -35,3 +35,16 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer)
     window_started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     blocked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SignIn(Base):
+    """One password sign-in: every token issued under it (access and refresh, through
+    every rotation) names it in ``sid``. Ending it ends them all at their next use."""
+
+    __tablename__ = "sign_in"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("app_user.id"), index=True)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_reason: Mapped[str | None] = mapped_column(String(40))

@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import writer as audit
@@ -19,7 +20,7 @@ from app.audit.models import Decision
 from app.audit.writer import Origin, Record
 from app.auth import throttle
 from app.auth.actor import Actor, ActorKind
-from app.auth.models import RefreshToken
+from app.auth.models import RefreshToken, SignIn
 from app.clients.models import IntegrationClient
 from app.config import Settings
 from app.db import keep_whatever_the_outcome
@@ -56,13 +57,49 @@ def user_actor(user: User, origin: Origin) -> Actor:
     )
 
 
+class SignInEnd(StrEnum):
+    """Why a sign-in ended (``sign_in.ended_reason``)."""
+
+    SIGNED_OUT = "signed_out"
+    TOKEN_REUSE = "refresh_token_reuse"  # noqa: S105 - a reason, not a secret
+    PASSWORD_CHANGED = "password_changed"  # noqa: S105 - a reason, not a secret
+    DEACTIVATED = "deactivated"
+    ACCESS_CHANGED = "roles_or_agency_changed"
+
+
+# The user behind a token, if the token's sign-in has not ended: one statement, the same
+# round trip the request made before sign-ins were state.
+_SIGNED_IN_USER = (
+    select(User)
+    .join(SignIn, SignIn.user_id == User.id)
+    .where(
+        User.id == bindparam("user_id"),
+        User.active.is_(True),
+        SignIn.id == bindparam("sign_in_id"),
+        SignIn.ended_at.is_(None),
+    )
+)
+
+
 async def load_actor(
-    session: AsyncSession, *, kind: str, subject_id: uuid.UUID, origin: Origin
+    session: AsyncSession,
+    *,
+    kind: str,
+    subject_id: uuid.UUID,
+    origin: Origin,
+    sign_in_id: uuid.UUID | None = None,
 ) -> Actor | None:
-    """The active user or unrevoked client behind a token subject, or ``None``."""
+    """The active user of a live sign-in, or the unrevoked client, behind a token; else
+    ``None``. A user's token without a sign-in is never accepted."""
     if kind == ActorKind.USER:
-        user = await session.get(User, subject_id)
-        if user is None or not user.active:
+        if sign_in_id is None:
+            return None
+        user = (
+            await session.execute(
+                _SIGNED_IN_USER, {"user_id": subject_id, "sign_in_id": sign_in_id}
+            )
+        ).scalar_one_or_none()
+        if user is None:
             return None
         return user_actor(user, origin)
     if kind == ActorKind.CLIENT:
@@ -159,11 +196,17 @@ async def _issue(
     *,
     family_id: uuid.UUID | None = None,
 ) -> TokenGrant:
+    """Tokens of a sign-in: a new one (``family_id`` None) or the one being refreshed.
+    Both tokens name the sign-in in ``sid``."""
     now = _now()
+    if family_id is None:
+        family_id = uuid.uuid4()
+        session.add(SignIn(id=family_id, user_id=user.id, started_at=now))
     access = tokens.issue(
         subject=f"user:{user.id}",
         token_type=TokenType.ACCESS,
         ttl_seconds=settings.access_token_ttl_seconds,
+        extra={"sid": str(family_id)},
     )
     refresh_id = uuid.uuid4()
     refresh = tokens.issue(
@@ -171,11 +214,12 @@ async def _issue(
         token_type=TokenType.REFRESH,
         ttl_seconds=settings.refresh_token_ttl_seconds,
         token_id=str(refresh_id),
+        extra={"sid": str(family_id)},
     )
     session.add(
         RefreshToken(
             id=refresh_id,
-            family_id=family_id or uuid.uuid4(),
+            family_id=family_id,
             user_id=user.id,
             issued_at=now,
             expires_at=now + timedelta(seconds=settings.refresh_token_ttl_seconds),
@@ -318,7 +362,15 @@ async def client_credentials_grant(
     return TokenGrant(access_token=access.token, expires_in=settings.access_token_ttl_seconds)
 
 
-async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> None:
+async def revoke_family(
+    session: AsyncSession, family_id: uuid.UUID, now: datetime, reason: SignInEnd
+) -> None:
+    """End one sign-in: its access tokens at their next request, its refresh tokens now."""
+    await session.execute(
+        update(SignIn)
+        .where(SignIn.id == family_id, SignIn.ended_at.is_(None))
+        .values(ended_at=now, ended_reason=reason.value)
+    )
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
@@ -326,12 +378,19 @@ async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: dateti
     )
 
 
-async def revoke_all_for_user(session: AsyncSession, user_id: uuid.UUID) -> None:
-    """End every session of ``user_id`` (deactivation): refresh tokens stop working."""
+async def revoke_all_for_user(session: AsyncSession, user_id: uuid.UUID, reason: SignInEnd) -> None:
+    """End every sign-in of ``user_id`` (password changed, deactivated, roles or agency
+    changed): every token of theirs stops working at its next use."""
+    now = _now()
+    await session.execute(
+        update(SignIn)
+        .where(SignIn.user_id == user_id, SignIn.ended_at.is_(None))
+        .values(ended_at=now, ended_reason=reason.value)
+    )
     await session.execute(
         update(RefreshToken)
         .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=_now())
+        .values(revoked_at=now)
     )
 
 
@@ -369,7 +428,7 @@ async def refresh_grant(
         family_id, user_id = row.family_id, row.user_id
 
         async def revoke(target: AsyncSession) -> None:
-            await revoke_family(target, family_id, now)
+            await revoke_family(target, family_id, now, SignInEnd.TOKEN_REUSE)
 
         keep_whatever_the_outcome(session, revoke)
         audit.append_whatever_the_outcome(
@@ -399,26 +458,41 @@ async def refresh_grant(
     return grant
 
 
+def _sign_in_of(tokens: TokenService, token: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """(sign-in, user) a refresh or an access token of this deployment names, if any."""
+    for token_type in (TokenType.REFRESH, TokenType.ACCESS):
+        try:
+            claims = tokens.decode(token, expected_type=token_type)
+            kind, _, raw_user = claims.subject.partition(":")
+            if kind != ActorKind.USER:
+                return None
+            return uuid.UUID(str(claims.extra.get("sid"))), uuid.UUID(raw_user)
+        except (InvalidToken, ValueError):
+            continue
+    return None
+
+
 async def revoke_refresh_token(
     session: AsyncSession, tokens: TokenService, *, refresh_token: str, origin: Origin
 ) -> None:
-    """Sign out: revoke the token's family. Unknown or invalid tokens are ignored
-    (RFC 7009: the answer must not tell whether the token was valid)."""
-    try:
-        claims = tokens.decode(refresh_token, expected_type=TokenType.REFRESH)
-        row = await session.get(RefreshToken, uuid.UUID(claims.token_id))
-    except (InvalidToken, ValueError):
+    """Sign out: end the sign-in the token (refresh or access) belongs to, and so every
+    token of it. Unknown or invalid tokens are ignored (RFC 7009: the answer must not tell
+    whether the token was valid)."""
+    found = _sign_in_of(tokens, refresh_token)
+    if found is None:
         return
-    if row is None:
+    sign_in_id, user_id = found
+    sign_in = await session.get(SignIn, sign_in_id)
+    if sign_in is None or sign_in.user_id != user_id:
         return
-    await revoke_family(session, row.family_id, _now())
+    await revoke_family(session, sign_in_id, _now(), SignInEnd.SIGNED_OUT)
     await audit.append(
         session,
         Record(
             action="auth.logout",
-            actor_user_id=row.user_id,
+            actor_user_id=user_id,
             resource_type="refresh_token_family",
-            resource_id=str(row.family_id),
+            resource_id=str(sign_in_id),
             origin=origin,
         ),
     )

@@ -99,6 +99,21 @@ async def get_user(session: AsyncSession, actor: Actor, *, user_id: uuid.UUID) -
     return user
 
 
+def _sign_in_end(
+    user: User, data: UserUpdate, previous_roles: str, previous_agency: uuid.UUID
+) -> auth_service.SignInEnd | None:
+    """Whether this change ends the user's sign-ins: a new password, deactivation, or
+    different roles or agency (a token must not carry access its holder no longer has,
+    nor be the old account's access for whoever reset the password)."""
+    if data.active is False:
+        return auth_service.SignInEnd.DEACTIVATED
+    if data.password is not None:
+        return auth_service.SignInEnd.PASSWORD_CHANGED
+    if user.roles != previous_roles or user.agency_id != previous_agency:
+        return auth_service.SignInEnd.ACCESS_CHANGED
+    return None
+
+
 async def update_user(
     session: AsyncSession, actor: Actor, *, user_id: uuid.UUID, data: UserUpdate
 ) -> User:
@@ -114,6 +129,7 @@ async def update_user(
         or ("roles" in changes and Role.ADMIN not in set(changes["roles"] or ()))
     ):
         raise Conflict("Administrators cannot deactivate or demote themselves.")
+    previous_roles, previous_agency = user.roles, user.agency_id
     for field in ("display_name", "active"):
         if changes.get(field) is not None:
             setattr(user, field, changes[field])
@@ -127,8 +143,9 @@ async def update_user(
     if data.password is not None:
         user.password_hash = await hash_secret_async(data.password)
     user.updated_at = datetime.now(UTC)
-    if data.active is False or data.password is not None:
-        await auth_service.revoke_all_for_user(session, user.id)
+    ended = _sign_in_end(user, data, previous_roles, previous_agency)
+    if ended is not None:
+        await auth_service.revoke_all_for_user(session, user.id, ended)
     await session.flush()
     await audit.append(
         session,
