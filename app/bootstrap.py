@@ -18,7 +18,7 @@ from app.actions import service as action_service
 from app.actions.schemas import ActionCreate
 from app.agencies.models import Agency, AgencyKind
 from app.audit import writer as audit
-from app.audit.writer import Origin, Record
+from app.audit.records import Origin, Record
 from app.auth.service import user_actor
 from app.cases import service as case_service
 from app.cases.models import Programme

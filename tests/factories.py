@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agencies.models import Agency, AgencyKind
 from app.audit.models import AuditEvent
-from app.audit.writer import Origin
+from app.audit.records import Origin
 from app.auth import service as auth_service
 from app.auth.actor import Actor
 from app.auth.models import SignIn

@@ -16,7 +16,7 @@ from app.actions.models import ActionStatus, CaseAction
 from app.actions.schemas import ActionCreate, ActionUpdate
 from app.agencies.models import AgencyKind
 from app.audit.models import AuditEvent
-from app.audit.writer import Origin
+from app.audit.records import Origin
 from app.auth.actor import Actor
 from app.auth.service import user_actor
 from app.cases import service as case_service

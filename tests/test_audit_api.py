@@ -24,8 +24,8 @@ from app.audit import flags as audit_flags
 from app.audit import writer
 from app.audit.chain import canonical_body
 from app.audit.models import AuditReadVolume, Decision
+from app.audit.records import Record
 from app.audit.service import csv_safe
-from app.audit.writer import Record
 from app.policy.reference import WEEKDAYS, AuditSettings, WorkingHours
 from tests.factories import audit_events_after, audit_head
 from tests.scenarios import Scenario, World, call, individual_body

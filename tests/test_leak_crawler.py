@@ -46,7 +46,7 @@ from app.actions import service as action_service
 from app.actions.models import CaseAction
 from app.agencies.models import AgencyKind
 from app.audit.models import AuditEvent
-from app.audit.writer import Origin
+from app.audit.records import Origin
 from app.auth import service as auth_service
 from app.auth.actor import Actor, ActorKind
 from app.cases import service as case_service

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from app.audit.writer import Origin
+from app.audit.records import Origin
 from app.auth.actor import Actor, ActorKind
 from app.policy.engine import Action, PolicyEngine, PolicyError, policies_dir
 from app.policy.entities import (
+    AccountFacts,
     ActionFacts,
     AgencyFacts,
+    AuditRecordFacts,
     CaseFacts,
     ConsentGrant,
     EmergencyGrant,
@@ -58,6 +60,19 @@ def _user(name: str) -> uuid.UUID:
 
 
 def _resource(spec: dict[str, Any]) -> Resource:
+    if "account" in spec:
+        return AccountFacts(
+            id=uuid.uuid5(uuid.NAMESPACE_URL, "account"),
+            agency_id=_agency(spec["account"]["agency"]),
+            roles=frozenset(spec["account"]["roles"]),
+        )
+    if "audit_record" in spec:
+        record = spec["audit_record"]
+        return AuditRecordFacts(
+            seq=1,
+            actor_user_id=_user(record["actor"]) if "actor" in record else None,
+            about_user_id=_user(record["about"]) if "about" in record else None,
+        )
     if "grant" in spec:
         grant = spec["grant"]
         case = _resource({"case": grant["case"]})
@@ -155,7 +170,11 @@ def _grounds(spec: dict[str, Any] | None) -> Grounds:
 def test_policy_case(case: dict[str, Any]) -> None:
     grounds = _grounds(case.get("grounds"))
     decision = ENGINE.decide(
-        _actor(case["principal"]), Action(case["action"]), _resource(case["resource"]), grounds
+        _actor(case["principal"]),
+        Action(case["action"]),
+        _resource(case["resource"]),
+        grounds,
+        case.get("context"),
     )
     assert decision.allowed is (case["expect"] == "allow")
     assert decision.policy_id == case["policy"]

@@ -22,7 +22,7 @@ from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions.models import CaseAction
-from app.audit.writer import Origin
+from app.audit.records import Origin
 from app.auth.actor import Actor, ActorKind
 from app.auth.service import user_actor
 from app.cases import service as case_service

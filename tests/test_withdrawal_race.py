@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.agencies.models import AgencyKind
-from app.audit.writer import Origin
+from app.audit.records import Origin
 from app.auth.actor import Actor
 from app.auth.service import user_actor
 from app.cases import service as case_service

@@ -14,7 +14,7 @@ from app.actions.models import FINAL, TRANSITIONS, ActionStatus, CaseAction
 from app.actions.schemas import ActionCreate, ActionRead, ActionUpdate
 from app.agencies import service as agency_service
 from app.audit import writer as audit
-from app.audit.writer import Origin
+from app.audit.records import Origin, Record
 from app.auth.actor import Actor
 from app.auth.service import user_actor
 from app.cases import service as case_service
@@ -51,7 +51,7 @@ async def _facts(
 
 def _read_record(
     actor: Actor, audit_action: str, action: CaseAction, decision: PolicyDecision
-) -> audit.Record:
+) -> Record:
     return actor.record(
         audit_action,
         policy_id=decision.policy_id,

@@ -12,11 +12,12 @@ from stdnum.se import orgnr
 from app.agencies.models import Agency, AgencyKind
 from app.agencies.schemas import AgencyCreate, AgencyRead, AgencyUpdate
 from app.audit import writer as audit
-from app.auth import service as auth_service
 from app.auth.actor import Actor
 from app.errors import NotFound, ValidationFailed
 from app.pagination import Page, cursor_uuid, decode_cursor, encode_cursor
-from app.users.models import Role
+from app.policy import enforce
+from app.policy.engine import Action
+from app.policy.entities import AgencyFacts
 
 
 def to_read(agency: Agency) -> AgencyRead:
@@ -31,8 +32,14 @@ def to_read(agency: Agency) -> AgencyRead:
 
 async def create_agency(session: AsyncSession, actor: Actor, *, data: AgencyCreate) -> Agency:
     """Admin only; audited as ``agency.create``."""
-    await auth_service.authorize(
-        session, actor, action="agency.create", roles={Role.ADMIN}, resource_type="agency"
+    enforce.require(
+        session,
+        actor,
+        Action.AGENCY_MANAGE,
+        AgencyFacts(id=actor.agency_id),
+        audit_action="agency.create",
+        hidden=False,
+        resource_type="agency",
     )
     now = datetime.now(UTC)
     agency = Agency(
@@ -90,11 +97,13 @@ async def update_agency(
     session: AsyncSession, actor: Actor, *, agency_id: uuid.UUID, data: AgencyUpdate
 ) -> Agency:
     """Admin only; audited as ``agency.update`` with the changed field names."""
-    await auth_service.authorize(
+    enforce.require(
         session,
         actor,
-        action="agency.update",
-        roles={Role.ADMIN},
+        Action.AGENCY_MANAGE,
+        AgencyFacts(id=actor.agency_id),
+        audit_action="agency.update",
+        hidden=False,
         resource_type="agency",
         resource_id=str(agency_id),
     )

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit.models import AuditReadVolume, Decision
 from app.individuals.models import Individual
+from app.policy import get_engine
 
 if TYPE_CHECKING:
     from app.policy.reference import AuditSettings
@@ -27,12 +28,11 @@ OUTSIDE_HOURS = "outside_hours"
 VOLUME = "volume"
 SENSITIVE_CATEGORY = "sensitive_category"
 SUBJECT_LOOKUP = "subject_lookup"
+ACCOUNT_CHANGE = "account_change"
 
 
 def audit_settings() -> AuditSettings:
     """``audit`` of policies/settings.yaml (a function, so tests can substitute it)."""
-    from app.policy import get_engine  # noqa: PLC0415 - app.policy imports the actor, which imports this module
-
     return get_engine().reference.settings.audit
 
 

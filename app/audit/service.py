@@ -25,6 +25,7 @@ from app.audit import checkpoints, flags
 from app.audit import writer as audit
 from app.audit.chain import verify_chain
 from app.audit.models import AuditEvent, AuditReview, Decision
+from app.audit.records import Record
 from app.audit.schemas import (
     AccessLogEntry,
     AccessLogRead,
@@ -36,16 +37,17 @@ from app.audit.schemas import (
     SubjectRead,
     VerifyRead,
 )
-from app.auth import service as auth_service
 from app.auth.actor import Actor
 from app.errors import Conflict, NotFound
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.pagination import Page, cursor_int, decode_cursor, encode_cursor
-from app.users.models import Role, User
+from app.policy import enforce
+from app.policy.engine import Action
+from app.policy.entities import AgencyFacts, AuditRecordFacts
+from app.users.models import User
 
 EXPORT_BATCH = 2000
-AUDITORS = {Role.AUDITOR}
 
 # What a record means, in words an individual understands (access extract).
 _WHAT: dict[str, tuple[str, str]] = {
@@ -88,11 +90,13 @@ _WHAT: dict[str, tuple[str, str]] = {
 async def _require_auditor(
     session: AsyncSession, actor: Actor, action: str, resource_id: str | None = None
 ) -> None:
-    await auth_service.authorize(
+    enforce.require(
         session,
         actor,
-        action=action,
-        roles=AUDITORS,
+        Action.AUDIT_USE,
+        AgencyFacts(id=actor.agency_id),
+        audit_action=action,
+        hidden=False,
         resource_type="audit_event",
         resource_id=resource_id,
     )
@@ -165,7 +169,7 @@ def to_read(event: Any) -> AuditEventRead:
     )
 
 
-def _usage_record(actor: Actor, action: str, filters: AuditFilters, reason: str) -> audit.Record:
+def _usage_record(actor: Actor, action: str, filters: AuditFilters, reason: str) -> Record:
     named = ", ".join(filters.named()) or "none"
     return actor.record(
         action,
@@ -217,6 +221,16 @@ async def get_event(session: AsyncSession, actor: Actor, *, seq: int) -> AuditEv
     return to_read(event)
 
 
+def _user_named(event: AuditEvent) -> uuid.UUID | None:
+    """The account a record is about (a user read, changed or signed out), if any."""
+    if event.resource_type != "user" or not event.resource_id:
+        return None
+    try:
+        return uuid.UUID(event.resource_id)
+    except ValueError:
+        return None
+
+
 async def review(
     session: AsyncSession, actor: Actor, *, seq: int, data: ReviewCreate
 ) -> ReviewRead:
@@ -226,6 +240,21 @@ async def review(
     event = await session.get(AuditEvent, seq)
     if event is None:
         raise NotFound()
+    enforce.require(
+        session,
+        actor,
+        Action.AUDIT_REVIEW,
+        AuditRecordFacts(
+            seq=seq,
+            actor_user_id=event.actor_user_id,
+            about_user_id=_user_named(event),
+        ),
+        audit_action="audit.review",
+        hidden=False,
+        detail="Nobody marks reviewed a record of what they did or of their own account.",
+        resource_type="audit_event",
+        resource_id=str(seq),
+    )
     if await session.get(AuditReview, seq, with_for_update=True) is not None:
         raise Conflict("This record is reviewed already.")
     review_seq = await audit.append(
@@ -321,7 +350,7 @@ async def create_checkpoint(
         await _require_auditor(session, actor, "audit.checkpoint")
         record = actor.record("audit.checkpoint", resource_type="audit_event", basis="auditor")
     else:
-        record = audit.Record(
+        record = Record(
             action="audit.checkpoint", resource_type="audit_event", reason="command line"
         )
     await audit.append(session, record)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +37,7 @@ from app.audit import flags
 from app.audit.chain import BODY_FIELDS, canonical_body, record_hash
 from app.audit.flags import flags_for
 from app.audit.models import AuditChainHead, AuditEvent, Decision
+from app.audit.records import Record
 from app.db import after_rollback, before_commit, keep_whatever_the_outcome
 from app.errors import ServiceUnavailable, status_of
 
@@ -45,37 +46,6 @@ log = structlog.get_logger("app.audit")
 
 class AuditUnavailable(ServiceUnavailable):
     """The audit record could not be written; the request fails and returns nothing."""
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a request came from, as the audit record keeps it."""
-
-    request_id: str | None = None
-    client_address: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """What to record. Identifiers only: no names, personal numbers or case content."""
-
-    action: str
-    decision: Decision = Decision.PERMIT
-    actor_user_id: uuid.UUID | None = None
-    actor_client_id: uuid.UUID | None = None
-    actor_agency_id: uuid.UUID | None = None
-    actor_roles: Iterable[str] = ()
-    resource_type: str | None = None
-    resource_id: str | None = None
-    individual_id: uuid.UUID | None = None
-    case_id: uuid.UUID | None = None
-    basis: str | None = None
-    policy_id: str | None = None
-    consent_id: uuid.UUID | None = None
-    legal_basis: str | None = None
-    reason: str | None = None
-    flags: Iterable[str] = ()
-    origin: Origin = field(default_factory=Origin)
 
 
 def _columns(record: Record, at: datetime, flags: set[str]) -> dict[str, object]:

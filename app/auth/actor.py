@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from app.audit.models import Decision
-from app.audit.writer import Origin, Record
+from app.audit.records import Origin, Record
 from app.users.models import Role
 
 

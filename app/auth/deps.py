@@ -9,7 +9,7 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app.audit.writer import Origin
+from app.audit.records import Origin
 from app.auth import service as auth_service
 from app.auth.actor import Actor
 from app.db import SessionDep

@@ -17,17 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import writer as audit
 from app.audit.models import Decision
-from app.audit.writer import Origin, Record
+from app.audit.records import Origin, Record
 from app.auth import throttle
 from app.auth.actor import Actor, ActorKind
 from app.auth.models import RefreshToken, SignIn
 from app.clients.models import IntegrationClient
 from app.config import Settings
 from app.db import keep_whatever_the_outcome
-from app.errors import Forbidden, TooManyRequests, Unauthorized
+from app.errors import TooManyRequests, Unauthorized
 from app.inputs import has_controls
 from app.security import InvalidToken, TokenService, TokenType, verify_secret
-from app.users.models import Role, User, parse_roles
+from app.users.models import User, parse_roles
 
 INVALID_CREDENTIALS = "Invalid credentials."
 
@@ -117,32 +117,6 @@ async def load_actor(
             origin=origin,
         )
     return None
-
-
-async def authorize(
-    session: AsyncSession,
-    actor: Actor,
-    *,
-    action: str,
-    roles: set[Role],
-    resource_type: str | None = None,
-    resource_id: str | None = None,
-) -> None:
-    """Role gate: 403 and an audited denial unless ``actor`` holds one of ``roles``."""
-    if actor.has_any_role(*roles):
-        return
-    audit.append_whatever_the_outcome(
-        session,
-        actor.record(
-            action,
-            decision=Decision.DENY,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            reason="role not allowed",
-            flags=["denied"],
-        ),
-    )
-    raise Forbidden("Your role does not allow this.")
 
 
 async def _check_throttle(

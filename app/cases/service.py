@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agencies import service as agency_service
 from app.audit import writer as audit
+from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases.models import (
     TRANSITIONS,
@@ -147,7 +148,7 @@ def _shown_record(
     decision: PolicyDecision,
     identity: PolicyDecision,
     **extra: object,
-) -> audit.Record:
+) -> Record:
     """A case read: the case was shown to a participant; the individual's name and number
     on the basis the identity decision names (own agency, consent id, legal basis)."""
     if not identity.allowed:
@@ -166,7 +167,7 @@ def _shown_record(
 
 def _record(
     actor: Actor, action: str, case: Case, decision: PolicyDecision, **extra: object
-) -> audit.Record:
+) -> Record:
     return actor.record(
         action,
         resource_type="case",

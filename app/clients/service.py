@@ -10,14 +10,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agencies import service as agency_service
 from app.audit import writer as audit
-from app.auth import service as auth_service
 from app.auth.actor import Actor
 from app.clients.models import IntegrationClient, Scope
 from app.clients.schemas import ClientCreate, ClientCreated, ClientRead
 from app.errors import NotFound
 from app.pagination import Page, cursor_uuid, decode_cursor, encode_cursor
+from app.policy import enforce
+from app.policy.engine import Action
+from app.policy.entities import AgencyFacts
 from app.security import hash_secret_async, new_client_id, new_client_secret
-from app.users.models import Role
 
 
 def to_read(client: IntegrationClient) -> ClientRead:
@@ -33,11 +34,13 @@ def to_read(client: IntegrationClient) -> ClientRead:
 
 
 async def _admin(session: AsyncSession, actor: Actor, action: str, client_id: str | None) -> None:
-    await auth_service.authorize(
+    enforce.require(
         session,
         actor,
-        action=action,
-        roles={Role.ADMIN},
+        Action.CLIENT_MANAGE,
+        AgencyFacts(id=actor.agency_id),
+        audit_action=action,
+        hidden=False,
         resource_type="client",
         resource_id=client_id,
     )

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agencies.models import Agency
 from app.audit import writer as audit
+from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases import service as case_service
 from app.cases.models import Case
@@ -121,9 +122,7 @@ def _shown(identity: PolicyDecision) -> dict[str, Any]:
     return fields | {"reason": "identity shown"}
 
 
-def _read_record(
-    actor: Actor, action: str, consent: Consent, identity: PolicyDecision
-) -> audit.Record:
+def _read_record(actor: Actor, action: str, consent: Consent, identity: PolicyDecision) -> Record:
     return actor.record(
         action,
         resource_type="consent",
@@ -137,7 +136,7 @@ def _read_record(
 
 def _record(
     actor: Actor, action: str, consent: Consent, decision: PolicyDecision, **extra: object
-) -> audit.Record:
+) -> Record:
     return actor.record(
         action,
         resource_type="consent",

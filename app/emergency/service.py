@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agencies import service as agency_service
 from app.audit import writer as audit
+from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases import service as case_service
 from app.cases.models import Case
@@ -72,7 +73,7 @@ def _record(
     decision: PolicyDecision,
     individual_id: uuid.UUID,
     **extra: object,
-) -> audit.Record:
+) -> Record:
     return actor.record(
         action,
         resource_type="emergency_grant",
@@ -89,25 +90,32 @@ def _record(
 async def request_access(
     session: AsyncSession, actor: Actor, *, case_id: uuid.UUID, data: EmergencyAccessCreate
 ) -> EmergencyAccessRead:
-    """422 for an unknown basis, a basis not open to the caller's agency kind, or
-    categories the basis does not open; default categories: all the basis opens. 409 on a
-    closed case."""
-    case, _, decision = await case_service.load_case(
-        session, actor, case_id, action=Action.EMERGENCY_REQUEST, audit_action="emergency.grant"
+    """404 to whoever may not see the case; 409 on a closed case; 422 for an unknown
+    basis, and where the decision point refuses the request (``emergency.request``: a
+    basis not open to the caller's agency kind, or categories it does not open). Default
+    categories: all the basis opens."""
+    case, case_facts, _ = await case_service.load_case(
+        session, actor, case_id, action=Action.CASE_READ, audit_action="emergency.grant"
     )
     case_service.require_open(case)
     basis = get_engine().reference.legal_bases.get(data.legal_basis)
     if basis is None:
         raise ValidationFailed.for_field("body.legal_basis", "Unknown legal basis.", "unknown")
-    kind = await agency_service.kind_of(session, actor.agency_id)
-    if kind not in {k.value for k in basis.used_by}:
-        raise ValidationFailed.for_field(
-            "body.legal_basis", "This legal basis is not open to your agency.", "not_allowed"
-        )
     categories = set(data.categories or basis.categories)
-    if not categories <= set(basis.categories):
+    request = {
+        "agency_kind": await agency_service.kind_of(session, actor.agency_id),
+        "used_by": sorted(k.value for k in basis.used_by),
+        "opens": sorted(basis.categories),
+        "categories": sorted(categories),
+    }
+    decision = enforce.decide(
+        actor, Action.EMERGENCY_REQUEST, case_facts, context={"request": request}
+    )
+    if not decision.allowed:
         raise ValidationFailed.for_field(
-            "body.categories", "The legal basis does not open these categories.", "not_allowed"
+            "body.legal_basis",
+            "This legal basis is not open to your agency, or does not open these categories.",
+            "not_allowed",
         )
     now = datetime.now(UTC)
     grant = EmergencyGrant(

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agencies import service as agency_service
 from app.audit import writer as audit
+from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases import service as case_service
 from app.entries.models import Entry, EntryVersion
@@ -41,7 +42,7 @@ async def _facts(session: AsyncSession, entry: Entry, case: CaseFacts | None) ->
     )
 
 
-def _read_record(actor: Actor, action: str, entry: Entry, decision: PolicyDecision) -> audit.Record:
+def _read_record(actor: Actor, action: str, entry: Entry, decision: PolicyDecision) -> Record:
     basis = read_basis(decision, "own_agency")
     sensitive = get_engine().reference.categories[entry.category].sensitive
     if sensitive and entry.source_agency_id != actor.agency_id:

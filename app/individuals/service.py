@@ -17,6 +17,7 @@ from sqlalchemy.orm import aliased
 from app.agencies import service as agency_service
 from app.agencies.models import Agency
 from app.audit import writer as audit
+from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases.models import Case, CaseParticipant, CaseStatus
 from app.errors import Conflict, ValidationFailed
@@ -167,7 +168,7 @@ def _read_record(
     *,
     policy_id: str,
     reason: str | None = None,
-) -> audit.Record:
+) -> Record:
     """The ``individual.read`` record: what the identity was shown on (own agency, consent
     id, legal basis), or that only the pseudonym was."""
     fields = identity_basis(identity)

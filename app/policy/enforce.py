@@ -21,9 +21,13 @@ from app.policy.entities import Grounds, Resource
 
 
 def decide(
-    actor: Actor, action: Action, resource: Resource, grounds: Grounds | None = None
+    actor: Actor,
+    action: Action,
+    resource: Resource,
+    grounds: Grounds | None = None,
+    context: dict[str, Any] | None = None,
 ) -> PolicyDecision:
-    return get_engine().decide(actor, action, resource, grounds)
+    return get_engine().decide(actor, action, resource, grounds, context)
 
 
 def decide_each(
@@ -73,10 +77,11 @@ def require(
     audit_action: str,
     hidden: bool,
     detail: str = "Your role or agency does not allow this.",
+    context: dict[str, Any] | None = None,
     **fields: Any,
 ) -> PolicyDecision:
     """The permit that allows ``action``; otherwise an audited 404 (hidden) or 403."""
-    decision = decide(actor, action, resource)
+    decision = decide(actor, action, resource, context=context)
     if not decision.allowed:
         raise deny(
             session,

@@ -53,6 +53,11 @@ class Action(StrEnum):
     EMERGENCY_REQUEST = "emergency.request"
     EMERGENCY_READ = "emergency.read"
     EMERGENCY_END = "emergency.end"
+    ACCOUNT_MANAGE = "account.manage"
+    AGENCY_MANAGE = "agency.manage"
+    CLIENT_MANAGE = "client.manage"
+    AUDIT_USE = "audit.use"
+    AUDIT_REVIEW = "audit.review"
 
 
 class PolicyError(RuntimeError):
@@ -115,11 +120,13 @@ class PolicyEngine:
         action: Action,
         resource: Resource,
         grounds: Grounds | None = None,
+        context: dict[str, Any] | None = None,
     ) -> PolicyDecision:
         """Permit if the request alone, or with one active consent, or with one emergency
         grant, is permitted; each of those is a Cedar request of its own (one batch call).
-        A forbid that applies denies whatever the grounds."""
-        return self.decide_each(actor, action, [resource], grounds)[0]
+        A forbid that applies denies whatever the grounds. ``context`` is what the action
+        itself carries (an emergency request's basis and categories)."""
+        return self.decide_each(actor, action, [resource], grounds, context)[0]
 
     def decide_each(
         self,
@@ -127,6 +134,7 @@ class PolicyEngine:
         action: Action,
         resources: Sequence[Resource],
         grounds: Grounds | None = None,
+        context: dict[str, Any] | None = None,
     ) -> list[PolicyDecision]:
         """:meth:`decide` for each of ``resources`` (a page of a list), in one Cedar call:
         a call costs about 2 ms whatever it holds, a request within it far less."""
@@ -134,9 +142,10 @@ class PolicyEngine:
             return []
         principal_uid, principal = principal_entity(actor)
         grounds = grounds or Grounds()
-        contexts: list[tuple[dict[str, Any], Basis, Any]] = [({}, Basis.POLICY, None)]
-        contexts += [(consent_context(c), Basis.CONSENT, c) for c in grounds.consents]
-        contexts += [(grant_context(g), Basis.EMERGENCY_ACCESS, g) for g in grounds.grants]
+        own = context or {}
+        contexts: list[tuple[dict[str, Any], Basis, Any]] = [(own, Basis.POLICY, None)]
+        contexts += [(own | consent_context(c), Basis.CONSENT, c) for c in grounds.consents]
+        contexts += [(own | grant_context(g), Basis.EMERGENCY_ACCESS, g) for g in grounds.grants]
         entities = [principal]
         requests = []
         for resource in resources:

@@ -75,6 +75,24 @@ class GrantFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class AccountFacts:
+    """A user account as administered: its agency and its roles as they would be."""
+
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    roles: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecordFacts:
+    """An audit record as reviewed: who acted, and the account it is about (if any)."""
+
+    seq: int
+    actor_user_id: uuid.UUID | None
+    about_user_id: uuid.UUID | None
+
+
+@dataclass(frozen=True, slots=True)
 class ConsentGrant:
     """An active consent of the individual: who it names and what it covers."""
 
@@ -101,7 +119,19 @@ class Grounds:
     grants: tuple[EmergencyGrant, ...] = ()
 
 
-Resource = AgencyFacts | IndividualFacts | CaseFacts | EntryFacts | ActionFacts | GrantFacts
+Resource = (
+    AgencyFacts
+    | IndividualFacts
+    | CaseFacts
+    | EntryFacts
+    | ActionFacts
+    | GrantFacts
+    | AccountFacts
+    | AuditRecordFacts
+)
+
+# The user an audit record names where it names none (a system record; not about a user).
+NOBODY = "nobody"
 
 
 def consent_context(grant: ConsentGrant) -> dict[str, Any]:
@@ -187,9 +217,8 @@ def _individual_entity(facts: IndividualFacts) -> dict[str, Any]:
 
 def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """The resource's uid and the entities a decision about it needs (agencies included)."""
-    if isinstance(resource, AgencyFacts):
-        uid = _uid("Agency", resource.id)
-        return uid, [{"uid": uid, "attrs": {"kind": resource.kind}, "parents": []}]
+    if isinstance(resource, AgencyFacts | AccountFacts | AuditRecordFacts):
+        return _administration_entities(resource)
     if isinstance(resource, IndividualFacts):
         agencies = {resource.registering_agency_id, *resource.case_agency_ids}
         return _uid("Individual", resource.id), [
@@ -244,6 +273,36 @@ def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str
         }
         return grant_uid, [grant, *_agencies([resource.agency_id]), *case_entities]
     return _case_entities(resource)
+
+
+def _administration_entities(
+    resource: AgencyFacts | AccountFacts | AuditRecordFacts,
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """An agency, an account as administered, or an audit record as reviewed."""
+    if isinstance(resource, AgencyFacts):
+        uid = _uid("Agency", resource.id)
+        return uid, [{"uid": uid, "attrs": {"kind": resource.kind}, "parents": []}]
+    if isinstance(resource, AccountFacts):
+        uid = _uid("Account", resource.id)
+        account = {
+            "uid": uid,
+            "attrs": {
+                "agency": _ref("Agency", resource.agency_id),
+                "roles": sorted(resource.roles),
+            },
+            "parents": [],
+        }
+        return uid, [account, *_agencies([resource.agency_id])]
+    uid = _uid("AuditRecord", str(resource.seq))
+    record = {
+        "uid": uid,
+        "attrs": {
+            "actor": {"__entity": _uid("User", resource.actor_user_id or NOBODY)},
+            "about": {"__entity": _uid("User", resource.about_user_id or NOBODY)},
+        },
+        "parents": [],
+    }
+    return uid, [record]
 
 
 def _case_entities(resource: CaseFacts) -> tuple[dict[str, str], list[dict[str, Any]]]:

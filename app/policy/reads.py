@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from app.audit import writer as audit
+from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases.models import Case
 from app.pagination import cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
@@ -42,7 +43,7 @@ class SharedKind(Generic[RowT, FactsT]):
     # the same rule as ``read`` in SQL (app/policy/filters.py)
     visible: Callable[[Actor, datetime], ColumnElement[bool]]
     # the permit record of a read (basis, consent id or legal basis, flags)
-    record: Callable[[Actor, str, RowT, PolicyDecision], audit.Record]
+    record: Callable[[Actor, str, RowT, PolicyDecision], Record]
 
     def fields(self, row: RowT) -> dict[str, Any]:
         item: Any = row

@@ -9,11 +9,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agencies import service as agency_service
+from app.audit import flags
 from app.audit import writer as audit
 from app.auth import service as auth_service
 from app.auth.actor import Actor
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.pagination import Page, cursor_uuid, decode_cursor, encode_cursor
+from app.policy import enforce
+from app.policy.engine import Action
+from app.policy.entities import AccountFacts
 from app.security import hash_secret_async
 from app.users.models import Role, User, format_roles, parse_roles
 from app.users.schemas import UserCreate, UserRead, UserUpdate
@@ -30,10 +34,50 @@ def to_read(user: User) -> UserRead:
     )
 
 
+# Roles that open case content: an account change that grants one is for review.
+_CONTENT_ROLES = {Role.CASEWORKER, Role.COORDINATOR}
+
+
 async def _admin(session: AsyncSession, actor: Actor, action: str, user_id: str | None) -> None:
-    await auth_service.authorize(
-        session, actor, action=action, roles={Role.ADMIN}, resource_type="user", resource_id=user_id
+    """``account.manage``: administrators (policies/duties.cedar); else an audited 403."""
+    enforce.require(
+        session,
+        actor,
+        Action.ACCOUNT_MANAGE,
+        AccountFacts(id=uuid.UUID(user_id) if user_id else uuid.uuid4(), agency_id=actor.agency_id),
+        audit_action=action,
+        hidden=False,
+        resource_type="user",
+        resource_id=user_id,
     )
+
+
+def _check_duties(
+    actor: Actor, account_id: uuid.UUID, agency_id: uuid.UUID, roles: set[Role]
+) -> None:
+    """The roles an account would hold, decided by the decision point: administrator and
+    auditor never together (422 naming ``body.roles``)."""
+    decision = enforce.decide(
+        actor,
+        Action.ACCOUNT_MANAGE,
+        AccountFacts(id=account_id, agency_id=agency_id, roles=frozenset(r.value for r in roles)),
+    )
+    if not decision.allowed:
+        raise ValidationFailed.for_field(
+            "body.roles",
+            "The roles admin and auditor are never held by one account.",
+            "separation_of_duties",
+        )
+
+
+def _account_change(
+    *, roles_before: set[Role], roles: set[Role], password_reset: bool, moved: bool
+) -> list[str]:
+    """``account_change`` when the change could give someone access to case content: a new
+    content role, a password set by an administrator, a move to another agency."""
+    gains_content = bool((roles - roles_before) & _CONTENT_ROLES)
+    opens = roles & _CONTENT_ROLES and (password_reset or moved)
+    return [flags.ACCOUNT_CHANGE] if gains_content or opens else []
 
 
 async def username_taken(session: AsyncSession, username: str) -> bool:
@@ -45,6 +89,7 @@ async def create_user(session: AsyncSession, actor: Actor, *, data: UserCreate) 
     """409 if the username exists in any letter case; 422 if the agency does not."""
     await _admin(session, actor, "user.create", None)
     await agency_service.ensure_exists(session, agency_id=data.agency_id, field="body.agency_id")
+    _check_duties(actor, uuid.uuid4(), data.agency_id, set(data.roles))
     if await username_taken(session, data.username):
         raise Conflict("That username is taken.")
     user = await insert_user(
@@ -56,7 +101,18 @@ async def create_user(session: AsyncSession, actor: Actor, *, data: UserCreate) 
         password=data.password,
     )
     await audit.append(
-        session, actor.record("user.create", resource_type="user", resource_id=str(user.id))
+        session,
+        actor.record(
+            "user.create",
+            resource_type="user",
+            resource_id=str(user.id),
+            flags=_account_change(
+                roles_before=set(),
+                roles=set(data.roles),
+                password_reset=data.password is not None,
+                moved=False,
+            ),
+        ),
     )
     return user
 
@@ -139,6 +195,7 @@ async def update_user(
         )
         user.agency_id = data.agency_id
     if data.roles is not None:
+        _check_duties(actor, user.id, user.agency_id, set(data.roles))
         user.roles = format_roles(set(data.roles))
     if data.password is not None:
         user.password_hash = await hash_secret_async(data.password)
@@ -154,6 +211,12 @@ async def update_user(
             resource_type="user",
             resource_id=str(user.id),
             reason="changed: " + ",".join(sorted(changes)),
+            flags=_account_change(
+                roles_before=set(parse_roles(previous_roles)),
+                roles=set(parse_roles(user.roles)),
+                password_reset=data.password is not None,
+                moved=user.agency_id != previous_agency,
+            ),
         ),
     )
     return user
