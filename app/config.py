@@ -80,6 +80,13 @@ class Settings(BaseSettings):
     login_max_failures_per_username: int = Field(default=5, ge=1, le=1000)
     login_max_failures_per_address: int = Field(default=30, ge=1, le=100_000)
     login_throttle_window_seconds: int = Field(default=900, ge=10, le=86_400)
+    token_failures_recorded_per_address: int = Field(
+        default=100,
+        ge=1,
+        le=100_000,
+        description="Invalid tokens recorded as auth.failure per client address and throttle "
+        "window; beyond it the log does not grow (docs/audit.md).",
+    )
     trusted_proxies: str = Field(
         default="",
         description="Comma-separated addresses or networks of the reverse proxies whose "

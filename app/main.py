@@ -15,6 +15,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from app import __version__
 from app.actions.router import router as actions_router
 from app.agencies.router import router as agencies_router
+from app.audit import refusals
 from app.audit.checkpoints import CheckpointSigner
 from app.audit.router import router as audit_router
 from app.auth.router import router as auth_router
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     _document_problems_in_openapi(app)
     install_error_handlers(app)
+    refusals.install(app)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

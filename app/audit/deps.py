@@ -49,4 +49,15 @@ def audited(action: str) -> Any:
     async def declare(request: Request, actor: CurrentActor, session: SessionDep) -> None:
         audit.expect_records(session, actor.record(action, **path_identifiers(request.path_params)))
 
+    declare.audit_action = action  # type: ignore[attr-defined]  # read by app.audit.refusals
     return Depends(declare)
+
+
+def declared_action(route: Any) -> str | None:
+    """The audit action a route declares with :func:`audited`, if any."""
+    dependant = getattr(route, "dependant", None)
+    for dependency in getattr(dependant, "dependencies", ()):
+        action = getattr(dependency.call, "audit_action", None)
+        if isinstance(action, str):
+            return action
+    return None

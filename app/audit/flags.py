@@ -28,6 +28,13 @@ OUTSIDE_HOURS = "outside_hours"
 VOLUME = "volume"
 SENSITIVE_CATEGORY = "sensitive_category"
 SUBJECT_LOOKUP = "subject_lookup"
+# A request refused for what it asked, not for who asked: malformed or invalid input, or a
+# state that does not allow it (400, 409, 413, 415, 422). Nothing was shown or changed; the
+# work queue (``flagged=true``) leaves these out.
+INVALID = "invalid"
+INVALID_STATUSES = frozenset({400, 409, 413, 415, 422})
+# What needs no human: records flagged with nothing else are not in the work queue.
+NOT_FOR_REVIEW = frozenset({INVALID})
 ACCOUNT_CHANGE = "account_change"
 
 
@@ -100,6 +107,8 @@ async def flags_for(
     others were appended in between: the volume flag is a hint for review.)
     """
     known = {} if known is None else known
+    if INVALID in given:  # refused input: nothing shown or changed, nothing to review
+        return {INVALID}
     settings = audit_settings()
     flags = set(given)
     if decision is Decision.DENY:

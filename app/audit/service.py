@@ -118,7 +118,9 @@ def _conditions(filters: AuditFilters) -> list[ColumnElement[bool]]:
     if filters.decision is not None:
         conditions.append(AuditEvent.decision == filters.decision.value)
     if filters.flagged is not None:
-        conditions.append(AuditEvent.flags != "" if filters.flagged else AuditEvent.flags == "")
+        # ``flagged=true`` is what needs a human: any flag but ``invalid`` alone
+        quiet = AuditEvent.flags.in_(["", *flags.NOT_FOR_REVIEW])
+        conditions.append(~quiet if filters.flagged else quiet)
     if filters.reviewed is not None:
         conditions.append(reviewed if filters.reviewed else AuditReview.seq.is_(None))
     if filters.from_ is not None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -242,11 +242,18 @@ async def _write(session: AsyncSession, record: Record) -> int:
     return seq
 
 
-def append_whatever_the_outcome(session: AsyncSession, record: Record) -> None:
-    """Record a denial or failure even though the request's transaction will roll back."""
+def append_whatever_the_outcome(
+    session: AsyncSession,
+    record: Record,
+    *,
+    only_if: Callable[[AsyncSession], Awaitable[bool]] | None = None,
+) -> None:
+    """Record a denial or failure even though the request's transaction will roll back;
+    with ``only_if``, only when it says so, in the same transaction (a rate limit)."""
 
     async def write(target: AsyncSession) -> None:
-        await _write(target, record)
+        if only_if is None or await only_if(target):
+            await _write(target, record)
 
     _request_audit(session).kept = True
     keep_whatever_the_outcome(session, write)
@@ -317,5 +324,6 @@ async def _record_failure(fresh: AsyncSession, state: _RequestAudit, error: Base
             decision=Decision.DENY,
             policy_id=slug,
             reason=f"not carried out: {outcome}",
+            flags=[flags.INVALID] if status in flags.INVALID_STATUSES else [],
         ),
     )

@@ -8,10 +8,12 @@ from typing import Annotated
 import structlog
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.records import Origin
 from app.auth import service as auth_service
 from app.auth.actor import Actor
+from app.config import Settings
 from app.db import SessionDep
 from app.errors import Unauthorized
 from app.security import InvalidToken, TokenService, TokenType
@@ -39,29 +41,65 @@ async def origin_of(request: Request) -> Origin:
 OriginDep = Annotated[Origin, Depends(origin_of)]
 
 
-async def current_actor(
-    session: SessionDep,
-    tokens: TokensDep,
-    origin: OriginDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+class _Refused(Exception):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+async def _actor_of(
+    session: AsyncSession, tokens: TokenService, origin: Origin, token: str
 ) -> Actor:
-    """The caller, re-read from the database: 401 for any token problem, all alike."""
-    if credentials is None:
-        raise Unauthorized("A bearer access token is required.")
+    """The live caller behind an access token; :class:`_Refused` saying why not."""
     try:
-        claims = tokens.decode(credentials.credentials, expected_type=TokenType.ACCESS)
+        claims = tokens.decode(token, expected_type=TokenType.ACCESS)
         kind, _, raw_id = claims.subject.partition(":")
         subject_id = uuid.UUID(raw_id)
         raw_sign_in = claims.extra.get("sid")
         sign_in_id = uuid.UUID(str(raw_sign_in)) if raw_sign_in is not None else None
     except (InvalidToken, ValueError) as exc:
         log.info("access token rejected", reason=str(exc))
-        raise Unauthorized("The access token is invalid or expired.") from exc
+        raise _Refused("invalid or expired access token") from exc
     actor = await auth_service.load_actor(
         session, kind=kind, subject_id=subject_id, origin=origin, sign_in_id=sign_in_id
     )
     if actor is None:
-        raise Unauthorized("The access token is invalid or expired.")
+        raise _Refused("sign-in ended, account inactive or client revoked")
+    return actor
+
+
+async def actor_if_signed_in(
+    session: AsyncSession, tokens: TokenService, origin: Origin, request: Request
+) -> Actor | None:
+    """The caller of ``request`` if it carries a live access token, else ``None`` (for
+    recording a request refused before the route's dependencies ran)."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return await _actor_of(session, tokens, origin, token.strip())
+    except _Refused:
+        return None
+
+
+async def current_actor(
+    request: Request,
+    session: SessionDep,
+    tokens: TokensDep,
+    origin: OriginDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    """The caller, re-read from the database: 401 for any token problem, all alike. A
+    token presented but refused is recorded (``auth.failure``, rate-limited per address)."""
+    if credentials is None:
+        raise Unauthorized("A bearer access token is required.")
+    try:
+        actor = await _actor_of(session, tokens, origin, credentials.credentials)
+    except _Refused as refused:
+        settings: Settings = request.app.state.settings
+        auth_service.record_token_failure(
+            session, settings, action="auth.failure", reason=refused.reason, origin=origin
+        )
+        raise Unauthorized("The access token is invalid or expired.") from refused
     structlog.contextvars.bind_contextvars(
         actor_kind=actor.kind.value, actor_id=str(actor.id), agency_id=str(actor.agency_id)
     )

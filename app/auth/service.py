@@ -143,6 +143,30 @@ async def _check_throttle(
     )
 
 
+def record_token_failure(
+    session: AsyncSession, settings: Settings, *, action: str, reason: str, origin: Origin
+) -> None:
+    """A presented token that is not a live one of this deployment: recorded (``action``,
+    denied), at most ``token_failures_recorded_per_address`` times per address and
+    throttle window, so that a flood of forged tokens cannot grow the log without bound.
+    Past the limit nothing more is written for that address until the window ends."""
+    now = _now()
+    key = throttle.key_for("token", origin.client_address or "unknown")
+    limit = settings.token_failures_recorded_per_address
+    window = timedelta(seconds=settings.login_throttle_window_seconds)
+    record = Record(
+        action=action, decision=Decision.DENY, reason=reason, flags=["denied"], origin=origin
+    )
+
+    async def within_limit(target: AsyncSession) -> bool:
+        if await throttle.blocked_until(target, [key], now) is not None:
+            return False
+        await throttle.register_failure(target, [(key, limit)], now, window)
+        return True
+
+    audit.append_whatever_the_outcome(session, record, only_if=within_limit)
+
+
 def _fail_sign_in(
     session: AsyncSession,
     settings: Settings,
@@ -385,6 +409,13 @@ async def refresh_grant(
         claims = tokens.decode(refresh_token, expected_type=TokenType.REFRESH)
         token_id = uuid.UUID(claims.token_id)
     except (InvalidToken, ValueError) as exc:
+        record_token_failure(
+            session,
+            settings,
+            action="auth.refresh_failed",
+            reason="not a refresh token of this deployment",
+            origin=origin,
+        )
         raise invalid from exc
     row = await session.get(RefreshToken, token_id)
     if row is None or claims.subject != f"user:{row.user_id}":

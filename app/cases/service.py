@@ -82,6 +82,7 @@ async def load_case(
     (as for a case that does not exist), 403 when it may see it but not do this."""
     case = await session.get(Case, case_id)
     if case is None:
+        await individual_service.decoy_decision(session, actor, Action.CASE_READ, grounds=False)
         raise enforce.not_found(
             session,
             actor,

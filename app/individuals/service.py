@@ -26,7 +26,7 @@ from app.individuals.numbers import InvalidPersonalNumber, PersonalNumber, parse
 from app.individuals.schemas import GuardianRead, IndividualCreate, IndividualRead
 from app.policy import enforce, filters
 from app.policy.engine import Action, Basis, PolicyDecision
-from app.policy.entities import AgencyFacts, CaseFacts, IndividualFacts
+from app.policy.entities import AgencyFacts, CaseFacts, EntryFacts, IndividualFacts, Resource
 from app.policy.grounds import grounds_for
 
 
@@ -126,6 +126,38 @@ async def facts(session: AsyncSession, individual: Individual) -> IndividualFact
     known = await facts_of(session, individual.id)
     assert known is not None  # the row is loaded
     return known.individual
+
+
+NOBODY = uuid.UUID(int=0)
+
+
+async def decoy_decision(
+    session: AsyncSession, actor: Actor, action: Action, *, grounds: bool
+) -> None:
+    """What deciding about a hidden object costs, for one that does not exist: the facts
+    statement, the grounds statement (``grounds``) and a Cedar call, on an id that matches
+    nothing. Its outcome is thrown away; the caller answers 404 either way."""
+    individual = IndividualFacts(id=NOBODY, registering_agency_id=NOBODY)
+    await facts_of(session, NOBODY)  # the statement; it finds nothing
+    found = (
+        await grounds_for(
+            session, actor, individual_id=NOBODY, case_id=NOBODY, now=datetime.now(UTC)
+        )
+        if grounds
+        else None
+    )
+    case = CaseFacts(
+        id=NOBODY,
+        lead_agency_id=NOBODY,
+        participant_agency_ids=frozenset(),
+        individual=individual,
+        status="open",
+    )
+    resource: Resource = individual if action is Action.INDIVIDUAL_READ else case
+    if action in {Action.ENTRY_READ, Action.ACTION_READ}:
+        resource = EntryFacts(id=NOBODY, source_agency_id=NOBODY, category="plan", case=case)
+        action = Action.ENTRY_READ
+    enforce.decide(actor, action, resource, found)
 
 
 async def identity_decision(
@@ -319,6 +351,7 @@ async def get_individual(
     """404 for an individual the caller may not know of, exactly as for none at all."""
     individual = await session.get(Individual, individual_id)
     if individual is None:
+        await decoy_decision(session, actor, Action.INDIVIDUAL_READ, grounds=False)
         raise enforce.not_found(
             session,
             actor,

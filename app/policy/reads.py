@@ -21,6 +21,7 @@ from app.audit import writer as audit
 from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases.models import Case
+from app.individuals import service as individual_service
 from app.pagination import cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
 from app.policy import enforce
 from app.policy.engine import Action, PolicyDecision
@@ -84,6 +85,9 @@ async def readable(
     (PostgreSQL), so two changes of it never interleave."""
     row = await session.get(kind.model, row_id, with_for_update=for_update)
     if row is None:
+        # the same statements and decision as for a hidden row, so that the answer takes
+        # as long: the time must not tell a guessed id exists
+        await individual_service.decoy_decision(session, actor, kind.read, grounds=True)
         raise enforce.not_found(
             session,
             actor,
