@@ -69,6 +69,15 @@ async def _postgres_admin() -> asyncpg.Connection:
         pytest.skip(message)
 
 
+async def postgres_admin_execute(statement: str) -> None:
+    """One statement on the PostgreSQL server as its administrator (CREATE/DROP DATABASE)."""
+    admin = await _postgres_admin()
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
 @asynccontextmanager
 async def throwaway_database(backend: str, directory: Path) -> AsyncIterator[str]:
     """A new, empty database on ``backend``; yields its URL and drops it afterwards."""

@@ -31,7 +31,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from tests.conftest import POSTGRES_ADMIN_URL, _postgres_admin
+from tests.conftest import POSTGRES_ADMIN_URL, postgres_admin_execute
 from tests.test_cli import SAMVERKAN, _env, _free_port
 
 EXAMPLES = os.environ.get("SAMVERKAN_TEST_SCHEMATHESIS_EXAMPLES", "5")
@@ -49,14 +49,6 @@ CHECKS = ",".join(
 ROLES = ["demo.samordnare", "demo.polis", "demo.granskare", "demo.admin"]
 
 
-async def _admin(statement: str) -> None:
-    admin = await _postgres_admin()
-    try:
-        await admin.execute(statement)
-    finally:
-        await admin.close()
-
-
 @pytest.fixture(scope="module")
 def demo(
     backend: str, tmp_path_factory: pytest.TempPathFactory
@@ -68,7 +60,7 @@ def demo(
     database: dict[str, str] = {}
     name = f"samverkan_test_{uuid.uuid4().hex[:12]}"
     if backend == "postgresql":
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(postgres_admin_execute(f'CREATE DATABASE "{name}"'))
         database["SAMVERKAN_DATABASE_URL"] = (
             make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
         )
@@ -112,7 +104,7 @@ def demo(
         process.terminate()
         process.wait(timeout=30)
         if database:
-            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            asyncio.run(postgres_admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.mark.parametrize("username", ROLES)
