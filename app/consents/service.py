@@ -123,30 +123,24 @@ def _shown(identity: PolicyDecision) -> dict[str, Any]:
 
 
 def _read_record(actor: Actor, action: str, consent: Consent, identity: PolicyDecision) -> Record:
-    return actor.record(
-        action,
-        resource_type="consent",
-        resource_id=str(consent.id),
-        case_id=consent.case_id,
-        individual_id=consent.individual_id,
-        policy_id=identity.policy_id,
-        **_shown(identity),
-    )
+    """A read: the basis is what the names were shown on, or the scope only."""
+    return _record(actor, action, consent, identity, **_shown(identity))
 
 
 def _record(
-    actor: Actor, action: str, consent: Consent, decision: PolicyDecision, **extra: object
+    actor: Actor, action: str, consent: Consent, decision: PolicyDecision, **extra: Any
 ) -> Record:
+    """A change (or, with the basis in ``extra``, a read) of the consent; a change names
+    the consent it is about in ``consent_id``."""
+    fields: dict[str, Any] = {"consent_id": consent.id, "basis": "case_participant"} | extra
     return actor.record(
         action,
         resource_type="consent",
         resource_id=str(consent.id),
         case_id=consent.case_id,
         individual_id=consent.individual_id,
-        consent_id=consent.id,
-        basis="case_participant",
         policy_id=decision.policy_id,
-        **extra,  # type: ignore[arg-type]
+        **fields,
     )
 
 
