@@ -1,4 +1,4 @@
-"""The ``samverkan`` command: serve, migrate, create-admin, demo, audit verify|checkpoint,
+"""The samverkan command: serve, migrate, create-admin, demo, audit verify|checkpoint,
 version."""
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import TypeVar
 
 import structlog
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.se import orgnr
@@ -237,7 +239,12 @@ def _server_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="samverkan", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="samverkan",
+        description="Samverkan: case coordination with consent-gated sharing and a "
+        "tamper-evident audit log. Settings come from SAMVERKAN_* environment variables "
+        "(README, Configuration).",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP API (uvicorn)")
@@ -254,7 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_argument("--username", required=True)
     admin.add_argument(
         "--organisation-number",
-        help="of the system agency, when none of kind 'other' exists yet",
+        help="organisationsnummer of the system agency the administrator belongs to: "
+        "required the first time (on a fresh install no agency of kind 'other' exists)",
     )
     admin.set_defaults(handler=_create_admin)
 
@@ -283,10 +291,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unreachable(exc: BaseException) -> str:
+    """One line on a database that cannot be reached: where, and why, without the
+    password or a traceback."""
+    try:
+        url = make_url(get_settings().database_url)
+        where = f"{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+        if url.drivername.startswith("sqlite"):
+            where = str(url.database)
+    except (ValidationError, ArgumentError):
+        where = "(invalid SAMVERKAN_DATABASE_URL)"
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0][:200]
+    return f"samverkan: the database at {where} cannot be reached: {reason}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result: int = args.handler(args)
+    except (OSError, OperationalError, InterfaceError) as exc:
+        sys.stderr.write(_unreachable(exc))
+        return 3
     except ValidationError as exc:
         # Invalid settings: say what is wrong without a traceback, and without echoing
         # the values (a database URL carries a password).

@@ -237,3 +237,30 @@ async def test_the_demo_shows_a_newcomer_what_the_consent_allows(
     plan = await as_user("demo.polis", f"/cases/{case['id']}/actions")
     assert len({a["responsible_agency_id"] for a in plan["items"]}) == 3
     assert all(a["status"] == "planned" for a in plan["items"])
+
+
+def test_an_unreachable_database_is_one_line_without_the_password() -> None:
+    result = subprocess.run(
+        [*SAMVERKAN, "migrate"],
+        capture_output=True,
+        text=True,
+        env=_env(
+            SAMVERKAN_DATABASE_URL="postgresql+asyncpg://samverkan:hemligt-lösen@127.0.0.1:9/x",
+            SAMVERKAN_DB_CONNECT_TIMEOUT_SECONDS="2",
+        ),
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "127.0.0.1:9/x" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "hemligt" not in result.stderr + result.stdout
+
+
+def test_the_help_is_plain_text() -> None:
+    result = subprocess.run(
+        [*SAMVERKAN, "--help"], capture_output=True, text=True, env=_env(), check=True
+    )
+    assert "``" not in result.stdout
+    assert "create-admin" in result.stdout
