@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import uuid
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -174,7 +175,7 @@ async def test_one_record_and_its_hash(
     [newest] = await _search(client, app, world, limit=1)
     one = await call(client, app, world.soc_auditor, "GET", f"/audit/events/{newest['seq']}")
     assert one.status_code == 200
-    assert one.json() | {"reviewed": False} == newest | {"reviewed": False}
+    assert one.json() | {"reviewed": False} == newest | {"reviewed": False, "review": None}
     assert len(one.json()["hash"]) == 64
     missing = await call(client, app, world.soc_auditor, "GET", "/audit/events/999999999")
     assert missing.status_code == 404
@@ -379,6 +380,9 @@ async def test_review_marks_are_audited_once_and_leave_the_queue(
         e["seq"] for e in await _search(client, app, world, flagged="true", reviewed="false")
     ]
     assert target in [e["seq"] for e in await _search(client, app, world, reviewed="true")]
+    read_back = await call(client, app, world.soc_auditor, "GET", f"/audit/events/{target}")
+    assert read_back.json()["review"]["note"] == "Polisen saknade samtycke; nekad som avsett."
+    assert read_back.json()["reviewed"] is True
     for body in ({}, {"note": ""}, {"note": "x", "extra": 1}):
         bad = await call(
             client, app, world.soc_auditor, "POST", f"/audit/events/{target}/review", json=body
@@ -472,6 +476,8 @@ async def test_the_access_extract_shows_who_read_and_who_was_refused(
     rows = list(csv.DictReader(io.StringIO(printable.text)))
     assert len(rows) == len(entries) + 2  # the JSON and HTML extracts were logged too
     assert {"tidpunkt", "myndighet", "vad", "grund"} <= set(rows[0])
+    # times carry their zone (the JSON is UTC, the printable forms Stockholm time)
+    assert all(re.search(r"[+-]0[12]:00$", row["tidpunkt"]) for row in rows)
     unknown = await call(
         client,
         app,
@@ -525,3 +531,25 @@ async def test_review_marks_cannot_be_changed_or_removed(
         with pytest.raises(DBAPIError, match="append-only"):
             async with connection.begin_nested():
                 await connection.execute(text(statement))
+
+
+async def test_the_swedish_extract_names_the_legal_basis_and_exports_write_json_booleans(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    granted = await call(
+        client,
+        app,
+        world.pol_caseworker,
+        "POST",
+        f"/cases/{scenario.case['id']}/emergency-access",
+        json={"legal_basis": "osl_10_18a", "reason": "Akut hot mot den unge"},
+    )
+    assert granted.status_code == 201
+    path = f"/individuals/{scenario.individual['id']}/access-log"
+    html = await call(client, app, world.soc_auditor, "GET", path, params={"format": "html"})
+    assert "OSL 10 kap. 18 a §" in html.text
+    exported = await call(
+        client, app, world.soc_auditor, "GET", "/audit/export", params={"format": "csv"}
+    )
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert {row["reviewed"] for row in rows} == {"false"}

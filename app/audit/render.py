@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 
 from app.audit.schemas import AccessLogRead
 from app.audit.service import csv_line
+from app.policy import get_engine
 
 _LOCAL = ZoneInfo("Europe/Stockholm")
 _BASIS_SV = {
@@ -30,20 +31,28 @@ CSV_COLUMNS = (
 )
 
 
+def _legal_basis_sv(code: str | None) -> str:
+    """A legal basis as the person reads it: its Swedish label (and its code)."""
+    if not code:
+        return ""
+    basis = get_engine().reference.legal_bases.get(code)
+    return f"{basis.label_sv} ({code})" if basis else code
+
+
 def extract_csv(log: AccessLogRead) -> str:
     lines = [csv_line(CSV_COLUMNS)]
     for e in log.entries:
         lines.append(
             csv_line(
                 [
-                    e.at.astimezone(_LOCAL).strftime("%Y-%m-%d %H:%M:%S"),
+                    e.at.astimezone(_LOCAL).isoformat(timespec="seconds"),
                     e.agency_name,
                     e.user_name,
                     e.what_sv,
                     "nekad" if e.decision == "deny" else "tillåten",
                     _BASIS_SV.get(e.basis or "", e.basis),
                     e.consent_id,
-                    e.legal_basis,
+                    _legal_basis_sv(e.legal_basis),
                     e.seq,
                 ]
             )
@@ -63,7 +72,7 @@ def extract_html(log: AccessLogRead) -> str:
                 e.what_sv,
                 "nekad" if e.decision == "deny" else "tillåten",
                 _BASIS_SV.get(e.basis or "", e.basis or ""),
-                e.legal_basis or "",
+                _legal_basis_sv(e.legal_basis),
             )
         )
         + "</tr>"

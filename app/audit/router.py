@@ -15,6 +15,7 @@ from app.audit.deps import audited
 from app.audit.models import Decision
 from app.audit.schemas import (
     AccessLogRead,
+    AuditEventDetail,
     AuditEventRead,
     AuditFilters,
     CheckpointRead,
@@ -87,7 +88,8 @@ async def search_events(
 
 
 @router.get("/audit/events/{seq}", dependencies=[audited("audit.read")], responses=_ONE)
-async def get_event(seq: AuditSeq, actor: CurrentActor, session: SessionDep) -> AuditEventRead:
+async def get_event(seq: AuditSeq, actor: CurrentActor, session: SessionDep) -> AuditEventDetail:
+    """One record, with its review mark and note if it was reviewed."""
     return await audit_service.get_event(session, actor, seq=seq)
 
 

@@ -82,6 +82,12 @@ class ReviewRead(BaseModel):
     review_seq: int
 
 
+class AuditEventDetail(AuditEventRead):
+    """One record as GET /audit/events/{seq} shows it: with its review mark and note."""
+
+    review: ReviewRead | None
+
+
 class VerifyRead(BaseModel):
     """``ok`` only when the chain recomputes *and* every signed checkpoint agrees with it."""
 

@@ -29,6 +29,7 @@ from app.audit.records import Record
 from app.audit.schemas import (
     AccessLogEntry,
     AccessLogRead,
+    AuditEventDetail,
     AuditEventRead,
     AuditFilters,
     CheckpointRead,
@@ -204,7 +205,7 @@ async def search(
     )
 
 
-async def get_event(session: AsyncSession, actor: Actor, *, seq: int) -> AuditEventRead:
+async def get_event(session: AsyncSession, actor: Actor, *, seq: int) -> AuditEventDetail:
     await _require_auditor(session, actor, "audit.read", str(seq))
     event = (await session.execute(_query(AuditFilters()).where(AuditEvent.seq == seq))).first()
     if event is None:
@@ -220,7 +221,19 @@ async def get_event(session: AsyncSession, actor: Actor, *, seq: int) -> AuditEv
             basis="auditor",
         ),
     )
-    return to_read(event)
+    mark = await session.get(AuditReview, seq)
+    review = (
+        ReviewRead(
+            seq=mark.seq,
+            reviewer_user_id=mark.reviewer_user_id,
+            reviewed_at=mark.reviewed_at,
+            note=mark.note,
+            review_seq=mark.review_seq,
+        )
+        if mark is not None
+        else None
+    )
+    return AuditEventDetail(**to_read(event).model_dump(), review=review)
 
 
 def _user_named(event: AuditEvent) -> uuid.UUID | None:
@@ -415,6 +428,8 @@ def csv_safe(value: Any) -> str:
     """A cell as text, defused against spreadsheet formula injection."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list):
         value = ",".join(str(v) for v in value)
     text = value.isoformat() if isinstance(value, datetime) else str(value)
