@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_PREFIX = "urn:samverkan:problem:"
@@ -256,7 +257,24 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
         )
     # Starlette's own details ("Not Found", "Method Not Allowed") are replaced by ours,
     # so that every 404 reads the same whether a route or a row is missing.
-    return render(cls(headers=exc.headers), request_id_of(request))
+    headers = exc.headers
+    if exc.status_code == MethodNotAllowed.status:
+        headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+    return render(cls(headers=headers), request_id_of(request))
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers at this path (Starlette's 405 names only
+    the methods of the first route it tried)."""
+    found = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            found.append(method)
+    return found
 
 
 async def _request_validation(request: Request, exc: Exception) -> Response:

@@ -104,3 +104,26 @@ def test_no_dependency_or_handler_of_the_api_runs_in_the_threadpool() -> None:
             if not (inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target)):
                 sync.add(f"{path}: {getattr(call, '__qualname__', repr(call))}")
     assert not sync, sorted(sync)
+
+
+def _methods_by_path() -> dict[str, set[str]]:
+    by_path: dict[str, set[str]] = {}
+    for method, path in ROUTES:
+        by_path.setdefault(path, set()).add(method)
+    return by_path
+
+
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    sorted(_methods_by_path().items()),
+    ids=[p for p, _ in sorted(_methods_by_path().items())],
+)
+async def test_a_405_names_every_method_of_the_path(
+    client: httpx.AsyncClient, path: str, methods: set[str]
+) -> None:
+    """`Allow` lists every method the app answers there, not only the first route's."""
+    concrete = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
+    wrong = next(m for m in ("DELETE", "PUT", "PATCH", "POST", "GET") if m not in methods)
+    response = await client.request(wrong, concrete)
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) - {"HEAD"} == methods
