@@ -258,7 +258,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     # Starlette's own details ("Not Found", "Method Not Allowed") are replaced by ours,
     # so that every 404 reads the same whether a route or a row is missing.
     headers = exc.headers
-    if exc.status_code == MethodNotAllowed.status:
+    if exc.status_code == MethodNotAllowed.status and "app" in request.scope:
         headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
     return render(cls(headers=headers), request_id_of(request))
 
@@ -361,6 +361,9 @@ def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
             if "requestBody" in operation:
                 responses.setdefault("400", {"description": "The body is not JSON or not UTF-8"})
                 responses.setdefault("413", {"description": "The body is too large"})
+                responses.setdefault(
+                    "415", {"description": "The body is not of the media type the route takes"}
+                )
             if path.startswith("/api/"):
                 responses.setdefault(
                     "503", {"description": "Database or audit log unavailable; nothing changed"}

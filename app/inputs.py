@@ -13,6 +13,7 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from fastapi import Request, params
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -22,6 +23,8 @@ from pydantic import (
     StrictBool,
     field_validator,
 )
+
+from app.errors import UnsupportedMediaType
 
 _NUMBER = re.compile(r"\s*[-+]?\d+(\.\d*)?([eE][-+]?\d+)?\s*")
 
@@ -105,3 +108,38 @@ Flag = StrictBool
 
 # A record number of the audit log (PostgreSQL bigint).
 AuditSeq = Annotated[int, Field(ge=1, le=2**63 - 1)]
+
+
+_FORM_MEDIA = {"application/x-www-form-urlencoded", "multipart/form-data"}
+
+
+def _json_media(media: str) -> bool:
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def require_body_media_type(request: Request) -> None:
+    """415 for a body of another kind than the route takes: a JSON route given form data,
+    text or no ``Content-Type`` (not "Input should be a valid dictionary", which tells the
+    caller nothing), or a form route (sign-in) given JSON. Routes that take a file or no
+    body are not checked here."""
+    if request.method not in {"POST", "PUT", "PATCH"}:
+        return
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    body = getattr(dependant, "body_params", [])
+    if not body:
+        return
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    no_body = request.headers.get("content-length", "0") == "0" and (
+        "transfer-encoding" not in request.headers
+    )
+    if not media and no_body:
+        return  # nothing sent: validation names what is missing
+    if any(isinstance(p.field_info, params.Form) for p in body):
+        if media not in _FORM_MEDIA:
+            raise UnsupportedMediaType(
+                "This route takes a form: send Content-Type: application/x-www-form-urlencoded."
+            )
+    elif not _json_media(media):
+        raise UnsupportedMediaType("This route takes JSON: send Content-Type: application/json.")

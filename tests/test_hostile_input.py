@@ -227,3 +227,53 @@ async def test_an_upload_is_decided_before_its_body_is_read(
     )
     assert response.status_code == status
     assert sent <= 1
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", None], ids=str
+)
+async def test_every_json_route_refuses_another_media_type(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    session: AsyncSession,
+    connection: AsyncConnection,
+    content_type: str | None,
+) -> None:
+    """415, not "Input should be a valid dictionary"; nothing changed; one record."""
+    ctx = await _build(client, app, world, scenario, session, "active")
+    report = []
+    for row in WITH_BODY:
+        actor = await _permitted(row, ctx)
+        if actor is None:
+            continue
+        assert row.body is not None
+        path = re.sub(r"\{(\w+)\}", lambda m: ctx.ids[m.group(1)], row.template)
+        headers = {"content-type": content_type} if content_type else {}
+        savepoint = await connection.begin_nested()
+        try:
+            before = await audit_head(connection)
+            response = await call(
+                client,
+                app,
+                getattr(world, actor),
+                row.method,
+                path,
+                content=json.dumps(row.body(actor, ctx)).encode(),
+                headers=headers,
+            )
+            events = await audit_events_after(connection, before)
+        finally:
+            await savepoint.rollback()
+        if response.status_code != 415 or len(events) != 1 or events[0].flags != "invalid":
+            report.append(f"{row.method} {row.template}: {response.status_code}, {events}")
+    assert report == [], "\n".join(report)
+
+
+async def test_the_token_endpoint_refuses_json(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/api/v1/auth/token", json={"grant_type": "password", "username": "a", "password": "b"}
+    )
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"

@@ -20,6 +20,7 @@ from fastapi import Depends, Request
 from app.audit import writer as audit
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
+from app.inputs import require_body_media_type
 
 
 def _uuid(raw: object) -> uuid.UUID | None:
@@ -48,6 +49,8 @@ def audited(action: str) -> Any:
 
     async def declare(request: Request, actor: CurrentActor, session: SessionDep) -> None:
         audit.expect_records(session, actor.record(action, **path_identifiers(request.path_params)))
+        # checked here, once the attempt is declared, so that a 415 is on record like a 422
+        await require_body_media_type(request)
 
     declare.audit_action = action  # type: ignore[attr-defined]  # read by app.audit.refusals
     return Depends(declare)

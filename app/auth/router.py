@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 
 from app.auth import service as auth_service
 from app.auth.deps import CurrentActor, OriginDep, TokensDep
@@ -12,6 +12,7 @@ from app.auth.schemas import Me, TokenResponse
 from app.config import Settings
 from app.db import SessionDep
 from app.errors import ValidationFailed
+from app.inputs import require_body_media_type
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -25,8 +26,13 @@ def _settings(request: Request) -> Settings:
 
 @router.post(
     "/token",
+    dependencies=[Depends(require_body_media_type)],
     response_model_exclude_none=True,
-    responses={401: {"description": "Invalid credentials"}, 429: {"description": "Throttled"}},
+    responses={
+        401: {"description": "Invalid credentials"},
+        415: {"description": "Not a form"},
+        429: {"description": "Throttled"},
+    },
 )
 async def issue_token(
     request: Request,
@@ -84,7 +90,12 @@ def _missing(*fields: str) -> ValidationFailed:
     return ValidationFailed("This grant type needs more fields.", extra={"errors": errors})
 
 
-@router.post("/revoke", status_code=200)
+@router.post(
+    "/revoke",
+    status_code=200,
+    dependencies=[Depends(require_body_media_type)],
+    responses={415: {"description": "Not a form"}},
+)
 async def revoke_token(
     session: SessionDep,
     tokens: TokensDep,
