@@ -22,6 +22,7 @@ from app.auth.router import router as auth_router
 from app.cases.router import router as cases_router
 from app.clients.router import router as clients_router
 from app.config import Settings, get_settings
+from app.consents import uploads
 from app.consents.router import router as consents_router
 from app.db import Database
 from app.emergency.router import router as emergency_router
@@ -92,7 +93,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             (
                 "PUT",
                 re.compile(rf"^{API_PREFIX}/consents/[^/]+/document$"),
-                app.state.policy.reference.settings.documents.max_bytes,
+                # the form, and a multipart envelope around it
+                app.state.policy.reference.settings.documents.max_bytes + uploads.ENVELOPE,
             )
         ],
     )

@@ -277,3 +277,29 @@ async def test_the_token_endpoint_refuses_json(client: httpx.AsyncClient) -> Non
     )
     assert response.status_code == 415
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_the_form_can_be_uploaded_as_multipart(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    """What a browser sends: multipart/form-data with the file in `file`."""
+    consent = await register_consent(client, app, world, scenario)
+    path = f"/consents/{consent.json()['id']}/document"
+    pdf = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+    missing = await call(
+        client, app, world.soc_coordinator, "PUT", path, files={"other": ("a.pdf", pdf)}
+    )
+    assert missing.status_code == 422
+    assert [e["field"] for e in missing.json()["errors"]] == ["body.file"]
+    stored = await call(
+        client,
+        app,
+        world.soc_coordinator,
+        "PUT",
+        path,
+        files={"file": ("samtycke.pdf", pdf, "application/octet-stream")},
+    )
+    assert stored.status_code == 200, stored.text
+    assert stored.json()["media_type"] == "application/pdf"  # by its content
+    read = await call(client, app, world.soc_coordinator, "GET", path)
+    assert read.content == pdf

@@ -9,8 +9,9 @@ from app.auth.deps import CurrentActor
 from app.consents import service as consent_service
 from app.consents.documents import EXTENSIONS
 from app.consents.schemas import ConsentCreate, ConsentRead, DocumentRead, WithdrawalIn
+from app.consents.uploads import read_upload
 from app.db import SessionDep
-from app.errors import ONE_RESOURCE, STATE_CHANGE, PayloadTooLarge
+from app.errors import ONE_RESOURCE, STATE_CHANGE
 
 router = APIRouter(tags=["consents"])
 _ONE = ONE_RESOURCE
@@ -62,8 +63,17 @@ async def withdraw_consent(
         "requestBody": {
             "required": True,
             "content": {
-                t: {"schema": {"type": "string", "format": "binary"}}
-                for t in ("application/pdf", "image/png", "image/jpeg")
+                **{
+                    t: {"schema": {"type": "string", "format": "binary"}}
+                    for t in ("application/pdf", "image/png", "image/jpeg")
+                },
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
             },
         }
     },
@@ -71,17 +81,12 @@ async def withdraw_consent(
 async def store_document(
     consent_id: uuid.UUID, request: Request, actor: CurrentActor, session: SessionDep
 ) -> DocumentRead:
-    """The signed form as the raw body. Its type is read from its content, not the header.
-    The body is read only once the caller may store it."""
+    """The signed form as the raw body, or as `multipart/form-data` in the field `file`.
+    Its type is read from its content, not the header. The body is read only once the
+    caller may store it."""
 
     async def read_body(limit: int) -> bytes:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"The document exceeds {limit} bytes.")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_upload(request, limit)
 
     return await consent_service.store_document(
         session, actor, consent_id=consent_id, read_body=read_body
