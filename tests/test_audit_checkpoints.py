@@ -157,7 +157,7 @@ async def test_checkpoints_over_the_api(
         )
     )
     listed = await call(client, app, world.soc_auditor, "GET", "/audit/checkpoints")
-    assert listed.json()[0]["seq"] == body["seq"]
+    assert listed.json()["items"][0]["seq"] == body["seq"]
     verified = await call(client, app, world.soc_auditor, "GET", "/audit/verify")
     assert verified.json()["ok"] is True
     assert verified.json()["checkpoints_checked"] == 1

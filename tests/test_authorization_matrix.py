@@ -723,7 +723,7 @@ def _check(
         if got != expected.items:
             problems.append(f"items {sorted(got)}, expected {sorted(expected.items)}")
     if expected.identity is not None:
-        shown = body if isinstance(body, list) else [body.get("individual", body)]
+        shown = body["items"] if "items" in body else [body.get("individual", body)]
         for item in shown:
             if item["identity_visible"] is not expected.identity:
                 problems.append(f"identity_visible {item['identity_visible']}")

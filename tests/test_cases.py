@@ -242,7 +242,7 @@ async def test_search_finds_only_what_the_caller_may_identify(
         "/individuals",
         params={"personal_number": "201003032388"},
     )
-    assert [i["id"] for i in own.json()] == [scenario.individual["id"]]
+    assert [i["id"] for i in own.json()["items"]] == [scenario.individual["id"]]
     before = await audit_head(connection)
     police = await call(
         client,
@@ -253,7 +253,7 @@ async def test_search_finds_only_what_the_caller_may_identify(
         params={"personal_number": CHILD_NUMBER},
     )
     assert police.status_code == 200
-    assert police.json() == []
+    assert police.json() == {"items": [], "next_cursor": None}
     [event] = await audit_events_after(connection, before)
     assert event.action == "individual.search"
     assert "201003032388" not in str(vars(event))
@@ -412,7 +412,10 @@ async def test_participants_must_exist_and_bring_their_own_users(
     )
     assert unknown.status_code == 422
     listed = await call(client, app, world.pol_caseworker, "GET", path)
-    assert {p["agency_id"] for p in listed.json()} == {str(world.soc.id), str(world.pol.id)}
+    assert {p["agency_id"] for p in listed.json()["items"]} == {
+        str(world.soc.id),
+        str(world.pol.id),
+    }
 
 
 # --- consents ------------------------------------------------------------------------
@@ -555,7 +558,7 @@ async def test_a_consent_starting_later_is_pending(
     listed = await call(
         client, app, world.pol_caseworker, "GET", f"/cases/{scenario.case['id']}/consents"
     )
-    assert [c["status"] for c in listed.json()] == ["pending"]
+    assert [c["status"] for c in listed.json()["items"]] == ["pending"]
 
 
 async def test_the_signed_form_is_stored_once_by_content(

@@ -127,7 +127,7 @@ async def test_a_consent_shows_its_scope_but_names_only_with_the_identity(
     )
     for path in (f"/consents/{consent['id']}", f"/cases/{scenario.case['id']}/consents"):
         shown = await _ok(await call(client, app, world.pol_caseworker, "GET", path))
-        [read] = shown if isinstance(shown, list) else [shown]
+        [read] = shown.get("items", [shown])
         assert read["identity_visible"] is False
         assert [s["name"] for s in read["signatories"]] == [None] * len(names)
         assert read["categories"] == sorted(categories)  # the scope stays readable
@@ -219,7 +219,7 @@ async def test_a_superseding_consent_ends_its_predecessor_once(
             client, app, world.soc_coordinator, "GET", f"/cases/{scenario.case['id']}/consents"
         )
     )
-    assert len(listed) == 2
+    assert len(listed["items"]) == 2
 
 
 @pytest.mark.parametrize("state", ["withdrawn", "expired"])
@@ -413,7 +413,7 @@ async def test_grants_are_listed_to_their_agency_and_ended_by_grantee_or_lead(
         (world.soc_caseworker, []),
     ):
         listed = await call(client, app, user, "GET", path)
-        assert [g["id"] for g in listed.json()] == seen
+        assert [g["id"] for g in listed.json()["items"]] == seen
     # a colleague of the grantee sees it but may not end it: 403, nothing changed, one record
     before = await audit_head(connection)
     refused = await call(
@@ -436,7 +436,7 @@ async def test_grants_are_listed_to_their_agency_and_ended_by_grantee_or_lead(
         == 204
     )
     assert await _status(client, app, world.pol_caseworker, "GET", f"/entries/{entry}") == 404
-    [ended] = (await call(client, app, world.pol_caseworker, "GET", path)).json()
+    [ended] = (await call(client, app, world.pol_caseworker, "GET", path)).json()["items"]
     assert ended["status"] == "ended"
     assert (
         await _status(

@@ -127,3 +127,48 @@ async def test_a_405_names_every_method_of_the_path(
     response = await client.request(wrong, concrete)
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) - {"HEAD"} == methods
+
+
+def test_every_list_is_a_page_and_every_answer_has_a_schema() -> None:
+    """API.md: lists answer `{items, next_cursor}`; reference data from policies/ (categories,
+    legal bases) is the one exception. Every JSON answer is described by a schema."""
+    spec = create_app(make_settings("sqlite+aiosqlite://")).openapi()
+    arrays, undescribed = [], []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            ok = operation["responses"].get("200") or operation["responses"].get("201")
+            if ok is None or "content" not in ok:
+                continue
+            json_body = ok["content"].get("application/json")
+            if json_body is None:
+                continue
+            schema = json_body.get("schema")
+            if not schema:
+                undescribed.append(f"{method.upper()} {path}")
+            elif method == "get" and schema.get("type") == "array":
+                arrays.append(path)
+    assert sorted(arrays) == ["/api/v1/categories", "/api/v1/legal-bases"]
+    assert undescribed == []
+
+
+async def test_checkpoints_come_in_pages(
+    client: httpx.AsyncClient, app: FastAPI, world: Any
+) -> None:
+    from tests.scenarios import call  # noqa: PLC0415 - the shared world's helper
+
+    for _ in range(3):
+        made = await call(client, app, world.soc_auditor, "POST", "/audit/checkpoints")
+        assert made.status_code == 201
+    seen: list[int] = []
+    cursor = None
+    while True:
+        params = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = await call(
+            client, app, world.soc_auditor, "GET", "/audit/checkpoints", params=params
+        )
+        seen += [c["seq"] for c in page.json()["items"]]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 3
+    assert seen == sorted(seen, reverse=True)

@@ -252,7 +252,7 @@ async def test_a_consent_covering_identity_shows_the_name(
         "/individuals",
         params={"personal_number": "20100303-2388"},
     )
-    assert [i["id"] for i in found.json()] == [scenario.individual["id"]]
+    assert [i["id"] for i in found.json()["items"]] == [scenario.individual["id"]]
     search, hit = await audit_events_after(connection, before)
     assert search.action == "individual.search"
     assert (hit.action, hit.basis, str(hit.consent_id)) == (

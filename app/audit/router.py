@@ -129,9 +129,11 @@ async def create_checkpoint(
 
 
 @router.get("/audit/checkpoints", responses=_AUDITOR)
-async def list_checkpoints(actor: CurrentActor, session: SessionDep) -> list[CheckpointRead]:
-    """Newest first."""
-    return await audit_service.list_checkpoints(session, actor)
+async def list_checkpoints(
+    actor: CurrentActor, session: SessionDep, limit: LimitQuery = 50, cursor: CursorQuery = None
+) -> Page[CheckpointRead]:
+    """Newest first, in pages."""
+    return await audit_service.list_checkpoints(session, actor, limit=limit, cursor=cursor)
 
 
 @router.get(
@@ -201,6 +203,7 @@ async def find_subjects(
 @router.get(
     "/individuals/{individual_id}/access-log",
     dependencies=[audited("audit.access_log")],
+    response_model=AccessLogRead,
     responses={
         **_ONE,
         200: {

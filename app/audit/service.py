@@ -372,10 +372,16 @@ async def create_checkpoint(
     return checkpoint_read(await checkpoints.create(await session.connection(), signer))
 
 
-async def list_checkpoints(session: AsyncSession, actor: Actor) -> list[CheckpointRead]:
-    """Newest first."""
+async def list_checkpoints(
+    session: AsyncSession, actor: Actor, *, limit: int, cursor: str | None
+) -> Page[CheckpointRead]:
+    """Newest first; the cursor is the seq of the last one shown."""
     await _require_auditor(session, actor, "audit.checkpoint.list")
-    found = await checkpoints.stored(await session.connection())
+    key = decode_cursor(cursor, 1)
+    below = cursor_int(key[0]) if key is not None else None
+    stored = await checkpoints.stored(await session.connection())
+    newest_first = [c for c in reversed(stored) if below is None or c.seq < below]
+    found = newest_first[:limit]
     await audit.append(
         session,
         actor.record(
@@ -385,7 +391,11 @@ async def list_checkpoints(session: AsyncSession, actor: Actor) -> list[Checkpoi
             reason=f"{len(found)} checkpoint(s)",
         ),
     )
-    return [checkpoint_read(c) for c in reversed(found)]
+    more = len(newest_first) > limit
+    return Page[CheckpointRead](
+        items=[checkpoint_read(c) for c in found],
+        next_cursor=encode_cursor([str(found[-1].seq)]) if more else None,
+    )
 
 
 async def start_export(

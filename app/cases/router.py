@@ -73,7 +73,8 @@ async def add_participant(
 @router.get("/{case_id}/participants", dependencies=[audited("participant.list")], responses=_ONE)
 async def list_participants(
     case_id: uuid.UUID, actor: CurrentActor, session: SessionDep
-) -> list[ParticipantRead]:
+) -> Page[ParticipantRead]:
+    """A case's agencies are few: one page (`next_cursor` null)."""
     return await case_service.list_participants(session, actor, case_id=case_id)
 
 

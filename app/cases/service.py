@@ -379,12 +379,12 @@ async def add_participant(
 
 async def list_participants(
     session: AsyncSession, actor: Actor, *, case_id: uuid.UUID
-) -> list[ParticipantRead]:
+) -> Page[ParticipantRead]:
     case, _, decision = await load_case(
         session, actor, case_id, action=Action.CASE_READ, audit_action="participant.list"
     )
     await audit.append(session, _record(actor, "participant.list", case, decision))
-    return await _participants(session, case.id)
+    return Page[ParticipantRead](items=await _participants(session, case.id), next_cursor=None)
 
 
 async def remove_participant(

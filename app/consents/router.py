@@ -12,6 +12,7 @@ from app.consents.schemas import ConsentCreate, ConsentRead, DocumentRead, Withd
 from app.consents.uploads import read_upload
 from app.db import SessionDep
 from app.errors import ONE_RESOURCE, STATE_CHANGE
+from app.pagination import Page
 
 router = APIRouter(tags=["consents"])
 _ONE = ONE_RESOURCE
@@ -33,7 +34,8 @@ async def register_consent(
 @router.get("/cases/{case_id}/consents", dependencies=[audited("consent.list")], responses=_ONE)
 async def list_consents(
     case_id: uuid.UUID, actor: CurrentActor, session: SessionDep
-) -> list[ConsentRead]:
+) -> Page[ConsentRead]:
+    """A case's consents, oldest first, in one page (`next_cursor` null)."""
     return await consent_service.list_consents(session, actor, case_id=case_id)
 
 

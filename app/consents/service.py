@@ -40,6 +40,7 @@ from app.consents.schemas import (
 from app.errors import Conflict, PayloadTooLarge, ValidationFailed
 from app.individuals import service as individual_service
 from app.individuals.models import Guardian, Individual
+from app.pagination import Page
 from app.policy import enforce, get_engine
 from app.policy.engine import Action, PolicyDecision
 
@@ -308,7 +309,7 @@ async def get_consent(session: AsyncSession, actor: Actor, *, consent_id: uuid.U
 
 async def list_consents(
     session: AsyncSession, actor: Actor, *, case_id: uuid.UUID
-) -> list[ConsentRead]:
+) -> Page[ConsentRead]:
     case, _, decision = await case_service.load_case(
         session, actor, case_id, action=Action.CONSENT_READ, audit_action="consent.list"
     )
@@ -332,7 +333,9 @@ async def list_consents(
             **shown | {"reason": f"{len(consents)} item(s), {shown['reason']}"},
         ),
     )
-    return [await to_read(session, c, identity) for c in consents]
+    return Page[ConsentRead](
+        items=[await to_read(session, c, identity) for c in consents], next_cursor=None
+    )
 
 
 async def withdraw_consent(

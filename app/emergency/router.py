@@ -10,6 +10,7 @@ from app.db import SessionDep
 from app.emergency import service as emergency_service
 from app.emergency.schemas import EmergencyAccessCreate, EmergencyAccessRead
 from app.errors import ONE_RESOURCE, STATE_CHANGE
+from app.pagination import Page
 
 router = APIRouter(tags=["emergency access"])
 _ONE = ONE_RESOURCE
@@ -37,9 +38,9 @@ async def request_emergency_access(
 )
 async def list_emergency_access(
     case_id: uuid.UUID, actor: CurrentActor, session: SessionDep
-) -> list[EmergencyAccessRead]:
+) -> Page[EmergencyAccessRead]:
     """The case's grants the caller may see: its own agency's, or all for the lead
-    coordinator; newest first, expired and ended ones included."""
+    coordinator; newest first, expired and ended ones included, in one page."""
     return await emergency_service.list_grants(session, actor, case_id=case_id)
 
 

@@ -24,6 +24,7 @@ from app.cases.models import Case
 from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.emergency.schemas import EmergencyAccessCreate, EmergencyAccessRead, GrantStatus
 from app.errors import Conflict, ValidationFailed
+from app.pagination import Page
 from app.policy import enforce, filters, get_engine
 from app.policy.engine import Action, PolicyDecision
 from app.policy.entities import CaseFacts, GrantFacts
@@ -152,7 +153,7 @@ async def request_access(
 
 async def list_grants(
     session: AsyncSession, actor: Actor, *, case_id: uuid.UUID
-) -> list[EmergencyAccessRead]:
+) -> Page[EmergencyAccessRead]:
     """The case's grants the caller may see (its own agency's; all of them for the lead
     coordinator), newest first: filtered in SQL, each confirmed by the decision point."""
     case, case_facts, list_decision = await case_service.load_case(
@@ -181,7 +182,9 @@ async def list_grants(
             reason=f"{len(grants)} item(s)",
         ),
     )
-    return [await _to_read(session, g) for g in grants]
+    return Page[EmergencyAccessRead](
+        items=[await _to_read(session, g) for g in grants], next_cursor=None
+    )
 
 
 async def end_grant(session: AsyncSession, actor: Actor, *, grant_id: uuid.UUID) -> None:

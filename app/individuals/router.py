@@ -10,6 +10,7 @@ from app.auth.deps import CurrentActor
 from app.db import SessionDep
 from app.individuals import service as individual_service
 from app.individuals.schemas import IndividualCreate, IndividualRead
+from app.pagination import Page
 
 router = APIRouter(prefix="/individuals", tags=["individuals"])
 _401: dict[int | str, dict[str, str]] = {401: {"description": "No or invalid token"}}
@@ -36,8 +37,9 @@ async def search_individuals(
     actor: CurrentActor,
     session: SessionDep,
     personal_number: Annotated[str, Query(min_length=10, max_length=13)],
-) -> list[IndividualRead]:
-    """Search by personnummer or samordningsnummer; audited like a read."""
+) -> Page[IndividualRead]:
+    """Search by personnummer or samordningsnummer; audited like a read. At most one hit
+    per registering agency: one page (`next_cursor` null)."""
     return await individual_service.search_individuals(
         session, actor, personal_number=personal_number
     )

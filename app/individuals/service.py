@@ -24,6 +24,7 @@ from app.errors import Conflict, ValidationFailed
 from app.individuals.models import Guardian, Individual
 from app.individuals.numbers import InvalidPersonalNumber, PersonalNumber, parse_personal_number
 from app.individuals.schemas import GuardianRead, IndividualCreate, IndividualRead
+from app.pagination import Page
 from app.policy import enforce, filters
 from app.policy.engine import Action, Basis, PolicyDecision
 from app.policy.entities import AgencyFacts, CaseFacts, EntryFacts, IndividualFacts, Resource
@@ -381,7 +382,7 @@ async def get_individual(
 
 async def search_individuals(
     session: AsyncSession, actor: Actor, *, personal_number: str
-) -> list[IndividualRead]:
+) -> Page[IndividualRead]:
     """Matches only where the caller may see the identity: a search must not confirm that
     a person exists. The number searched for is not written to the audit record; the ids of
     the individuals returned are, one record each."""
@@ -412,4 +413,4 @@ async def search_individuals(
                 actor, individual, identity, policy_id=identity.policy_id, reason="search hit"
             ),
         )
-    return results
+    return Page[IndividualRead](items=results, next_cursor=None)
