@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +21,7 @@ from app.audit import writer as audit
 from app.audit.records import Origin, Record
 from app.auth.service import user_actor
 from app.cases import service as case_service
-from app.cases.models import Programme
+from app.cases.models import Case, Programme
 from app.cases.schemas import CaseCreate, ParticipantCreate
 from app.consents import service as consent_service
 from app.consents.models import ConsentMethod, SignatoryRole
@@ -31,7 +31,7 @@ from app.entries.schemas import EntryCreate
 from app.errors import Conflict
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
-from app.individuals.schemas import GuardianCreate, IndividualCreate
+from app.individuals.schemas import IndividualCreate
 from app.security import hash_secret_async
 from app.users import service as user_service
 from app.users.models import Role, User
@@ -156,8 +156,20 @@ _DEMO_USERS = (
 )
 
 
-async def seed_demo(session: AsyncSession) -> list[DemoLogin]:
-    """Demo agencies and one user per role; each run sets fresh random passwords."""
+@dataclass(frozen=True)
+class DemoSeed:
+    logins: list[DemoLogin]
+    individual_id: uuid.UUID
+    case_id: uuid.UUID
+
+
+# Skatteverket's well-known test person: a valid personnummer that belongs to no one.
+DEMO_PERSONAL_NUMBER = "19121212-1212"
+
+
+async def seed_demo(session: AsyncSession) -> DemoSeed:
+    """Demo agencies and one user per role; each run sets fresh random passwords. The case
+    is made once (``samverkan demo --reset`` starts over)."""
     agencies = [
         await _agency(
             session,
@@ -207,22 +219,29 @@ async def seed_demo(session: AsyncSession) -> list[DemoLogin]:
             )
         )
     await session.flush()
-    await _seed_demo_case(session, agencies)
-    return logins
+    individual_id, case_id = await _seed_demo_case(session, agencies)
+    return DemoSeed(logins=logins, individual_id=individual_id, case_id=case_id)
 
 
-async def _seed_demo_case(session: AsyncSession, agencies: list[Agency]) -> None:
-    """A SIG case for a 15-year-old (no personnummer: a reserve id, so no real person's
-    number is ever demo data), led by social services with the police and the school,
-    under a consent both custodial guardians signed."""
-    social, police, _, school = agencies
-    exists = await session.execute(
-        select(Individual.id).where(
-            Individual.registering_agency_id == social.id, Individual.given_name == "Demo"
+async def _seed_demo_case(
+    session: AsyncSession, agencies: list[Agency]
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """A SIG case for Tolvan Tolvansson (Skatteverket's test personnummer, so the police can
+    look him up by number and no real person is demo data), led by social services with the
+    police, Kriminalvården's frivård and the school, under a consent he signed."""
+    social, police, probation, school = agencies
+    exists = (
+        await session.execute(
+            select(Individual.id, Case.id)
+            .join(Case, Case.individual_id == Individual.id)
+            .where(
+                Individual.registering_agency_id == social.id,
+                Individual.personal_number == DEMO_PERSONAL_NUMBER.replace("-", ""),
+            )
         )
-    )
-    if exists.first() is not None:
-        return
+    ).first()
+    if exists is not None:
+        return exists[0], exists[1]
     now = datetime.now(UTC)
     coordinator = (
         await session.execute(select(User).where(User.username == "demo.samordnare"))
@@ -232,19 +251,15 @@ async def _seed_demo_case(session: AsyncSession, agencies: list[Agency]) -> None
         session,
         actor,
         data=IndividualCreate(
-            given_name="Demo",
-            family_name="Demosson",
-            birth_date=date(now.year - 15, 3, 3),
-            guardians=[
-                GuardianCreate(given_name="Maria", family_name="Demosson", has_custody=True),
-                GuardianCreate(given_name="Ali", family_name="Demosson", has_custody=True),
-            ],
+            personal_number=DEMO_PERSONAL_NUMBER,
+            given_name="Tolvan",
+            family_name="Tolvansson",
         ),
     )
     case = await case_service.create_case(
         session, actor, data=CaseCreate(individual_id=individual.id, programme=Programme.SIG)
     )
-    for agency in (police, school):
+    for agency in (police, probation, school):
         await case_service.add_participant(
             session, actor, case_id=case.id, data=ParticipantCreate(agency_id=agency.id)
         )
@@ -256,15 +271,11 @@ async def _seed_demo_case(session: AsyncSession, agencies: list[Agency]) -> None
         data=ConsentCreate(
             signatories=[
                 SignatoryIn(
-                    role=SignatoryRole.GUARDIAN,
-                    guardian_id=g.id,
-                    name=g.given_name,
-                    signed_at=signed,
+                    role=SignatoryRole.INDIVIDUAL, name="Tolvan Tolvansson", signed_at=signed
                 )
-                for g in individual.guardians
             ],
-            agency_ids=[social.id, police.id, school.id],
-            categories=["identity", "contact", "social_services", "school", "plan"],
+            agency_ids=[social.id, police.id, probation.id, school.id],
+            categories=["identity", "contact", "social_services", "school", "probation", "plan"],
             purpose="Samordnat stöd inom SIG för att lämna kriminalitet",
             valid_from=signed,
             valid_until=signed + timedelta(days=180),
@@ -284,7 +295,12 @@ async def _seed_demo_case(session: AsyncSession, agencies: list[Agency]) -> None
         )
     # The action plan (insatser), drawn up by the lead coordinator for each agency: the
     # consent names all three and covers the plan, so every participant sees all of it.
-    by_kind = {"socialtjanst": social, "polis": police, "skola": school}
+    by_kind = {
+        "socialtjanst": social,
+        "polis": police,
+        "kriminalvard": probation,
+        "skola": school,
+    }
     for kind, action_type, title, due_in_days in _DEMO_ACTIONS:
         await action_service.create_action(
             session,
@@ -297,12 +313,14 @@ async def _seed_demo_case(session: AsyncSession, agencies: list[Agency]) -> None
                 due_date=(now + timedelta(days=due_in_days)).date(),
             ),
         )
+    return individual.id, case.id
 
 
 _DEMO_ACTIONS = (
     ("socialtjanst", "familjebehandling", "Familjebehandling varannan vecka", 60),
     ("skola", "studiestod", "Anpassad studiegång och mentor", 30),
     ("polis", "samtal", "Motiverande samtal med områdespolis", 14),
+    ("kriminalvard", "frivardskontakt", "Kontakt med frivården inför villkorlig frigivning", 21),
 )
 
 _DEMO_ENTRIES = (
@@ -314,4 +332,5 @@ _DEMO_ENTRIES = (
     ),
     ("demo.skola", "school", "Närvaro", "Närvaron har ökat de senaste två veckorna."),
     ("demo.polis", "police", "Orosanmälan", "Iakttagen i sällskap med kända personer."),
+    ("demo.frivard", "probation", "Övervakning", "Har skött sina besök hos frivården."),
 )

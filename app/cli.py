@@ -30,7 +30,7 @@ from app.config import Environment, Settings, get_settings
 from app.db import Database
 from app.errors import Conflict
 from app.logging import configure_logging
-from app.migrate import upgrade
+from app.migrate import reset, upgrade
 from app.security import TokenService
 from app.users.schemas import UserCreate
 
@@ -160,19 +160,41 @@ def _demo(args: argparse.Namespace) -> int:
     if settings.env is Environment.PROD:
         sys.stderr.write("samverkan: demo data is refused in prod\n")
         return 2
-    if settings.is_sqlite:
+    if args.reset:
+        if not _confirm_reset(args, settings):
+            return 2
+        reset(settings.database_url)
+    elif settings.is_sqlite:
         upgrade(settings.database_url)
-    logins = asyncio.run(_with_session(settings, bootstrap.seed_demo))
-    width = max(len(login.username) for login in logins)
+    seed = asyncio.run(_with_session(settings, bootstrap.seed_demo))
+    width = max(len(login.username) for login in seed.logins)
     lines = ["", "Demo logins (passwords are new on every run):"]
     lines += [
         f"  {login.username:<{width}}  {login.password}  {login.roles:<22} {login.agency}"
-        for login in logins
+        for login in seed.logins
     ]
-    lines += [f"  POST http://{args.host}:{args.port}/api/v1/auth/token", ""]
+    lines += [
+        "",
+        f"Demo case:       {seed.case_id}",
+        f"Demo individual: {seed.individual_id} (test person {bootstrap.DEMO_PERSONAL_NUMBER})",
+        f"  POST http://{args.host}:{args.port}/api/v1/auth/token",
+        "",
+    ]
     sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
     return _run_server(args, settings)
+
+
+def _confirm_reset(args: argparse.Namespace, settings: Settings) -> bool:
+    """``--reset`` deletes every record: asked for at a terminal, or given with ``--yes``."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        sys.stderr.write("samverkan: demo --reset deletes every record; add --yes to confirm\n")
+        return False
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    answer = input(f"Delete every record in {where} and seed the demo again? Type yes: ")
+    return answer.strip().lower() == "yes"
 
 
 def _read_checkpoints(path: Path) -> list[Checkpoint]:
@@ -268,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="seed demo agencies and users, print logins, serve")
     _server_options(demo)
+    demo.add_argument(
+        "--reset",
+        action="store_true",
+        help="drop every table and seed the demo again (asks first, unless --yes)",
+    )
+    demo.add_argument("--yes", action="store_true", help="with --reset: do not ask")
     demo.set_defaults(handler=_demo)
 
     audit = commands.add_parser("audit", help="audit log tools")

@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 VERSION_TABLE = "alembic_version"
@@ -41,6 +42,23 @@ def head_revisions() -> frozenset[str]:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Upgrade the database at ``database_url`` (synchronous; runs its own event loop)."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+def reset(database_url: str) -> None:
+    """Every table dropped and built again (synchronous). For the demo only: it deletes
+    every record, the audit log's included. A SQLite file is removed (its tables cannot
+    be dropped with rows that refer to each other); PostgreSQL is migrated down to
+    ``base`` and up again."""
+    url = make_url(database_url)
+    if url.drivername.startswith("sqlite"):
+        if url.database and url.database != ":memory:":
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(url.database + suffix).unlink(missing_ok=True)
+        command.upgrade(alembic_config(database_url), "head")
+        return
+    config = alembic_config(database_url)
+    command.downgrade(config, "base")
+    command.upgrade(config, "head")
 
 
 def _run_on_connection(connection: Connection, action: str, revision: str) -> None:

@@ -27,13 +27,14 @@ from app.consents import service as consent_service
 from app.consents.models import Consent
 from app.db import create_engine
 from app.entries.models import Entry
-from app.migrate import current_revisions, head_revisions
+from app.migrate import current_revisions, head_revisions, reset
 from app.security import verify_secret
 from app.users.models import User
-from tests.conftest import make_settings, throwaway_database
+from tests.conftest import make_settings, migrated_database, throwaway_database
 from tests.factories import fresh_sign_in
 from tests.scenarios import call
 
+DEMO_NUMBER = bootstrap.DEMO_PERSONAL_NUMBER
 SAMVERKAN = [sys.executable, "-m", "app.cli"]
 
 
@@ -186,8 +187,10 @@ async def test_create_admin_creates_once_and_then_refuses(backend: str, tmp_path
 
 
 async def test_demo_data_is_idempotent_and_signs_in(session: AsyncSession) -> None:
-    first = await bootstrap.seed_demo(session)
-    second = await bootstrap.seed_demo(session)
+    first_seed = await bootstrap.seed_demo(session)
+    second_seed = await bootstrap.seed_demo(session)
+    assert second_seed.case_id == first_seed.case_id
+    first, second = first_seed.logins, second_seed.logins
     assert [login.username for login in first] == [login.username for login in second]
     assert {login.roles for login in first} >= {"admin", "auditor", "caseworker"}
     agencies = (await session.execute(select(func.count()).select_from(Agency))).scalar_one()
@@ -205,9 +208,9 @@ async def test_demo_data_is_idempotent_and_signs_in(session: AsyncSession) -> No
     participants = await session.execute(
         select(func.count()).select_from(CaseParticipant).where(CaseParticipant.case_id == case_id)
     )
-    assert participants.scalar_one() == 3
+    assert participants.scalar_one() == 4
     entries = await session.execute(select(Entry.category).where(Entry.case_id == case_id))
-    assert sorted(entries.scalars()) == ["police", "school", "social_services"]
+    assert sorted(entries.scalars()) == ["police", "probation", "school", "social_services"]
 
 
 async def test_the_demo_shows_a_newcomer_what_the_consent_allows(
@@ -225,17 +228,29 @@ async def test_the_demo_shows_a_newcomer_what_the_consent_allows(
 
     [case] = (await as_user("demo.polis", "/cases"))["items"]
     assert case["individual"]["identity_visible"] is True  # the consent covers identity
+    assert case["individual"]["given_name"] == "Tolvan"
+    # the police find him by number
+    found = await as_user("demo.polis", f"/individuals?personal_number={DEMO_NUMBER}")
+    assert [i["id"] for i in found["items"]] == [case["individual"]["id"]]
     police_sees = await as_user("demo.polis", f"/cases/{case['id']}/entries")
     assert sorted(e["category"] for e in police_sees["items"]) == [
         "police",
+        "probation",
         "school",
         "social_services",
     ]
     social_sees = await as_user("demo.socialsekreterare", f"/cases/{case['id']}/entries")
     # the consent does not cover the police's own category
-    assert sorted(e["category"] for e in social_sees["items"]) == ["school", "social_services"]
+    assert sorted(e["category"] for e in social_sees["items"]) == [
+        "probation",
+        "school",
+        "social_services",
+    ]
+    # Kriminalvården's frivård takes part and sees the case and the plan
+    frivard_sees = await as_user("demo.frivard", f"/cases/{case['id']}")
+    assert frivard_sees["individual"]["identity_visible"] is True
     plan = await as_user("demo.polis", f"/cases/{case['id']}/actions")
-    assert len({a["responsible_agency_id"] for a in plan["items"]}) == 3
+    assert len({a["responsible_agency_id"] for a in plan["items"]}) == 4
     assert all(a["status"] == "planned" for a in plan["items"])
 
 
@@ -264,3 +279,36 @@ def test_the_help_is_plain_text() -> None:
     )
     assert "``" not in result.stdout
     assert "create-admin" in result.stdout
+
+
+def test_demo_reset_asks_first() -> None:
+    """Not at a terminal and without --yes, nothing is deleted."""
+    result = subprocess.run(
+        [*SAMVERKAN, "demo", "--reset"],
+        capture_output=True,
+        text=True,
+        env=_env(SAMVERKAN_DATABASE_URL="sqlite+aiosqlite:///./never-made.db"),
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--yes" in result.stderr
+
+
+async def test_demo_reset_starts_the_story_over(backend: str, tmp_path: Path) -> None:
+    """After a withdrawal the README's story no longer holds: --reset brings it back."""
+    async with migrated_database(backend, tmp_path) as (url, database):
+        async with database.sessionmaker() as session:
+            first = await bootstrap.seed_demo(session)
+            [consent] = (await session.execute(select(Consent))).scalars()
+            consent.withdrawn_at = datetime.now(UTC)
+            await session.commit()
+        await database.dispose()
+        await asyncio.to_thread(reset, url)
+        async with database.sessionmaker() as session:
+            again = await bootstrap.seed_demo(session)
+            await session.commit()
+            [consent] = (await session.execute(select(Consent))).scalars()
+            assert consent_service.status_of(consent, datetime.now(UTC)) == "active"
+        assert again.case_id != first.case_id

@@ -1,0 +1,105 @@
+"""The README's walkthrough, pasted as a newcomer would: `samverkan demo` on a fresh
+directory, then the "role by role" block with the ids and passwords the demo printed.
+Each role must see what the README says it sees."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_cli import SAMVERKAN, _env, _free_port
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def _walkthrough() -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### The demo, role by role", 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the README's commands use curl")
+def test_the_readme_walkthrough_works_when_pasted(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [*SAMVERKAN, "demo", "--port", str(port)],
+        cwd=tmp_path,
+        env=_env(PYTHONPATH=str(README.parent), SAMVERKAN_LOG_LEVEL="WARNING"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert process.stdout is not None
+    try:
+        printed = ""
+        for line in process.stdout:
+            printed += line
+            if "auth/token" in line:
+                break
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        script = _walkthrough().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        script = script.replace("<demo case id>", re.findall(r"Demo case:\s+(\S+)", printed)[0])
+        script = script.replace(
+            "<demo individual id>", re.findall(r"Demo individual:\s+(\S+)", printed)[0]
+        )
+        for user, password in re.findall(r"^\s+(demo\.\w+)\s+(\S+)\s", printed, re.MULTILINE):
+            script = script.replace(f"<password of {user}>", password)
+        assert "<password of" not in script
+        assert "<demo " not in script
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    (
+        case,
+        search,
+        police_entries,
+        social_entries,
+        frivard_plan,
+        school_plan,
+        withdrawn,
+        police_after,
+        extract,
+        queue,
+        users,
+        admin_cases,
+    ) = answers
+    assert case["individual"]["given_name"] == "Tolvan"
+    assert [i["id"] for i in search["items"]] == [case["individual"]["id"]]
+    assert {e["category"] for e in police_entries["items"]} == {
+        "police",
+        "probation",
+        "school",
+        "social_services",
+    }
+    assert "police" not in {e["category"] for e in social_entries["items"]}
+    assert len(frivard_plan["items"]) == len(school_plan["items"]) == 4
+    assert withdrawn["status"] == "withdrawn"
+    assert {e["category"] for e in police_after["items"]} == {"police"}
+    assert any(e["basis"] == "consent" for e in extract["entries"])
+    assert "items" in queue
+    assert {u["username"] for u in users["items"]} >= {"demo.polis", "demo.admin"}
+    assert admin_cases["items"] == []
