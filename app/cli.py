@@ -10,7 +10,8 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -21,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from stdnum.exceptions import ValidationError as StdnumError
 from stdnum.se import orgnr
+from tqdm import tqdm
 
 from app import __version__, bootstrap
 from app.audit import service as audit_service
@@ -197,6 +199,23 @@ def _confirm_reset(args: argparse.Namespace, settings: Settings) -> bool:
     return answer.strip().lower() == "yes"
 
 
+@contextmanager
+def _progress(unit: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr when it is a terminal (tqdm); silent otherwise, so that a
+    script or cron reads nothing but the JSON on stdout."""
+    if not sys.stderr.isatty():
+        yield lambda done, total: None
+        return
+    with tqdm(unit=f" {unit}", unit_scale=True, file=sys.stderr, leave=False) as bar:
+
+        def tell(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        yield tell
+
+
 def _read_checkpoints(path: Path) -> list[Checkpoint]:
     """Checkpoints kept elsewhere, one JSON object a line (as ``audit checkpoint`` prints)."""
     found = []
@@ -216,9 +235,14 @@ def _audit_verify(args: argparse.Namespace) -> int:
         database = Database.from_settings(settings)
         try:
             async with database.engine.connect() as connection:
-                return await audit_service.verify_all(
-                    connection, CheckpointSigner(settings), kept, jobs=settings.audit_verify_jobs
-                )
+                with _progress("records") as tell:
+                    return await audit_service.verify_all(
+                        connection,
+                        CheckpointSigner(settings),
+                        kept,
+                        jobs=settings.audit_verify_jobs,
+                        progress=tell,
+                    )
         finally:
             await database.dispose()
 

@@ -394,3 +394,41 @@ async def test_audit_verify_command_reports_ok_and_the_first_bad_seq(
             await conn.commit()
         code, report = await asyncio.to_thread(_run_verify, url)
         assert (code, report["ok"], report["first_bad_seq"]) == (1, False, 3)
+
+
+async def test_verify_tells_its_progress_to_the_end(backend: str, tmp_path: Path) -> None:
+    """What `samverkan audit verify` draws its progress bar from (on a terminal only)."""
+    async with migrated_database(backend, tmp_path) as (_, database):
+        async with database.sessionmaker() as session:
+            await _append_many(session, 7)
+            await session.commit()
+        told: list[tuple[int, int]] = []
+        async with database.engine.connect() as connection:
+            result = await verify_chain(
+                connection, jobs=2, progress=lambda done, total: told.append((done, total))
+            )
+        assert result.ok
+        assert told[-1] == (7, 7)
+        assert [done for done, _ in told] == sorted(done for done, _ in told)
+
+
+def _run_verify_streams(url: str) -> tuple[str, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "app.cli", "audit", "verify"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "SAMVERKAN_DATABASE_URL": url},
+        timeout=120,
+        check=False,
+    )
+    return result.stdout, result.stderr
+
+
+async def test_verify_off_a_terminal_prints_json_only(backend: str, tmp_path: Path) -> None:
+    async with migrated_database(backend, tmp_path) as (url, database):
+        async with database.sessionmaker() as session:
+            await _append_many(session, 3)
+            await session.commit()
+        stdout, stderr = await asyncio.to_thread(_run_verify_streams, url)
+        assert json.loads(stdout)["ok"] is True
+        assert "records" not in stderr  # no progress bar when stderr is not a terminal

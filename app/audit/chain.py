@@ -13,7 +13,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -133,7 +133,13 @@ async def _records(connection: AsyncConnection) -> AsyncIterator[Sequence[Any]]:
         last = rows[-1][0]
 
 
-async def verify_chain(connection: AsyncConnection, *, jobs: int = 1) -> VerifyResult:
+# Told, as the verify goes, how many records are checked out of how many (a progress bar).
+Progress = Callable[[int, int], None]
+
+
+async def verify_chain(
+    connection: AsyncConnection, *, jobs: int = 1, progress: Progress | None = None
+) -> VerifyResult:
     """Recompute every record's hash in order; report the first record that does not fit.
 
     On PostgreSQL the database recomputes the hashes (see :data:`_PG_VERIFY_HASHES`), ``jobs``
@@ -141,15 +147,19 @@ async def verify_chain(connection: AsyncConnection, *, jobs: int = 1) -> VerifyR
     that verify inside their own transaction use one); on SQLite, which has no SHA-256,
     this process does.
     """
+    tell = progress or (lambda done, total: None)
     if connection.dialect.name == "postgresql":
-        return await _verify_in_database(connection, jobs)
-    return await _verify_here(connection)
+        return await _verify_in_database(connection, jobs, tell)
+    return await _verify_here(connection, tell)
 
 
-async def _verify_here(connection: AsyncConnection) -> VerifyResult:
+async def _verify_here(connection: AsyncConnection, tell: Progress) -> VerifyResult:
     expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
     last = len(BODY_FIELDS) + 1
+    total = (await _head(connection))[0]
     async for row in _records(connection):
+        if checked % VERIFY_BATCH == 0:
+            tell(checked, total)
         seq, prev_hash, stored_hash = row[0], row[last], row[last + 1]
         problem = None
         if seq != expected_seq:
@@ -162,6 +172,7 @@ async def _verify_here(connection: AsyncConnection) -> VerifyResult:
             head_seq, head_hash = await _head(connection)
             return VerifyResult(False, checked, expected_seq, head_seq, head_hash, problem)
         expected_prev, expected_seq, checked = stored_hash, seq + 1, checked + 1
+    tell(checked, total)
     head_seq, head_hash = await _head(connection)
     if (head_seq, head_hash) != (expected_seq - 1, expected_prev):
         problem = "chain head does not match the newest record"
@@ -272,7 +283,9 @@ async def _check_range(connection: AsyncConnection, lo: int, hi: int) -> _RangeR
     return _RangeResult(count, links[-1][1] if links else None)
 
 
-async def _verify_in_database(connection: AsyncConnection, jobs: int) -> VerifyResult:
+async def _verify_in_database(
+    connection: AsyncConnection, jobs: int, tell: Progress
+) -> VerifyResult:
     """The chain up to the head as it is now, in ranges; ``jobs`` ranges at a time, each on
     a connection of its own (records appended meanwhile are for the next run)."""
     head_seq, head_hash = await _head(connection)
@@ -282,10 +295,11 @@ async def _verify_in_database(connection: AsyncConnection, jobs: int) -> VerifyR
     if jobs <= 1:
         for lo, hi in ranges:
             results.append(await _check_range(connection, lo, hi))
+            tell(hi, head_seq)
             if results[-1].problem is not None:
                 break
     else:
-        results = await _check_ranges_at_once(connection, ranges, jobs)
+        results = await _check_ranges_at_once(connection, ranges, jobs, tell, head_seq)
     checked, last_hash = 0, GENESIS_HASH
     for result in results:
         if result.problem is not None:
@@ -305,16 +319,24 @@ async def _verify_in_database(connection: AsyncConnection, jobs: int) -> VerifyR
 
 
 async def _check_ranges_at_once(
-    connection: AsyncConnection, ranges: list[tuple[int, int]], jobs: int
+    connection: AsyncConnection,
+    ranges: list[tuple[int, int]],
+    jobs: int,
+    tell: Progress,
+    total: int,
 ) -> list[_RangeResult]:
     pending = iter(enumerate(ranges))
     results: dict[int, _RangeResult] = {}
+    done = 0
 
     async def work() -> None:
+        nonlocal done
         async with connection.engine.connect() as own:
             for index, (lo, hi) in pending:
                 results[index] = await _check_range(own, lo, hi)
                 await own.rollback()
+                done += hi - lo
+                tell(done, total)
 
     await asyncio.gather(*(work() for _ in range(min(jobs, len(ranges)))))
     return [results[i] for i in range(len(ranges))]

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.agencies.models import Agency
 from app.audit import checkpoints, flags
 from app.audit import writer as audit
-from app.audit.chain import verify_chain
+from app.audit.chain import Progress, verify_chain
 from app.audit.models import AuditEvent, AuditReview, Decision
 from app.audit.records import Record
 from app.audit.schemas import (
@@ -307,10 +307,11 @@ async def verify_all(
     extra: Sequence[checkpoints.Checkpoint] = (),
     *,
     jobs: int = 1,
+    progress: Progress | None = None,
 ) -> VerifyRead:
     """The chain recomputed, then checked against every stored checkpoint and any kept
     elsewhere (``extra``): the API and ``samverkan audit verify`` report the same."""
-    result = await verify_chain(connection, jobs=jobs)
+    result = await verify_chain(connection, jobs=jobs, progress=progress)
     known = [*await checkpoints.stored(connection), *extra]
     problems = await checkpoints.problems(connection, signer, known, result.head_seq)
     return VerifyRead(
