@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import os
 import sys
 import tempfile
@@ -32,7 +33,7 @@ from app.config import Environment, Settings, get_settings
 from app.db import Database
 from app.errors import Conflict
 from app.logging import configure_logging
-from app.migrate import reset, upgrade
+from app.migrate import head_revisions, reset, upgrade
 from app.security import TokenService
 from app.users.schemas import UserCreate
 
@@ -42,10 +43,17 @@ log = structlog.get_logger("app.cli")
 
 
 def _migrate(_: argparse.Namespace) -> int:
+    """Each revision applied is a line on stderr at a terminal (counts as it goes); off a
+    terminal only warnings reach stderr, and stdout carries one JSON line of the result."""
     settings = get_settings()
-    configure_logging(level=settings.log_level, fmt=settings.effective_log_format)
+    at_terminal = sys.stderr.isatty()
+    configure_logging(
+        level=settings.log_level if at_terminal else "WARNING",
+        fmt=settings.effective_log_format,
+    )
     upgrade(settings.database_url)
     log.info("database migrated to head")
+    sys.stdout.write(json.dumps({"ok": True, "head": sorted(head_revisions())}) + "\n")
     return 0
 
 

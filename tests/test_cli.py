@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -63,6 +64,9 @@ async def test_migrate_brings_an_empty_database_to_head(backend: str, tmp_path: 
             check=False,
         )
         assert result.returncode == 0, result.stderr
+        # off a terminal: one JSON line of the result, nothing else
+        assert json.loads(result.stdout) == {"ok": True, "head": sorted(head_revisions())}
+        assert result.stderr == ""
         engine = create_engine(make_settings(url))
         try:
             async with engine.connect() as conn:
