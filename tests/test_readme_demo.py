@@ -25,33 +25,39 @@ def _walkthrough() -> str:
     return section.split("```sh\n", 1)[1].split("```", 1)[0]
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="the README's commands use curl")
-def test_the_readme_walkthrough_works_when_pasted(tmp_path: Path) -> None:
+def _demo(directory: Path, *args: str) -> tuple[subprocess.Popen[str], str, int]:
+    """`samverkan demo` serving from ``directory``: the process, what it printed, its port."""
     port = _free_port()
     process = subprocess.Popen(
-        [*SAMVERKAN, "demo", "--port", str(port)],
-        cwd=tmp_path,
+        [*SAMVERKAN, "demo", "--port", str(port), *args],
+        cwd=directory,
         env=_env(PYTHONPATH=str(README.parent), SAMVERKAN_LOG_LEVEL="WARNING"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
         text=True,
     )
     assert process.stdout is not None
+    printed = ""
+    for line in process.stdout:
+        printed += line
+        if "auth/token" in line:
+            break
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return process, printed, port
+        except httpx.TransportError:
+            assert process.poll() is None, printed
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the README's commands use curl")
+def test_the_readme_walkthrough_works_when_pasted(tmp_path: Path) -> None:
+    process, printed, port = _demo(tmp_path)
     try:
-        printed = ""
-        for line in process.stdout:
-            printed += line
-            if "auth/token" in line:
-                break
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None
-                assert time.monotonic() < deadline
-                time.sleep(0.2)
         script = _walkthrough().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
         script = script.replace("<demo case id>", re.findall(r"Demo case:\s+(\S+)", printed)[0])
         script = script.replace(
@@ -103,3 +109,29 @@ def test_the_readme_walkthrough_works_when_pasted(tmp_path: Path) -> None:
     assert "items" in queue
     assert {u["username"] for u in users["items"]} >= {"demo.polis", "demo.admin"}
     assert admin_cases["items"] == []
+
+    # "Then samverkan demo --reset and the story is there again."
+    process, printed, port = _demo(tmp_path, "--reset", "--yes")
+    try:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        passwords = dict(re.findall(r"^\s+(demo\.\w+)\s+(\S+)\s", printed, re.MULTILINE))
+        token = httpx.post(
+            f"{base}/auth/token",
+            data={
+                "grant_type": "password",
+                "username": "demo.polis",
+                "password": passwords["demo.polis"],
+            },
+            timeout=30,
+        ).json()["access_token"]
+        new_case = re.findall(r"Demo case:\s+(\S+)", printed)[0]
+        entries = httpx.get(
+            f"{base}/cases/{new_case}/entries",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        ).json()
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert new_case != case["id"]
+    assert "social_services" in {e["category"] for e in entries["items"]}  # consent active again
