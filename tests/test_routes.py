@@ -139,14 +139,16 @@ def test_every_list_is_a_page_and_every_answer_has_a_schema() -> None:
             ok = operation["responses"].get("200") or operation["responses"].get("201")
             if ok is None or "content" not in ok:
                 continue
-            json_body = ok["content"].get("application/json")
-            if json_body is None:
-                continue
-            schema = json_body.get("schema")
-            if not schema:
-                undescribed.append(f"{method.upper()} {path}")
-            elif method == "get" and schema.get("type") == "array":
-                arrays.append(path)
+            for media, body in ok["content"].items():
+                schema = body.get("schema")
+                if not schema:
+                    undescribed.append(f"{method.upper()} {path} {media}")
+                elif (
+                    media == "application/json"
+                    and method == "get"
+                    and (schema.get("type") == "array")
+                ):
+                    arrays.append(path)
     assert sorted(arrays) == ["/api/v1/categories", "/api/v1/legal-bases"]
     assert undescribed == []
 

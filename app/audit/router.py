@@ -142,7 +142,10 @@ async def list_checkpoints(
     responses={
         **_AUDITOR,
         200: {
-            "content": {"text/csv": {}, "application/x-ndjson": {}},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
             "description": "Every matching record, newest first, streamed",
         },
     },
@@ -207,7 +210,10 @@ async def find_subjects(
     responses={
         **_ONE,
         200: {
-            "content": {"application/json": {}, "text/csv": {}, "text/html": {}},
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
             "description": "The access extract; `format=html` prints in Swedish",
         },
     },

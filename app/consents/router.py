@@ -101,7 +101,12 @@ async def store_document(
     response_class=Response,
     responses={
         **_ONE,
-        200: {"content": {"application/pdf": {}, "image/png": {}, "image/jpeg": {}}},
+        200: {
+            "content": {
+                t: {"schema": {"type": "string", "format": "binary"}}
+                for t in ("application/pdf", "image/png", "image/jpeg")
+            }
+        },
     },
 )
 async def read_document(
