@@ -367,8 +367,8 @@ async def test_the_app_role_cannot_change_the_log_even_without_triggers(
     assert (await verify_chain(connection)).ok
 
 
-def _run_verify(url: str) -> tuple[int, dict[str, object]]:
-    result = subprocess.run(
+def _verify_process(url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [sys.executable, "-m", "app.cli", "audit", "verify"],
         capture_output=True,
         text=True,
@@ -376,6 +376,10 @@ def _run_verify(url: str) -> tuple[int, dict[str, object]]:
         timeout=120,
         check=False,
     )
+
+
+def _run_verify(url: str) -> tuple[int, dict[str, object]]:
+    result = _verify_process(url)
     return result.returncode, json.loads(result.stdout)
 
 
@@ -412,23 +416,11 @@ async def test_verify_tells_its_progress_to_the_end(backend: str, tmp_path: Path
         assert [done for done, _ in told] == sorted(done for done, _ in told)
 
 
-def _run_verify_streams(url: str) -> tuple[str, str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "audit", "verify"],
-        capture_output=True,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "SAMVERKAN_DATABASE_URL": url},
-        timeout=120,
-        check=False,
-    )
-    return result.stdout, result.stderr
-
-
 async def test_verify_off_a_terminal_prints_json_only(backend: str, tmp_path: Path) -> None:
     async with migrated_database(backend, tmp_path) as (url, database):
         async with database.sessionmaker() as session:
             await _append_many(session, 3)
             await session.commit()
-        stdout, stderr = await asyncio.to_thread(_run_verify_streams, url)
-        assert json.loads(stdout)["ok"] is True
-        assert "records" not in stderr  # no progress bar when stderr is not a terminal
+        result = await asyncio.to_thread(_verify_process, url)
+        assert json.loads(result.stdout)["ok"] is True
+        assert "records" not in result.stderr  # no progress bar when stderr is not a terminal

@@ -137,6 +137,10 @@ async def _records(connection: AsyncConnection) -> AsyncIterator[Sequence[Any]]:
 Progress = Callable[[int, int], None]
 
 
+def _untold(done: int, total: int) -> None:
+    """No one is watching."""
+
+
 async def verify_chain(
     connection: AsyncConnection, *, jobs: int = 1, progress: Progress | None = None
 ) -> VerifyResult:
@@ -147,13 +151,13 @@ async def verify_chain(
     that verify inside their own transaction use one); on SQLite, which has no SHA-256,
     this process does.
     """
-    tell = progress or (lambda done, total: None)
+    tell = progress or _untold
     if connection.dialect.name == "postgresql":
         return await _verify_in_database(connection, jobs, tell)
     return await _verify_here(connection, tell)
 
 
-async def _verify_here(connection: AsyncConnection, tell: Progress) -> VerifyResult:
+async def _verify_here(connection: AsyncConnection, tell: Progress = _untold) -> VerifyResult:
     expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
     last = len(BODY_FIELDS) + 1
     total = (await _head(connection))[0]
@@ -284,7 +288,7 @@ async def _check_range(connection: AsyncConnection, lo: int, hi: int) -> _RangeR
 
 
 async def _verify_in_database(
-    connection: AsyncConnection, jobs: int, tell: Progress
+    connection: AsyncConnection, jobs: int, tell: Progress = _untold
 ) -> VerifyResult:
     """The chain up to the head as it is now, in ranges; ``jobs`` ranges at a time, each on
     a connection of its own (records appended meanwhile are for the next run)."""
