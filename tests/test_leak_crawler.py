@@ -93,7 +93,8 @@ def spellings(number: str) -> set[str]:
 
 
 # What governs a canary: the question the oracle asks app/policy.
-Question = tuple[str, uuid.UUID]  # (kind, id): identity | entry | action | consent_case | grant
+# (kind, id): identity | entry | action | consent_case | grant | auditors
+Question = tuple[str, uuid.UUID]
 
 
 @dataclass
@@ -458,6 +459,10 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
     )
     head = max(seqs)
     crawl.pools["seq"] = [str(s) for s in seqs] + [str(head + 10_000)]
+    # an auditor's review note (it may say what was found): for auditors' eyes only
+    note = _canary("Granskning")
+    await api(w.soc_auditor, "POST", f"/audit/events/{seqs[0]}/review", json={"note": note})
+    crawl.add("audit.review.note", note, ("auditors", uuid.UUID(int=0)))
     return crawl
 
 
@@ -481,6 +486,8 @@ async def _allowed(session: AsyncSession, actor: Actor, question: Question) -> b
         assert case is not None
         facts = await case_service.case_facts(session, case)
         return enforce.decide(actor, Action.CONSENT_READ, facts).allowed
+    if kind == "auditors":  # the audit log's own text: app.audit's role gate (audit.use)
+        return actor.has_any_role(Role.AUDITOR)
     assert kind == "grant"
     if actor.has_any_role(Role.AUDITOR):
         # the auditors' role gate (app.audit.service) opens the log, whose emergency.grant
@@ -717,5 +724,6 @@ async def test_no_personal_datum_reaches_anyone_the_policy_does_not_allow(
     for event in rows.mappings():
         text = repr(dict(event))
         for canary in crawl.canaries:
-            if canary.field != "emergency.reason" and any(w in text for w in canary.words):
+            in_the_log = {"emergency.reason"}  # the auditors review that reason
+            if canary.field not in in_the_log and any(w in text for w in canary.words):
                 pytest.fail(f"audit record {event['seq']} holds {canary.field}")
