@@ -148,36 +148,30 @@ def _shown_record(
     case: Case,
     decision: PolicyDecision,
     identity: PolicyDecision,
-    **extra: object,
+    **extra: Any,
 ) -> Record:
     """A case read: the case was shown to a participant; the individual's name and number
     on the basis the identity decision names (own agency, consent id, legal basis)."""
     if not identity.allowed:
         return _record(actor, action, case, decision, **extra)
-    return actor.record(
-        action,
-        resource_type="case",
-        resource_id=str(case.id),
-        case_id=case.id,
-        individual_id=case.individual_id,
-        policy_id=identity.policy_id,
-        **individual_service.identity_basis(identity),
-        **extra,  # type: ignore[arg-type]
+    return _record(
+        actor, action, case, identity, **individual_service.identity_basis(identity), **extra
     )
 
 
 def _record(
-    actor: Actor, action: str, case: Case, decision: PolicyDecision, **extra: object
+    actor: Actor, action: str, case: Case, decision: PolicyDecision, **extra: Any
 ) -> Record:
+    """A record about the case; ``extra`` may name another basis than participation."""
+    fields: dict[str, Any] = {"basis": "case_participant"} | extra
     return actor.record(
         action,
         resource_type="case",
         resource_id=str(case.id),
         case_id=case.id,
         individual_id=case.individual_id,
-        basis="case_participant",
         policy_id=decision.policy_id,
-        **extra,  # type: ignore[arg-type]
+        **fields,
     )
 
 

@@ -43,18 +43,17 @@ from app.individuals.models import Guardian, Individual
 from app.pagination import Page
 from app.policy import enforce, get_engine
 from app.policy.engine import Action, PolicyDecision
+from app.policy.entities import CaseFacts
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _identity(session: AsyncSession, actor: Actor, consent: Consent) -> PolicyDecision:
-    """The identity decision of app/policy about the consent's individual: signatories'
+async def _identity(session: AsyncSession, actor: Actor, case: CaseFacts) -> PolicyDecision:
+    """The identity decision of app/policy about the case's individual: signatories'
     names, the withdrawal reason and the signed form are identity (DESIGN §3)."""
-    known = await individual_service.facts_of(session, consent.individual_id)
-    assert known is not None  # foreign key
-    return await individual_service.identity_decision(session, actor, known.individual)
+    return await individual_service.identity_decision(session, actor, case.individual)
 
 
 async def to_read(session: AsyncSession, consent: Consent, identity: PolicyDecision) -> ConsentRead:
@@ -224,7 +223,7 @@ async def register_consent(
 ) -> ConsentRead:
     """A consent that names one it supersedes ends that one from its own ``valid_from``
     (audited as ``consent.supersede`` on the predecessor, in the same transaction)."""
-    case, _, decision = await case_service.load_case(
+    case, case_facts, decision = await case_service.load_case(
         session, actor, case_id, action=Action.CONSENT_REGISTER, audit_action="consent.register"
     )
     case_service.require_open(case)
@@ -276,12 +275,12 @@ async def register_consent(
     await session.flush()
     for record in records:
         await audit.append(session, record)
-    return await to_read(session, consent, await _identity(session, actor, consent))
+    return await to_read(session, consent, await _identity(session, actor, case_facts))
 
 
 async def _load(
     session: AsyncSession, actor: Actor, consent_id: uuid.UUID, *, action: Action, audit_action: str
-) -> tuple[Consent, PolicyDecision]:
+) -> tuple[Consent, CaseFacts, PolicyDecision]:
     """404 for a consent whose case the caller may not see, as for none at all."""
     consent = await session.get(Consent, consent_id)
     if consent is None:
@@ -292,17 +291,17 @@ async def _load(
             resource_type="consent",
             resource_id=str(consent_id),
         )
-    _, _, decision = await case_service.load_case(
+    _, case_facts, decision = await case_service.load_case(
         session, actor, consent.case_id, action=action, audit_action=audit_action
     )
-    return consent, decision
+    return consent, case_facts, decision
 
 
 async def get_consent(session: AsyncSession, actor: Actor, *, consent_id: uuid.UUID) -> ConsentRead:
-    consent, _ = await _load(
+    consent, case_facts, _ = await _load(
         session, actor, consent_id, action=Action.CONSENT_READ, audit_action="consent.read"
     )
-    identity = await _identity(session, actor, consent)
+    identity = await _identity(session, actor, case_facts)
     await audit.append(session, _read_record(actor, "consent.read", consent, identity))
     return await to_read(session, consent, identity)
 
@@ -310,7 +309,7 @@ async def get_consent(session: AsyncSession, actor: Actor, *, consent_id: uuid.U
 async def list_consents(
     session: AsyncSession, actor: Actor, *, case_id: uuid.UUID
 ) -> Page[ConsentRead]:
-    case, _, decision = await case_service.load_case(
+    case, case_facts, decision = await case_service.load_case(
         session, actor, case_id, action=Action.CONSENT_READ, audit_action="consent.list"
     )
     rows = await session.execute(
@@ -318,9 +317,7 @@ async def list_consents(
     )
     consents = list(rows.scalars())
     # every consent of the case is about the case's individual: one identity decision
-    identity = await individual_service.identity_decision(
-        session, actor, (await case_service.case_facts(session, case)).individual
-    )
+    identity = await _identity(session, actor, case_facts)
     shown = _shown(identity)
     await audit.append(
         session,
@@ -342,7 +339,7 @@ async def withdraw_consent(
     session: AsyncSession, actor: Actor, *, consent_id: uuid.UUID, data: WithdrawalIn
 ) -> ConsentRead:
     """Sharing under the consent stops at once: its status is derived at every read."""
-    consent, decision = await _load(
+    consent, case_facts, decision = await _load(
         session, actor, consent_id, action=Action.CONSENT_WITHDRAW, audit_action="consent.withdraw"
     )
     if consent.withdrawn_at is not None:
@@ -358,7 +355,7 @@ async def withdraw_consent(
     consent.withdrawn_by = actor.id
     await session.flush()
     await audit.append(session, _record(actor, "consent.withdraw", consent, decision))
-    return await to_read(session, consent, await _identity(session, actor, consent))
+    return await to_read(session, consent, await _identity(session, actor, case_facts))
 
 
 async def store_document(
@@ -373,7 +370,7 @@ async def store_document(
     The caller is decided on first; only then is the body read (``read_body`` with the
     size cap, which it enforces while reading), so nobody who may not upload makes the
     server take in megabytes."""
-    consent, decision = await _load(
+    consent, _, decision = await _load(
         session,
         actor,
         consent_id,
@@ -417,12 +414,12 @@ async def store_document(
 async def read_document(
     session: AsyncSession, actor: Actor, *, consent_id: uuid.UUID
 ) -> ConsentDocument:
-    consent, _ = await _load(
-        session, actor, consent_id, action=Action.CONSENT_READ, audit_action="consent.document.read"
-    )
     """The signed form carries name and personnummer: 404 to a reader who may not see the
     identity, exactly as for a consent without a stored form."""
-    identity = await _identity(session, actor, consent)
+    consent, case_facts, _ = await _load(
+        session, actor, consent_id, action=Action.CONSENT_READ, audit_action="consent.document.read"
+    )
+    identity = await _identity(session, actor, case_facts)
     fields: dict[str, Any] = {
         "resource_type": "consent",
         "resource_id": str(consent.id),

@@ -30,14 +30,10 @@ from app.policy.engine import Action, PolicyDecision
 from app.policy.entities import CaseFacts, GrantFacts
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
 def _status(grant: EmergencyGrant, now: datetime) -> GrantStatus:
-    if grant.ended_at is not None and _as_utc(grant.ended_at) <= now:
+    if grant.ended_at is not None and grant.ended_at <= now:
         return GrantStatus.ENDED
-    if _as_utc(grant.expires_at) <= now:
+    if grant.expires_at <= now:
         return GrantStatus.EXPIRED
     return GrantStatus.ACTIVE
 
@@ -53,12 +49,12 @@ async def _to_read(session: AsyncSession, grant: EmergencyGrant) -> EmergencyAcc
         case_id=grant.case_id,
         legal_basis=grant.legal_basis,
         categories=list(categories.scalars()),
-        expires_at=_as_utc(grant.expires_at),
+        expires_at=grant.expires_at,
         user_id=grant.user_id,
         agency_id=grant.agency_id,
         reason=grant.reason,
-        created_at=_as_utc(grant.created_at),
-        ended_at=_as_utc(grant.ended_at) if grant.ended_at else None,
+        created_at=grant.created_at,
+        ended_at=grant.ended_at if grant.ended_at else None,
         status=_status(grant, datetime.now(UTC)),
     )
 
