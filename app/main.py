@@ -28,6 +28,8 @@ from app.db import Database
 from app.emergency.router import router as emergency_router
 from app.entries.router import router as entries_router
 from app.errors import document_problems, install_error_handlers
+from app.events.router import router as events_router
+from app.idempotency import deps as idempotency
 from app.individuals.router import router as individuals_router
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     _document_problems_in_openapi(app)
     install_error_handlers(app)
+    idempotency.install(app)
     refusals.install(app)
     app.add_middleware(
         RequestContextMiddleware,
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         entries_router,
         emergency_router,
         actions_router,
+        events_router,
         audit_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

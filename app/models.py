@@ -20,6 +20,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "app.entries.models",
     "app.emergency.models",
     "app.actions.models",
+    "app.events.models",
+    "app.idempotency.models",
 )
 
 

@@ -76,10 +76,12 @@ ACTIONS = {
     ("GET", "/cases/{case}/emergency-access"): "emergency.list",
     ("DELETE", "/emergency-access/{grant}"): "emergency.end",
     ("GET", "/individuals/{individual}/access-log"): "audit.access_log",
+    ("GET", "/events"): "event.list",
 }
 BAD_QUERY = {  # the GET routes without an id in the path: a query they refuse
     "/individuals": "?personal_number=1",
     "/cases": "?limit=0",
+    "/events": "?after=not-a-cursor",
 }
 
 

@@ -124,6 +124,8 @@ class Expect:
     identity: bool | None = None  # whether names and number are shown
     basis: str | None = None  # the basis the read record must name
     resource: str | None = None  # the id of the content read (for the basis check)
+    # for the event feed: per resource type, the resource ids its events must name, exactly
+    events_about: dict[str, set[str]] | None = None
 
 
 Rule = Callable[[str, Ctx], Expect]
@@ -289,6 +291,31 @@ def _end_grant(actor: str, ctx: Ctx) -> Expect:
     return Expect(409 if ctx.state == "expired_grant" else 204)
 
 
+def _events(actor: str, ctx: Ctx) -> Expect:
+    """The feed shows events about what the caller may read now, and nothing else: the
+    case, its individual and consents to participants; entries and actions by the basis."""
+    if actor in ADMIN or actor == "soc_auditor":
+        return Expect(403)
+    staff = actor in PARTICIPANTS
+    return Expect(
+        200,
+        events_about={
+            "case": {ctx.ids["case"]} if staff else set(),
+            "individual": {ctx.ids["individual"]} if staff else set(),
+            "entry": {
+                ctx.ids[f"{source}_entry"]
+                for source in ("soc", "pol")
+                if basis(actor, ctx.state, source)
+            },
+            "action": {
+                ctx.ids[f"{source}_action"]
+                for source in ("soc", "pol")
+                if basis(actor, ctx.state, source)
+            },
+        },
+    )
+
+
 def _consent_identity(actor: str, ctx: Ctx) -> Expect:
     """Every participant reads the consent's scope; the signatories' names only with the
     identity (DESIGN §3)."""
@@ -452,6 +479,8 @@ ROWS: list[Row] = [
     ),
     Row("GET", "/cases/{case}/emergency-access", _grants),
     Row("DELETE", "/emergency-access/{grant}", _end_grant),
+    # --- the event feed --------------------------------------------------------------------
+    Row("GET", "/events?limit=200", _events),
     # --- accounts: administrators only; no personal data of individuals --------------------
     Row("GET", "/auth/me", _everyone(200), audit="none", states=ONCE),
     Row("GET", "/agencies", _everyone(200), audit="none", states=ONCE),
@@ -722,6 +751,11 @@ def _check(
         got = {i["id"] for i in items}
         if got != expected.items:
             problems.append(f"items {sorted(got)}, expected {sorted(expected.items)}")
+    if expected.events_about is not None:
+        for kind, ids in expected.events_about.items():
+            named = {e["resource_id"] for e in body["items"] if e["resource_type"] == kind}
+            if named != ids:
+                problems.append(f"events about {kind} {sorted(named)}, expected {sorted(ids)}")
     if expected.identity is not None:
         shown = body["items"] if "items" in body else [body.get("individual", body)]
         for item in shown:

@@ -30,11 +30,13 @@ from app.cases.models import Case, CaseParticipant
 from app.consents.models import Consent, ConsentAgency, ConsentCategory
 from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.entries.models import Entry
+from app.events import service as event_service
+from app.events.models import Event, EventType, ResourceType
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.policy import enforce, filters
 from app.policy.engine import Action
-from app.policy.entities import ActionFacts, EntryFacts
+from app.policy.entities import ActionFacts, EntryFacts, GrantFacts
 from app.policy.grounds import grounds_for
 from app.users.models import Role
 from tests.factories import make_agency, make_user
@@ -92,9 +94,7 @@ world = st.fixed_dictionaries(
 )
 
 
-async def _ids(
-    session: AsyncSession, column: Any, condition: ColumnElement[bool]
-) -> set[uuid.UUID]:
+async def _ids(session: AsyncSession, column: Any, condition: ColumnElement[bool]) -> set[Any]:
     return set((await session.execute(select(column).where(condition))).scalars())
 
 
@@ -351,6 +351,44 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
     await session.flush()
 
     all_cases = list((await session.execute(select(Case))).scalars())
+    all_grants = list((await session.execute(select(EmergencyGrant))).scalars())
+    # one event about every row (thin: type and ids), as the services emit them
+    rows: list[tuple[EventType, ResourceType, Any]] = [
+        *((EventType.CASE_UPDATED, ResourceType.CASE, c) for c in all_cases),
+        *((EventType.INDIVIDUAL_UPDATED, ResourceType.INDIVIDUAL, i) for i in individuals),
+        *(
+            (EventType.ENTRY_RECORDED, ResourceType.ENTRY, e)
+            for e in (await session.execute(select(Entry))).scalars()
+        ),
+        *(
+            (EventType.ACTION_PLANNED, ResourceType.ACTION, a)
+            for a in (await session.execute(select(CaseAction))).scalars()
+        ),
+        *(
+            (EventType.CONSENT_WITHDRAWN, ResourceType.CONSENT, c)
+            for c in (await session.execute(select(Consent))).scalars()
+        ),
+        *((EventType.EMERGENCY_GRANTED, ResourceType.EMERGENCY_GRANT, g) for g in all_grants),
+    ]
+    for event_type, resource_type, row in rows:
+        case_id = row.id if resource_type is ResourceType.CASE else getattr(row, "case_id", None)
+        await event_service.emit(
+            session,
+            event_type,
+            resource_type=resource_type,
+            resource_id=row.id,
+            case_id=case_id,
+            individual_id=row.id if resource_type is ResourceType.INDIVIDUAL else None,
+        )
+    for case in all_cases:  # a participant event names the agency, not the case
+        agency_id = agencies[0].id
+        await event_service.emit(
+            session,
+            EventType.PARTICIPANT_ADDED,
+            resource_type=ResourceType.PARTICIPANT,
+            resource_id=agency_id,
+            case_id=case.id,
+        )
     all_individuals = list((await session.execute(select(Individual))).scalars())
     all_entries = list((await session.execute(select(Entry))).scalars())
     all_actions = list((await session.execute(select(CaseAction))).scalars())
@@ -414,3 +452,36 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
             if enforce.decide(actor, Action.ACTION_READ, action_facts, grounds).allowed:
                 actions.add(action.id)
         assert await _ids(session, CaseAction.id, filters.actions_visible_to(actor, now)) == actions
+
+        grants = set()
+        for grant in all_grants:
+            grant_facts = GrantFacts(
+                id=grant.id,
+                agency_id=grant.agency_id,
+                grantee_id=grant.user_id,
+                case=case_facts[grant.case_id],
+            )
+            if enforce.decide(actor, Action.EMERGENCY_READ, grant_facts).allowed:
+                grants.add(grant.id)
+        assert await _ids(session, EmergencyGrant.id, filters.grants_visible_to(actor)) == grants
+
+        # the event feed: an event is seen exactly when what it is about may be read
+        by_case = {ResourceType.CASE, ResourceType.PARTICIPANT, ResourceType.CONSENT}
+        readable_rows = {
+            ResourceType.INDIVIDUAL: readable,
+            ResourceType.ENTRY: entries,
+            ResourceType.ACTION: actions,
+            ResourceType.EMERGENCY_GRANT: grants,
+        }
+        expected_events = set()
+        for event in (await session.execute(select(Event))).scalars():
+            kind = ResourceType(event.resource_type)
+            if (
+                (event.case_id in permitted)
+                if kind in by_case
+                else (event.resource_id in readable_rows[kind])
+            ):
+                expected_events.add(event.seq)
+        assert await _ids(session, Event.seq, filters.events_visible_to(actor, now)) == (
+            expected_events
+        )

@@ -68,6 +68,18 @@ async def test_no_route_answers_without_a_token_unless_public(
         assert response.headers["content-type"] == "application/problem+json"
 
 
+def operations(app: FastAPI) -> list[Any]:
+    """Every API route as FastAPI serves it: ``methods``, ``path``, ``dependant``,
+    ``status_code``, ``endpoint`` (routes of included routers live in private contexts)."""
+    found: list[Any] = []
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            found.append(route)
+        elif hasattr(route, "effective_route_contexts"):
+            found += [c for c in route.effective_route_contexts() if c.dependant is not None]
+    return found
+
+
 def _dependants(app: FastAPI) -> list[tuple[str, Any]]:
     """Each route's path and its dependency tree as FastAPI solves it, router-level
     dependencies included (FastAPI keeps those of included routers in private contexts)."""

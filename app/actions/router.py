@@ -10,6 +10,7 @@ from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
 from app.errors import ONE_RESOURCE
+from app.idempotency.deps import creates, idempotent
 from app.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(tags=["sharing"])
@@ -18,10 +19,11 @@ _ONE = ONE_RESOURCE
 
 @router.post(
     "/cases/{case_id}/actions",
-    dependencies=[audited("action.create")],
+    dependencies=[audited("action.create"), idempotent()],
     status_code=201,
     responses=_ONE,
 )
+@creates
 async def create_action(
     case_id: uuid.UUID, data: ActionCreate, actor: CurrentActor, session: SessionDep
 ) -> ActionRead:

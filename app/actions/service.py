@@ -20,6 +20,8 @@ from app.auth.service import user_actor
 from app.cases import service as case_service
 from app.cases.models import CaseParticipant
 from app.errors import Conflict, ValidationFailed
+from app.events import service as events
+from app.events.models import EventType, ResourceType
 from app.individuals.service import read_basis
 from app.pagination import Page
 from app.policy import enforce, filters, reads
@@ -169,6 +171,7 @@ async def create_action(
     session.add(action)
     await session.flush()
     await audit.append(session, _read_record(actor, "action.create", action, decision))
+    await events.emit_about(session, EventType.ACTION_PLANNED, ResourceType.ACTION, action)
     return _to_read(action)
 
 
@@ -229,6 +232,7 @@ async def update_action(
             **ACTIONS.fields(action),
         ),
     )
+    await events.emit_about(session, EventType.ACTION_UPDATED, ResourceType.ACTION, action)
     return _to_read(action)
 
 

@@ -9,6 +9,7 @@ from app.agencies.schemas import AgencyCreate, AgencyRead, AgencyUpdate
 from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
+from app.idempotency.deps import creates, idempotent
 from app.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(prefix="/agencies", tags=["agencies"])
@@ -18,7 +19,10 @@ _ERRORS: dict[int | str, dict[str, str]] = {
 }
 
 
-@router.post("", dependencies=[audited("agency.create")], status_code=201, responses=_ERRORS)
+@router.post(
+    "", dependencies=[audited("agency.create"), idempotent()], status_code=201, responses=_ERRORS
+)
+@creates
 async def create_agency(data: AgencyCreate, actor: CurrentActor, session: SessionDep) -> AgencyRead:
     agency = await agency_service.create_agency(session, actor, data=data)
     return agency_service.to_read(agency)

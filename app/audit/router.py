@@ -28,6 +28,7 @@ from app.audit.schemas import (
 )
 from app.auth.deps import CurrentActor
 from app.db import SessionDep, database_of
+from app.idempotency.deps import creates, idempotent
 from app.inputs import AuditSeq, CleanStr, Timestamp
 from app.pagination import CursorQuery, LimitQuery, Page
 
@@ -95,10 +96,11 @@ async def get_event(seq: AuditSeq, actor: CurrentActor, session: SessionDep) -> 
 
 @router.post(
     "/audit/events/{seq}/review",
-    dependencies=[audited("audit.review")],
+    dependencies=[audited("audit.review"), idempotent()],
     status_code=201,
     responses={**_ONE, 409: {"description": "Reviewed already"}},
 )
+@creates
 async def review_event(
     seq: AuditSeq, data: ReviewCreate, actor: CurrentActor, session: SessionDep
 ) -> ReviewRead:
@@ -119,7 +121,8 @@ async def verify(actor: CurrentActor, session: SessionDep, signer: SignerDep) ->
     return await audit_service.verify(session, actor, signer)
 
 
-@router.post("/audit/checkpoints", status_code=201, responses=_AUDITOR)
+@router.post("/audit/checkpoints", dependencies=[idempotent()], status_code=201, responses=_AUDITOR)
+@creates
 async def create_checkpoint(
     actor: CurrentActor, session: SessionDep, signer: SignerDep
 ) -> CheckpointRead:

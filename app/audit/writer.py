@@ -122,6 +122,11 @@ async def append(session: AsyncSession, record: Record) -> int:
     return seq
 
 
+def recorded(session: AsyncSession) -> list[Record]:
+    """What this request has recorded so far (appended, or queued for its commit)."""
+    return list(_request_audit(session).appended)
+
+
 def append_at_commit(session: AsyncSession, records: Sequence[Record]) -> None:
     """Append the records of a read (one item, or the items a page shows and the list's own
     record) in the request's transaction, immediately before its COMMIT.

@@ -12,6 +12,7 @@ from app.cases.models import CaseStatus, Programme
 from app.cases.schemas import CaseCreate, CaseRead, CaseUpdate, ParticipantCreate, ParticipantRead
 from app.db import SessionDep
 from app.errors import ONE_RESOURCE
+from app.idempotency.deps import creates, idempotent
 from app.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(prefix="/cases", tags=["cases"])
@@ -19,7 +20,10 @@ _ONE = ONE_RESOURCE
 _CHANGE = {**_ONE, 409: {"description": "Not possible in the case's state"}}
 
 
-@router.post("", dependencies=[audited("case.create")], status_code=201, responses=_ONE)
+@router.post(
+    "", dependencies=[audited("case.create"), idempotent()], status_code=201, responses=_ONE
+)
+@creates
 async def create_case(data: CaseCreate, actor: CurrentActor, session: SessionDep) -> CaseRead:
     return await case_service.create_case(session, actor, data=data)
 
@@ -60,10 +64,11 @@ async def update_case(
 
 @router.post(
     "/{case_id}/participants",
-    dependencies=[audited("participant.add")],
+    dependencies=[audited("participant.add"), idempotent()],
     status_code=201,
     responses=_CHANGE,
 )
+@creates
 async def add_participant(
     case_id: uuid.UUID, data: ParticipantCreate, actor: CurrentActor, session: SessionDep
 ) -> ParticipantRead:

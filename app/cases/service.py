@@ -24,6 +24,8 @@ from app.cases.models import (
 )
 from app.cases.schemas import CaseCreate, CaseRead, CaseUpdate, ParticipantCreate, ParticipantRead
 from app.errors import Conflict, ValidationFailed
+from app.events import service as events
+from app.events.models import EventType, ResourceType
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.pagination import Page, cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
@@ -221,7 +223,22 @@ async def create_case(session: AsyncSession, actor: Actor, *, data: CaseCreate) 
     session.add(CaseAssignment(case_id=case.id, user_id=actor.id, agency_id=actor.agency_id))
     await session.flush()
     await audit.append(session, _record(actor, "case.create", case, decision))
+    await _emit(session, EventType.CASE_OPENED, case)
     return await to_read(session, actor, case, await case_facts(session, case))
+
+
+async def _emit(
+    session: AsyncSession, type: EventType, case: Case, agency_id: uuid.UUID | None = None
+) -> None:
+    """A case's event; a participant's names the agency that joined or left."""
+    await events.emit(
+        session,
+        type,
+        resource_type=ResourceType.CASE if agency_id is None else ResourceType.PARTICIPANT,
+        resource_id=case.id if agency_id is None else agency_id,
+        case_id=case.id,
+        individual_id=case.individual_id,
+    )
 
 
 async def get_case(session: AsyncSession, actor: Actor, *, case_id: uuid.UUID) -> CaseRead:
@@ -271,6 +288,8 @@ async def update_case(
             reason=f"status {current.value} -> {data.status.value}",
         ),
     )
+    closed = data.status is CaseStatus.CLOSED and current is not CaseStatus.CLOSED
+    await _emit(session, EventType.CASE_CLOSED if closed else EventType.CASE_UPDATED, case)
     return await to_read(session, actor, case, await case_facts(session, case))
 
 
@@ -366,6 +385,7 @@ async def add_participant(
         session,
         _record(actor, "participant.add", case, decision, reason=f"agency {data.agency_id}"),
     )
+    await _emit(session, EventType.PARTICIPANT_ADDED, case, data.agency_id)
     return ParticipantRead(
         agency_id=data.agency_id, user_ids=sorted((u.id for u in users), key=str), added_at=now
     )
@@ -409,3 +429,4 @@ async def remove_participant(
         session,
         _record(actor, "participant.remove", case, decision, reason=f"agency {agency_id}"),
     )
+    await _emit(session, EventType.PARTICIPANT_REMOVED, case, agency_id)

@@ -9,6 +9,7 @@ from app.auth.deps import CurrentActor
 from app.clients import service as client_service
 from app.clients.schemas import ClientCreate, ClientCreated, ClientRead
 from app.db import SessionDep
+from app.idempotency.deps import creates, idempotent
 from app.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(prefix="/clients", tags=["clients"])
@@ -19,7 +20,10 @@ _ERRORS: dict[int | str, dict[str, str]] = {
 _ONE = {**_ERRORS, 404: {"description": "No such client"}}
 
 
-@router.post("", dependencies=[audited("client.create")], status_code=201, responses=_ERRORS)
+@router.post(
+    "", dependencies=[audited("client.create"), idempotent()], status_code=201, responses=_ERRORS
+)
+@creates
 async def create_client(
     data: ClientCreate, actor: CurrentActor, session: SessionDep
 ) -> ClientCreated:

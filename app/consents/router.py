@@ -12,6 +12,7 @@ from app.consents.schemas import ConsentCreate, ConsentRead, DocumentRead, Withd
 from app.consents.uploads import read_upload
 from app.db import SessionDep
 from app.errors import ONE_RESOURCE, STATE_CHANGE
+from app.idempotency.deps import creates, idempotent
 from app.pagination import Page
 
 router = APIRouter(tags=["consents"])
@@ -21,10 +22,11 @@ _CHANGE = STATE_CHANGE
 
 @router.post(
     "/cases/{case_id}/consents",
-    dependencies=[audited("consent.register")],
+    dependencies=[audited("consent.register"), idempotent()],
     status_code=201,
     responses=_CHANGE,
 )
+@creates
 async def register_consent(
     case_id: uuid.UUID, data: ConsentCreate, actor: CurrentActor, session: SessionDep
 ) -> ConsentRead:

@@ -38,6 +38,8 @@ from app.consents.schemas import (
     WithdrawalIn,
 )
 from app.errors import Conflict, PayloadTooLarge, ValidationFailed
+from app.events import service as events
+from app.events.models import EventType, ResourceType
 from app.individuals import service as individual_service
 from app.individuals.models import Guardian, Individual
 from app.pagination import Page
@@ -275,6 +277,11 @@ async def register_consent(
     await session.flush()
     for record in records:
         await audit.append(session, record)
+    await events.emit_about(session, EventType.CONSENT_REGISTERED, ResourceType.CONSENT, consent)
+    if data.supersedes_id is not None:
+        await events.emit_about(
+            session, EventType.CONSENT_SUPERSEDED, ResourceType.CONSENT, previous, at=valid_from
+        )
     return await to_read(session, consent, await _identity(session, actor, case_facts))
 
 
@@ -355,6 +362,7 @@ async def withdraw_consent(
     consent.withdrawn_by = actor.id
     await session.flush()
     await audit.append(session, _record(actor, "consent.withdraw", consent, decision))
+    await events.emit_about(session, EventType.CONSENT_WITHDRAWN, ResourceType.CONSENT, consent)
     return await to_read(session, consent, await _identity(session, actor, case_facts))
 
 

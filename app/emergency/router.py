@@ -10,6 +10,7 @@ from app.db import SessionDep
 from app.emergency import service as emergency_service
 from app.emergency.schemas import EmergencyAccessCreate, EmergencyAccessRead
 from app.errors import ONE_RESOURCE, STATE_CHANGE
+from app.idempotency.deps import creates, idempotent
 from app.pagination import Page
 
 router = APIRouter(tags=["emergency access"])
@@ -19,10 +20,11 @@ _CHANGE = STATE_CHANGE
 
 @router.post(
     "/cases/{case_id}/emergency-access",
-    dependencies=[audited("emergency.grant")],
+    dependencies=[audited("emergency.grant"), idempotent()],
     status_code=201,
     responses=_CHANGE,
 )
+@creates
 async def request_emergency_access(
     case_id: uuid.UUID, data: EmergencyAccessCreate, actor: CurrentActor, session: SessionDep
 ) -> EmergencyAccessRead:

@@ -24,6 +24,8 @@ from app.cases.models import Case
 from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.emergency.schemas import EmergencyAccessCreate, EmergencyAccessRead, GrantStatus
 from app.errors import Conflict, ValidationFailed
+from app.events import service as events
+from app.events.models import EventType, ResourceType
 from app.pagination import Page
 from app.policy import enforce, filters, get_engine
 from app.policy.engine import Action, PolicyDecision
@@ -129,6 +131,14 @@ async def request_access(
     await session.flush()
     session.add_all(EmergencyGrantCategory(grant_id=grant.id, category=c) for c in categories)
     await session.flush()
+    await events.emit(
+        session,
+        EventType.EMERGENCY_GRANTED,
+        resource_type=ResourceType.EMERGENCY_GRANT,
+        resource_id=grant.id,
+        case_id=case.id,
+        individual_id=case.individual_id,
+    )
     await audit.append(
         session,
         actor.record(
@@ -228,4 +238,12 @@ async def end_grant(session: AsyncSession, actor: Actor, *, grant_id: uuid.UUID)
         _record(
             actor, "emergency.end", grant, decision, case_facts.individual.id, reason="ended early"
         ),
+    )
+    await events.emit(
+        session,
+        EventType.EMERGENCY_ENDED,
+        resource_type=ResourceType.EMERGENCY_GRANT,
+        resource_id=grant.id,
+        case_id=grant.case_id,
+        individual_id=case_facts.individual.id,
     )

@@ -10,6 +10,7 @@ from app.db import SessionDep
 from app.entries import service as entry_service
 from app.entries.schemas import CorrectionCreate, EntryCreate, EntryRead
 from app.errors import ONE_RESOURCE
+from app.idempotency.deps import creates, idempotent
 from app.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(tags=["sharing"])
@@ -18,10 +19,11 @@ _ONE = ONE_RESOURCE
 
 @router.post(
     "/cases/{case_id}/entries",
-    dependencies=[audited("entry.create")],
+    dependencies=[audited("entry.create"), idempotent()],
     status_code=201,
     responses=_ONE,
 )
+@creates
 async def create_entry(
     case_id: uuid.UUID, data: EntryCreate, actor: CurrentActor, session: SessionDep
 ) -> EntryRead:
@@ -49,10 +51,11 @@ async def get_entry(entry_id: uuid.UUID, actor: CurrentActor, session: SessionDe
 
 @router.post(
     "/entries/{entry_id}/corrections",
-    dependencies=[audited("entry.correct")],
+    dependencies=[audited("entry.correct"), idempotent()],
     status_code=201,
     responses=_ONE,
 )
+@creates
 async def correct_entry(
     entry_id: uuid.UUID, data: CorrectionCreate, actor: CurrentActor, session: SessionDep
 ) -> EntryRead:

@@ -18,6 +18,8 @@ from app.cases import service as case_service
 from app.entries.models import Entry, EntryVersion
 from app.entries.schemas import CorrectionCreate, EntryCreate, EntryRead, EntryVersionRead
 from app.errors import ValidationFailed
+from app.events import service as events
+from app.events.models import EventType, ResourceType
 from app.individuals.service import read_basis
 from app.pagination import Page
 from app.policy import enforce, filters, get_engine, reads
@@ -158,6 +160,7 @@ async def create_entry(
             **ENTRIES.fields(entry),
         ),
     )
+    await events.emit_about(session, EventType.ENTRY_RECORDED, ResourceType.ENTRY, entry)
     return await _to_read(session, entry)
 
 
@@ -209,6 +212,7 @@ async def correct_entry(
             **ENTRIES.fields(entry),
         ),
     )
+    await events.emit_about(session, EventType.ENTRY_CORRECTED, ResourceType.ENTRY, entry)
     return await _to_read(session, entry)
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
+from app.idempotency.deps import creates, idempotent
 from app.individuals import service as individual_service
 from app.individuals.schemas import IndividualCreate, IndividualRead
 from app.pagination import Page
@@ -18,7 +19,7 @@ _401: dict[int | str, dict[str, str]] = {401: {"description": "No or invalid tok
 
 @router.post(
     "",
-    dependencies=[audited("individual.create")],
+    dependencies=[audited("individual.create"), idempotent()],
     status_code=201,
     responses={
         **_401,
@@ -26,6 +27,7 @@ _401: dict[int | str, dict[str, str]] = {401: {"description": "No or invalid tok
         409: {"description": "Already registered by your agency"},
     },
 )
+@creates
 async def create_individual(
     data: IndividualCreate, actor: CurrentActor, session: SessionDep
 ) -> IndividualRead:

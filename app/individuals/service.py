@@ -21,6 +21,8 @@ from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases.models import Case, CaseParticipant, CaseStatus
 from app.errors import Conflict, ValidationFailed
+from app.events import service as events
+from app.events.models import EventType, ResourceType
 from app.individuals.models import Guardian, Individual
 from app.individuals.numbers import InvalidPersonalNumber, PersonalNumber, parse_personal_number
 from app.individuals.schemas import GuardianRead, IndividualCreate, IndividualRead
@@ -342,6 +344,13 @@ async def create_individual(
             policy_id=decision.policy_id,
             flags=["protected_identity"] if individual.protected_identity else [],
         ),
+    )
+    await events.emit(
+        session,
+        EventType.INDIVIDUAL_REGISTERED,
+        resource_type=ResourceType.INDIVIDUAL,
+        resource_id=individual.id,
+        individual_id=individual.id,
     )
     return await to_read(session, actor, individual, await facts(session, individual))
 

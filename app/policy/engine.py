@@ -53,6 +53,7 @@ class Action(StrEnum):
     EMERGENCY_REQUEST = "emergency.request"
     EMERGENCY_READ = "emergency.read"
     EMERGENCY_END = "emergency.end"
+    EVENT_LIST = "event.list"
     ACCOUNT_MANAGE = "account.manage"
     AGENCY_MANAGE = "agency.manage"
     CLIENT_MANAGE = "client.manage"

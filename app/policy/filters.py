@@ -20,6 +20,7 @@ from app.cases.models import Case, CaseParticipant, CaseStatus
 from app.consents.models import Consent, ConsentAgency, ConsentCategory
 from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.entries.models import Entry
+from app.events.models import Event, ResourceType
 from app.individuals.models import Individual
 from app.policy import get_engine
 from app.users.models import Role
@@ -283,3 +284,44 @@ def grants_visible_to(actor: Actor) -> ColumnElement[bool]:
             ),
         )
     return and_(_participates(actor, EmergencyGrant.case_id), own)
+
+
+# Events about the case itself, who takes part in it, and its consents: seen by whoever
+# sees the case (``case.read.participant`` also decides ``consent.read``).
+_ABOUT_THE_CASE = (ResourceType.CASE, ResourceType.PARTICIPANT, ResourceType.CONSENT)
+
+
+def events_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
+    """An event is seen by whoever may read, now, what it is about: the entry, the action,
+    the grant or the individual it names by ``resource_id``; for a case, its participants
+    and its consents, the case (``case.read.participant``, which covers ``consent.read``).
+    The same filters as those lists, so that an event never says more than a read would."""
+    if not _case_staff(actor):
+        return false()
+    kind = Event.resource_type
+
+    def about(model: Any, visible: ColumnElement[bool]) -> ColumnElement[bool]:
+        return exists(select(model.id).where(model.id == Event.resource_id, visible))
+
+    return or_(
+        and_(
+            kind == ResourceType.INDIVIDUAL.value,
+            about(Individual, individuals_visible_to(actor)),
+        ),
+        and_(
+            kind.in_(
+                [
+                    ResourceType.CASE.value,
+                    ResourceType.PARTICIPANT.value,
+                    ResourceType.CONSENT.value,
+                ]
+            ),
+            exists(select(Case.id).where(Case.id == Event.case_id, cases_visible_to(actor))),
+        ),
+        and_(kind == ResourceType.ENTRY.value, about(Entry, entries_visible_to(actor, now))),
+        and_(kind == ResourceType.ACTION.value, about(CaseAction, actions_visible_to(actor, now))),
+        and_(
+            kind == ResourceType.EMERGENCY_GRANT.value,
+            about(EmergencyGrant, grants_visible_to(actor)),
+        ),
+    )

@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
+from app.idempotency.deps import creates, idempotent
 from app.pagination import CursorQuery, LimitQuery, Page
 from app.users import service as user_service
 from app.users.schemas import UserCreate, UserRead, UserUpdate
@@ -21,10 +22,11 @@ _ONE = {**_ERRORS, 404: {"description": "No such user"}}
 
 @router.post(
     "",
-    dependencies=[audited("user.create")],
+    dependencies=[audited("user.create"), idempotent()],
     status_code=201,
     responses={**_ERRORS, 409: {"description": "Username taken"}},
 )
+@creates
 async def create_user(data: UserCreate, actor: CurrentActor, session: SessionDep) -> UserRead:
     return user_service.to_read(await user_service.create_user(session, actor, data=data))
 

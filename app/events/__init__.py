@@ -1,0 +1,1 @@
+"""The event log (transactional outbox): what happened, as thin events, for integrations."""
