@@ -21,7 +21,8 @@ REDACTED = "[REDACTED]"
 
 # Keys whose values are secrets whatever they look like.
 _SECRET_KEYS = re.compile(
-    r"(pass(word|wd)?|secret|token|authorization|cookie|api[_-]?key|private[_-]?key|credential)",
+    r"(pass(word|wd)?|secret|token|authorization|cookie|api[_-]?key|private[_-]?key|credential"
+    r"|external_ref)",
     re.IGNORECASE,
 )
 
@@ -40,7 +41,8 @@ _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^:/@\s]+):[^@\s]+@", re.IGNORECASE)
 _KEY_VALUE_SECRET = re.compile(
-    r"(?i)\b(password|passwd|secret|client_secret|token|refresh_token|access_token)"
+    # external_ref: an id in a municipal system is identity data (a query's ?external_ref=)
+    r"(?i)\b(password|passwd|secret|client_secret|token|refresh_token|access_token|external_ref)"
     r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s&,;]+)"
 )
 

@@ -22,6 +22,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "app.actions.models",
     "app.events.models",
     "app.idempotency.models",
+    "app.external_refs.models",
 )
 
 

@@ -198,8 +198,12 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
                 for _ in range(guardians)
             ],
         }
+        reference = _canary("Extid")
+        body["external_refs"] = [{"system": "treserva", "id": reference}]
         made = await api(by, "POST", "/individuals", json=body)
         owner = ("identity", uuid.UUID(made["id"]))
+        crawl.add("individual.external_refs", reference, owner)
+        crawl.pool("external_ref", f"treserva:{reference}")
         crawl.add("individual.given_name", given, owner)
         crawl.add("individual.family_name", family, owner)
         crawl.add("individual.personal_number", spellings(number), owner)
@@ -212,12 +216,19 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
         return made["id"], number, made["guardians"], (given, family)
 
     async def case(individual_id: str, programme: str, *agencies: Any) -> str:
+        reference = _canary("Arende")
         made = await api(
             w.soc_coordinator,
             "POST",
             "/cases",
-            json={"individual_id": individual_id, "programme": programme},
+            json={
+                "individual_id": individual_id,
+                "programme": programme,
+                "external_refs": [{"system": "lifecare", "id": reference}],
+            },
         )
+        crawl.add("case.external_refs", reference, ("identity", uuid.UUID(individual_id)))
+        crawl.pool("external_ref", f"lifecare:{reference}")
         for agency in agencies:
             await api(
                 w.soc_coordinator,
@@ -564,6 +575,8 @@ def requests_for(route: GetRoute, crawl: CrawlWorld) -> list[tuple[str, dict[str
         values: list[str] | None
         if param.name == "personal_number":
             values = [n for number in crawl.numbers for n in (number, f"{number[:8]}-{number[8:]}")]
+        elif param.name == "external_ref":
+            values = crawl.pools["external_ref"]
         else:
             values = _choices(param.field_info.annotation)
         name = param.alias or param.name

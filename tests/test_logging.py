@@ -88,6 +88,7 @@ def test_every_valid_personal_number_is_masked(
         ("postgresql+asyncpg://app:s3cr3t@db/samverkan", "s3cr3t"),
         ("password=hunter2&user=x", "hunter2"),
         ('client_secret: "abc123"', "abc123"),
+        ("GET /api/v1/cases?external_ref=treserva:2026-0412&limit=5", "2026-0412"),
     ],
 )
 def test_secrets_in_text_are_masked(text: str, secret: str) -> None:

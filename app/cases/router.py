@@ -37,6 +37,9 @@ async def list_cases(
     status: CaseStatus | None = None,
     programme: Programme | None = None,
     personal_number: Annotated[str | None, Query(min_length=10, max_length=13)] = None,
+    external_ref: Annotated[
+        str | None, Query(max_length=200, description="`SYSTEM:ID`, e.g. `treserva:2026-0412`.")
+    ] = None,
 ) -> Page[CaseRead]:
     """Cases your agency takes part in, newest first."""
     return await case_service.list_cases(
@@ -47,6 +50,7 @@ async def list_cases(
         status=status,
         programme=programme,
         personal_number=personal_number,
+        external_ref=external_ref,
     )
 
 

@@ -26,6 +26,7 @@ from app.cases.schemas import CaseCreate, CaseRead, CaseUpdate, ParticipantCreat
 from app.errors import Conflict, ValidationFailed
 from app.events import service as events
 from app.events.models import EventType, ResourceType
+from app.external_refs import service as external_refs
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.pagination import Page, cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
@@ -141,6 +142,9 @@ async def to_read(
         created_at=case.created_at,
         updated_at=case.updated_at,
         closed_at=case.closed_at,
+        external_refs=await external_refs.shown(session, case_id=case.id)
+        if identity.allowed
+        else [],
     )
 
 
@@ -222,6 +226,7 @@ async def create_case(session: AsyncSession, actor: Actor, *, data: CaseCreate) 
     )
     session.add(CaseAssignment(case_id=case.id, user_id=actor.id, agency_id=actor.agency_id))
     await session.flush()
+    await external_refs.register(session, actor, data.external_refs, case_id=case.id)
     await audit.append(session, _record(actor, "case.create", case, decision))
     await _emit(session, EventType.CASE_OPENED, case)
     return await to_read(session, actor, case, await case_facts(session, case))
@@ -258,7 +263,8 @@ async def update_case(
         session, actor, case_id, action=Action.CASE_UPDATE, audit_action="case.update"
     )
     current = CaseStatus(case.status)
-    if data.status is CaseStatus.CLOSED and data.closure_reason is None:
+    target = data.status or current
+    if target is CaseStatus.CLOSED and data.status is not None and data.closure_reason is None:
         raise ValidationFailed.for_field(
             "body.closure_reason", "Closing a case needs a closure_reason.", "missing"
         )
@@ -266,29 +272,30 @@ async def update_case(
         raise ValidationFailed.for_field(
             "body.closure_reason", "closure_reason is only for closing.", "unexpected"
         )
-    if data.status is not current and data.status not in TRANSITIONS[current]:
-        raise Conflict(f"A case cannot go from {current.value} to {data.status.value}.")
+    if target is not current and target not in TRANSITIONS[current]:
+        raise Conflict(f"A case cannot go from {current.value} to {target.value}.")
+    changes = []
+    if data.external_refs is not None:
+        if target is CaseStatus.CLOSED:
+            require_open(case)  # a closed case takes no new references
+        await external_refs.replace_own(session, actor, data.external_refs, case_id=case.id)
+        changes.append("external references")
     now = _now()
-    case.status = data.status.value
+    if data.status is not None:
+        case.status = target.value
+        if target is CaseStatus.CLOSED:
+            case.closure_reason = data.closure_reason.value if data.closure_reason else None
+            case.closed_at = now
+        elif current is CaseStatus.CLOSED:  # reopened: sharing through the case resumes
+            case.closure_reason = None
+            case.closed_at = None
+        changes.append(f"status {current.value} -> {target.value}")
     case.updated_at = now
-    if data.status is CaseStatus.CLOSED:
-        case.closure_reason = data.closure_reason.value if data.closure_reason else None
-        case.closed_at = now
-    elif current is CaseStatus.CLOSED:  # reopened: sharing through the case resumes
-        case.closure_reason = None
-        case.closed_at = None
     await session.flush()
     await audit.append(
-        session,
-        _record(
-            actor,
-            "case.update",
-            case,
-            decision,
-            reason=f"status {current.value} -> {data.status.value}",
-        ),
+        session, _record(actor, "case.update", case, decision, reason="; ".join(changes))
     )
-    closed = data.status is CaseStatus.CLOSED and current is not CaseStatus.CLOSED
+    closed = target is CaseStatus.CLOSED and current is not CaseStatus.CLOSED
     await _emit(session, EventType.CASE_CLOSED if closed else EventType.CASE_UPDATED, case)
     return await to_read(session, actor, case, await case_facts(session, case))
 
@@ -302,6 +309,7 @@ async def list_cases(
     status: CaseStatus | None,
     programme: Programme | None,
     personal_number: str | None,
+    external_ref: str | None = None,
 ) -> Page[CaseRead]:
     """Cases the caller's agency takes part in, filtered in SQL by the same rule as
     ``case.read``. ``personal_number`` matches only where the caller may see the
@@ -312,12 +320,16 @@ async def list_cases(
         query = query.where(Case.status == status.value)
     if programme is not None:
         query = query.where(Case.programme == programme.value)
+    if personal_number is not None or external_ref is not None:
+        # found only where the caller may see who it is about
+        query = query.join(Individual, Individual.id == Case.individual_id).where(
+            filters.individuals_with_identity_visible_to(actor, datetime.now(UTC))
+        )
     if personal_number is not None:
         number = individual_service.parse_number(personal_number, "query.personal_number")
-        query = query.join(Individual, Individual.id == Case.individual_id).where(
-            Individual.personal_number == number.value,
-            filters.individuals_with_identity_visible_to(actor, datetime.now(UTC)),
-        )
+        query = query.where(Individual.personal_number == number.value)
+    if external_ref is not None:
+        query = query.where(external_refs.refers_to_case(*external_refs.parse_query(external_ref)))
     if key is not None:
         created = cursor_datetime(key[0])
         query = query.where(

@@ -38,12 +38,16 @@ async def create_individual(
 async def search_individuals(
     actor: CurrentActor,
     session: SessionDep,
-    personal_number: Annotated[str, Query(min_length=10, max_length=13)],
+    personal_number: Annotated[str | None, Query(min_length=10, max_length=13)] = None,
+    external_ref: Annotated[
+        str | None, Query(max_length=200, description="`SYSTEM:ID`, e.g. `treserva:2026-0412`.")
+    ] = None,
 ) -> Page[IndividualRead]:
-    """Search by personnummer or samordningsnummer; audited like a read. At most one hit
-    per registering agency: one page (`next_cursor` null)."""
+    """Search by personnummer or samordningsnummer, or by an external reference (one of the
+    two); audited like a read. Few hits (at most one per registering agency and
+    reference): one page (`next_cursor` null)."""
     return await individual_service.search_individuals(
-        session, actor, personal_number=personal_number
+        session, actor, personal_number=personal_number, external_ref=external_ref
     )
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.external_refs.schemas import ExternalRefRead, ExternalRefsIn
 from app.inputs import Flag, InputModel
 
 Name = Annotated[str, Field(min_length=1, max_length=100)]
@@ -33,6 +34,7 @@ class IndividualCreate(InputModel):
     birth_date: date | None = None
     protected_identity: Flag = False
     guardians: Annotated[list[GuardianCreate], Field(max_length=4)] = []  # noqa: RUF012 - pydantic copies it
+    external_refs: ExternalRefsIn = []  # noqa: RUF012 - pydantic copies it
 
 
 class GuardianRead(BaseModel):
@@ -58,3 +60,6 @@ class IndividualRead(BaseModel):
     family_name: str | None
     birth_date: date | None
     guardians: list[GuardianRead]
+    external_refs: list[ExternalRefRead] = Field(
+        description="Ids in the agencies' own systems: identity data, empty unless shown."
+    )

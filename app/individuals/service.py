@@ -23,6 +23,7 @@ from app.cases.models import Case, CaseParticipant, CaseStatus
 from app.errors import Conflict, ValidationFailed
 from app.events import service as events
 from app.events.models import EventType, ResourceType
+from app.external_refs import service as external_refs
 from app.individuals.models import Guardian, Individual
 from app.individuals.numbers import InvalidPersonalNumber, PersonalNumber, parse_personal_number
 from app.individuals.schemas import GuardianRead, IndividualCreate, IndividualRead
@@ -245,6 +246,7 @@ async def to_read(
             )
             for g in rows.scalars()
         ]
+    refs = await external_refs.shown(session, individual_id=individual.id) if visible else []
     return IndividualRead(
         id=individual.id,
         pseudonym=pseudonym(individual.id),
@@ -258,6 +260,7 @@ async def to_read(
         family_name=individual.family_name if visible else None,
         birth_date=individual.birth_date if visible else None,
         guardians=guardians,
+        external_refs=refs,
     )
 
 
@@ -333,6 +336,7 @@ async def create_individual(
             )
         )
     await session.flush()
+    await external_refs.register(session, actor, data.external_refs, individual_id=individual.id)
     await audit.append(
         session,
         actor.record(
@@ -390,18 +394,29 @@ async def get_individual(
 
 
 async def search_individuals(
-    session: AsyncSession, actor: Actor, *, personal_number: str
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    personal_number: str | None = None,
+    external_ref: str | None = None,
 ) -> Page[IndividualRead]:
-    """Matches only where the caller may see the identity: a search must not confirm that
-    a person exists. The number searched for is not written to the audit record; the ids of
-    the individuals returned are, one record each."""
-    number = parse_number(personal_number, "query.personal_number")
+    """By personnummer or by an external reference (``SYSTEM:ID``), exactly one of them.
+    Matches only where the caller may see the identity: a search must not confirm that a
+    person exists. What was searched for is not written to the audit record; the ids of the
+    individuals returned are, one record each."""
+    if (personal_number is None) == (external_ref is None):
+        raise ValidationFailed.for_field(
+            "query.personal_number", "Search by personal_number or by external_ref.", "missing"
+        )
+    if personal_number is not None:
+        number = parse_number(personal_number, "query.personal_number")
+        matches = Individual.personal_number == number.value
+    else:
+        assert external_ref is not None
+        matches = external_refs.refers_to_individual(*external_refs.parse_query(external_ref))
     rows = await session.execute(
         select(Individual)
-        .where(
-            Individual.personal_number == number.value,
-            filters.individuals_with_identity_visible_to(actor, datetime.now(UTC)),
-        )
+        .where(matches, filters.individuals_with_identity_visible_to(actor, datetime.now(UTC)))
         .order_by(Individual.id)
     )
     found = list(rows.scalars())
