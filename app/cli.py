@@ -36,6 +36,7 @@ from app.logging import configure_logging
 from app.migrate import head_revisions, reset, upgrade
 from app.security import TokenService
 from app.users.schemas import UserCreate
+from app.webhooks import worker as webhook_worker
 
 T = TypeVar("T")
 
@@ -259,6 +260,15 @@ def _audit_verify(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _worker(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    configure_logging(level=settings.log_level, fmt=settings.effective_log_format)
+    if settings.is_sqlite:  # as serve does: the embedded default migrates itself
+        upgrade(settings.database_url)
+    asyncio.run(webhook_worker.run(settings, once=args.once))
+    return 0
+
+
 def _audit_checkpoint(_: argparse.Namespace) -> int:
     """For cron: sign the head now; print the checkpoint as one JSON line to ship away."""
     settings = get_settings()
@@ -345,6 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint", help="sign the chain's head now and print the checkpoint (for cron)"
     )
     checkpoint.set_defaults(handler=_audit_checkpoint)
+
+    worker = commands.add_parser(
+        "worker",
+        help="deliver webhooks and emit time-driven events (run next to 'serve'; several "
+        "on PostgreSQL, one on SQLite)",
+    )
+    worker.add_argument("--once", action="store_true", help="one round, then exit")
+    worker.set_defaults(handler=_worker)
 
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)

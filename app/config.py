@@ -94,6 +94,31 @@ class Settings(BaseSettings):
         "address is the client, whatever a request's headers say.",
     )
 
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Let webhooks go to private, loopback and reserved addresses (tests, "
+        "a closed municipal network). Off: such targets are refused (SSRF).",
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_base_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="The first retry's delay; doubled each time."
+    )
+    webhook_retry_max_seconds: float = Field(default=6 * 3600, gt=0, le=86_400)
+    webhook_give_up_after_seconds: int = Field(
+        default=86_400,
+        ge=60,
+        le=7 * 86_400,
+        description="A subscription failing this long is disabled (API.md: a day).",
+    )
+    webhook_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How long a worker holds a delivery it is sending; a worker that dies "
+        "leaves it due again after this. Longer than webhook_timeout_seconds.",
+    )
+    worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+
     @property
     def trusted_proxy_list(self) -> list[str]:
         return [part.strip() for part in self.trusted_proxies.split(",") if part.strip()]

@@ -40,6 +40,7 @@ from app.policy import get_engine
 from app.policy.router import router as policy_router
 from app.security import TokenService
 from app.users.router import router as users_router
+from app.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 OPENAPI_URL = f"{API_PREFIX}/openapi.json"
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         emergency_router,
         actions_router,
         events_router,
+        webhooks_router,
         audit_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

@@ -23,6 +23,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "app.events.models",
     "app.idempotency.models",
     "app.external_refs.models",
+    "app.webhooks.models",
 )
 
 

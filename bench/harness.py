@@ -7,7 +7,8 @@ of entry writers, and the consistency check that follows every fault.
   every answer's status, and the ids of the entries answered with 201.
 - :func:`consistency` checks, on the database: every entry has its ``entry.create`` record
   and every permitted, completed ``entry.create`` record its entry; every entry a client was
-  told was written exists; the audit chain verifies.
+  told was written exists; every entry has its `entry.recorded` event and every such event
+  its entry (the outbox); the audit chain verifies.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ async def _admin(sql: str) -> None:
 
 
 @asynccontextmanager
-async def demo_service(prefix: str) -> AsyncIterator[Service]:
+async def demo_service(prefix: str, root: Path = ROOT) -> AsyncIterator[Service]:
+    """``root``: the checkout whose code serves (another commit's worktree, for an A/B)."""
     name = f"samverkan_{prefix}_{int(time.time())}_{os.getpid()}"
     await _admin(f'CREATE DATABASE "{name}"')
     url = f"postgresql+asyncpg://{PG}/{name}"
@@ -89,14 +91,14 @@ async def demo_service(prefix: str) -> AsyncIterator[Service]:
     port = 8900 + os.getpid() % 90
     process = None
     try:
-        subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, check=True)
+        subprocess.run([sys.executable, "-m", "app.cli", "migrate"], env=env, check=True, cwd=root)
         process = subprocess.Popen(
             [sys.executable, "-m", "app.cli", "demo", "--port", str(port), "--workers", "2"],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
-            cwd=ROOT,
+            cwd=root,
         )
         assert process.stdout is not None
         logins = {}
@@ -169,6 +171,13 @@ async def consistency(service: Service, answered: list[str]) -> dict[str, Any]:
                 " AND decision = 'permit' AND coalesce(reason, '') NOT LIKE '%not completed%'"
             )
         }
+        # the outbox: every committed entry has its event, and no event is without its entry
+        announced = {
+            str(r["resource_id"])
+            for r in await connection.fetch(
+                "SELECT resource_id FROM event WHERE type = 'entry.recorded'"
+            )
+        }
     finally:
         await connection.close()
     database = Database.from_settings(Settings(database_url=service.url))
@@ -183,6 +192,8 @@ async def consistency(service: Service, answered: list[str]) -> dict[str, Any]:
         "entries_without_record": len(entries - recorded),
         "records_without_entry": len(recorded - entries),
         "answered_but_missing": len(set(answered) - entries),
+        "entries_without_event": len(entries - announced),
+        "events_without_entry": len(announced - entries),
         "chain_ok": chain.ok,
         "chain_checked": chain.checked,
     }
@@ -191,5 +202,7 @@ async def consistency(service: Service, answered: list[str]) -> dict[str, Any]:
         and not result["entries_without_record"]
         and not result["records_without_entry"]
         and not result["answered_but_missing"]
+        and not result["entries_without_event"]
+        and not result["events_without_entry"]
     )
     return result

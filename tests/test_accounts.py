@@ -339,7 +339,7 @@ async def test_client_secret_is_shown_once_and_stored_hashed(
 ) -> None:
     created = await client.post(
         f"{API}/clients",
-        json={"name": "Treserva", "agency_id": str(world.agency.id), "scopes": ["sync:cases"]},
+        json={"name": "Treserva", "agency_id": str(world.agency.id), "scopes": ["read:cases"]},
         headers=bearer(app, world.admin),
     )
     body = created.json()

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.audit.models import AuditEvent
 from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
+from app.webhooks.models import WebhookDelivery
 from tests.factories import audit_events_after, audit_head
 from tests.scenarios import CHILD_NUMBER, Scenario, World, call, consent_body, register_consent
 from tests.test_routes import PUBLIC, ROUTES
@@ -316,6 +317,25 @@ def _events(actor: str, ctx: Ctx) -> Expect:
     )
 
 
+WEBHOOK_MANAGERS = {"soc_coordinator", "pol_coordinator", "skola_coordinator", "soc_admin"}
+
+
+def _webhooks(ok: int) -> Rule:
+    """An agency's coordinators and administrators manage its own subscriptions."""
+    return lambda actor, ctx: Expect(ok if actor in WEBHOOK_MANAGERS else 403)
+
+
+def _soc_webhook(ok: int) -> Rule:
+    """SOC's subscription: SOC's managers; other agencies' managers do not know of it."""
+
+    def rule(actor: str, ctx: Ctx) -> Expect:
+        if actor not in WEBHOOK_MANAGERS:
+            return Expect(403)
+        return Expect(ok if agency_of(actor) == "soc" else 404)
+
+    return rule
+
+
 def _consent_identity(actor: str, ctx: Ctx) -> Expect:
     """Every participant reads the consent's scope; the signatories' names only with the
     identity (DESIGN §3)."""
@@ -479,8 +499,27 @@ ROWS: list[Row] = [
     ),
     Row("GET", "/cases/{case}/emergency-access", _grants),
     Row("DELETE", "/emergency-access/{grant}", _end_grant),
-    # --- the event feed --------------------------------------------------------------------
+    # --- the event feed and webhooks --------------------------------------------------------
     Row("GET", "/events?limit=200", _events),
+    Row("GET", "/webhooks", _webhooks(200), audit="admin", states=ONCE),
+    Row(
+        "POST",
+        "/webhooks",
+        _webhooks(201),
+        body=lambda a, c: {"url": "http://127.0.0.1:9/hook", "types": ["case.opened"]},
+        audit="admin",
+        states=ONCE,
+    ),
+    Row("GET", "/webhooks/{webhook}", _soc_webhook(200), audit="admin", states=ONCE),
+    Row("DELETE", "/webhooks/{webhook}", _soc_webhook(204), audit="admin", states=ONCE),
+    Row("GET", "/webhooks/{webhook}/deliveries", _soc_webhook(200), audit="admin", states=ONCE),
+    Row(
+        "POST",
+        "/webhooks/{webhook}/deliveries/{delivery}/retry",
+        _soc_webhook(200),
+        audit="admin",
+        states=ONCE,
+    ),
     # --- accounts: administrators only; no personal data of individuals --------------------
     Row("GET", "/auth/me", _everyone(200), audit="none", states=ONCE),
     Row("GET", "/agencies", _everyone(200), audit="none", states=ONCE),
@@ -580,6 +619,8 @@ def _template_route(row: Row) -> tuple[str, str]:
         "client": "client_id",
         "audit_seq": "seq",
         "grant": "grant_id",
+        "webhook": "webhook_id",
+        "delivery": "delivery_id",
     }
     return row.method, API + re.sub(r"\{(\w+)\}", lambda m: "{" + names[m.group(1)] + "}", path)
 
@@ -656,6 +697,28 @@ async def _build(
             json={"name": "Lifecare", "agency_id": str(world.soc.id), "scopes": []},
         )
     )["id"]
+
+    hook = await made(
+        world.soc_coordinator,
+        "POST",
+        "/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "types": ["entry.recorded"]},
+    )
+    ctx.ids["webhook"] = hook["id"]
+    delivery = WebhookDelivery(  # one that failed, to be retried
+        id=uuid.uuid4(),
+        subscription_id=uuid.UUID(hook["id"]),
+        event_seq=1,
+        event_id=uuid.uuid4(),
+        event_type="entry.recorded",
+        status="failed",
+        attempts=3,
+        next_attempt_at=datetime.now(UTC),
+        created_at=datetime.now(UTC),
+    )
+    session.add(delivery)
+    await session.flush()
+    ctx.ids["delivery"] = str(delivery.id)
 
     now = datetime.now(UTC)
     if state in WITH_CONSENT:

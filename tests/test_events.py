@@ -57,6 +57,9 @@ NO_EVENT = {
     "audit.review",
     "audit.checkpoint",
     "consent.document.store",
+    "webhook.create",
+    "webhook.delete",
+    "webhook.retry",
 }
 THIN = {"id", "type", "occurred_at", "case_id", "individual_id", "resource_type", "resource_id"}
 

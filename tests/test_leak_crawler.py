@@ -51,6 +51,7 @@ from app.auth import service as auth_service
 from app.auth.actor import Actor, ActorKind
 from app.cases import service as case_service
 from app.cases.models import Case
+from app.clients.models import Scope
 from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.entries import service as entry_service
 from app.entries.models import Entry
@@ -156,7 +157,11 @@ async def _cast(session: AsyncSession, world: World, api: Builder) -> Cast:
         world.soc_admin,
         "POST",
         "/clients",
-        json={"name": "Verksamhetssystem", "agency_id": str(world.soc.id), "scopes": []},
+        json={
+            "name": "Verksamhetssystem",
+            "agency_id": str(world.soc.id),
+            "scopes": [scope.value for scope in Scope],  # it reads all a caseworker may
+        },
     )
     return Cast(
         world=world,
@@ -451,6 +456,19 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
         ("agency_id", [w.soc.id, w.pol.id, cast.krim.id]),
         ("user_id", [w.soc_caseworker.id]),
         ("client_id", [cast.client_id]),
+        (
+            "webhook_id",
+            [
+                (
+                    await api(
+                        w.soc_coordinator,
+                        "POST",
+                        "/webhooks",
+                        json={"url": "http://127.0.0.1:9/hook", "types": ["entry.recorded"]},
+                    )
+                )["id"]
+            ],
+        ),
     ):
         for value in values:
             crawl.pool(name, value)

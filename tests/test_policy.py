@@ -136,7 +136,7 @@ def _actor(spec: dict[str, Any]) -> Actor:
         id=_user(spec["name"]) if "name" in spec else uuid.uuid4(),
         agency_id=_agency(spec["agency"]),
         roles=frozenset(Role(r) for r in spec.get("roles", [])),
-        scopes=frozenset(),
+        scopes=frozenset(spec.get("scopes", ())),
         username="policy-test",
         name="Policy Test",
         origin=Origin(),

@@ -6,8 +6,8 @@ pending, expired, withdrawn, superseded from a past moment, superseded from a fu
 naming any agencies and categories; emergency grants, live, expired and ended, some issued
 while the user belonged to another agency; entries
 from any agency in any category; actions planned by any agency for any agency — and random
-actors (every role mix, and integration clients). For each actor, the rows each SQL filter
-returns must be exactly the rows the decision point permits.
+actors (every role mix, and integration clients with any scopes). For each actor, the rows
+each SQL filter returns must be exactly the rows the decision point permits.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from app.auth.actor import Actor, ActorKind
 from app.auth.service import user_actor
 from app.cases import service as case_service
 from app.cases.models import Case, CaseParticipant
+from app.clients.models import Scope
 from app.consents.models import Consent, ConsentAgency, ConsentCategory
 from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.entries.models import Entry
@@ -36,7 +37,7 @@ from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.policy import enforce, filters
 from app.policy.engine import Action
-from app.policy.entities import ActionFacts, EntryFacts, GrantFacts
+from app.policy.entities import ActionFacts, AgencyFacts, EntryFacts, GrantFacts
 from app.policy.grounds import grounds_for
 from app.users.models import Role
 from tests.factories import make_agency, make_user
@@ -80,6 +81,8 @@ world = st.fixed_dictionaries(
             min_size=1,
             max_size=4,
         ),
+        # the scopes of the integration clients among the actors
+        "client_scopes": st.sets(st.sampled_from(list(Scope))),
         "grants": st.lists(
             st.tuples(
                 st.integers(0, 4),
@@ -311,7 +314,7 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
                     id=uuid.uuid4(),
                     agency_id=pick(agency_index),
                     roles=frozenset(),
-                    scopes=frozenset(),
+                    scopes=frozenset(s.value for s in spec.get("client_scopes", ())),
                     username="c",
                     name="c",
                     origin=Origin(),
@@ -474,7 +477,9 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
             ResourceType.EMERGENCY_GRANT: grants,
         }
         expected_events = set()
-        for event in (await session.execute(select(Event))).scalars():
+        may_list = enforce.decide(actor, Action.EVENT_LIST, AgencyFacts(id=actor.agency_id))
+        all_events = list((await session.execute(select(Event))).scalars())
+        for event in all_events if may_list.allowed else ():
             kind = ResourceType(event.resource_type)
             if (
                 (event.case_id in permitted)
@@ -482,6 +487,10 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
                 else (event.resource_id in readable_rows[kind])
             ):
                 expected_events.add(event.seq)
-        assert await _ids(session, Event.seq, filters.events_visible_to(actor, now)) == (
-            expected_events
+        shown = await _ids(session, Event.seq, filters.events_visible_to(actor, now))
+        assert shown == expected_events, (
+            actor.kind,
+            actor.roles,
+            actor.scopes,
+            [(e.seq, e.type) for e in all_events if e.seq in shown ^ expected_events],
         )

@@ -31,6 +31,14 @@ class Actor:
     name: str
     origin: Origin
 
+    @property
+    def content_roles(self) -> frozenset[Role]:
+        """The roles the decision point weighs: a user's own; an integration client acts as
+        a caseworker of its agency, never more (its scopes narrow it further)."""
+        if self.kind is ActorKind.CLIENT:
+            return frozenset({Role.CASEWORKER})
+        return self.roles
+
     def has_any_role(self, *roles: Role) -> bool:
         return bool(self.roles.intersection(roles))
 

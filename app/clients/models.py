@@ -13,9 +13,16 @@ from app.db import Base, UtcDateTime
 
 
 class Scope(StrEnum):
-    SYNC_INDIVIDUALS = "sync:individuals"
-    SYNC_CASES = "sync:cases"
-    SYNC_ACTIONS = "sync:actions"
+    """API.md; what each lets a client do is policies/integration.cedar (read:actions is an
+    addition). A client never does more than a caseworker of its agency."""
+
+    READ_INDIVIDUALS = "read:individuals"
+    READ_CASES = "read:cases"
+    READ_ENTRIES = "read:entries"
+    READ_ACTIONS = "read:actions"
+    WRITE_ENTRIES = "write:entries"
+    EVENTS = "events"
+    WEBHOOKS = "webhooks"
 
 
 class IntegrationClient(Base):

@@ -28,7 +28,7 @@ from app.events import service as events
 from app.events.models import EventType, ResourceType
 from app.pagination import Page
 from app.policy import enforce, filters, get_engine
-from app.policy.engine import Action, PolicyDecision
+from app.policy.engine import DEFAULT_DENY, Action, PolicyDecision
 from app.policy.entities import CaseFacts, GrantFacts
 
 
@@ -91,7 +91,8 @@ async def request_access(
 ) -> EmergencyAccessRead:
     """404 to whoever may not see the case; 409 on a closed case; 422 for an unknown
     basis, and where the decision point refuses the request (``emergency.request``: a
-    basis not open to the caller's agency kind, or categories it does not open). Default
+    basis not open to the caller's agency kind, or categories it does not open); 403 where
+    a forbid rules it out whatever the basis (an integration client). Default
     categories: all the basis opens."""
     case, case_facts, _ = await case_service.load_case(
         session, actor, case_id, action=Action.CASE_READ, audit_action="emergency.grant"
@@ -110,6 +111,18 @@ async def request_access(
     decision = enforce.decide(
         actor, Action.EMERGENCY_REQUEST, case_facts, context={"request": request}
     )
+    if not decision.allowed and decision.policy_id != DEFAULT_DENY:
+        # a rule forbids this caller any break-the-glass (an integration client): a 403
+        raise enforce.deny(
+            session,
+            actor,
+            audit_action="emergency.grant",
+            policy_id=decision.policy_id,
+            hidden=False,
+            resource_type="emergency_grant",
+            case_id=case.id,
+            individual_id=case.individual_id,
+        )
     if not decision.allowed:
         raise ValidationFailed.for_field(
             "body.legal_basis",

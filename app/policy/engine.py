@@ -54,6 +54,7 @@ class Action(StrEnum):
     EMERGENCY_READ = "emergency.read"
     EMERGENCY_END = "emergency.end"
     EVENT_LIST = "event.list"
+    WEBHOOK_MANAGE = "webhook.manage"
     ACCOUNT_MANAGE = "account.manage"
     AGENCY_MANAGE = "agency.manage"
     CLIENT_MANAGE = "client.manage"

@@ -192,9 +192,8 @@ def merged(entities: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def principal_entity(actor: Actor) -> tuple[dict[str, str], dict[str, Any]]:
     kind = "User" if actor.kind is ActorKind.USER else "Client"
     attrs: dict[str, Any] = {"agency": _ref("Agency", actor.agency_id)}
-    if actor.kind is ActorKind.USER:
-        attrs["roles"] = sorted(r.value for r in actor.roles)
-    else:
+    attrs["roles"] = sorted(r.value for r in actor.content_roles)
+    if actor.kind is ActorKind.CLIENT:
         attrs["scopes"] = sorted(actor.scopes)
     uid = _uid(kind, actor.id)
     return uid, {"uid": uid, "attrs": attrs, "parents": [_uid("Agency", actor.agency_id)]}

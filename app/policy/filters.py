@@ -33,13 +33,13 @@ _CASE_STAFF = {Role.CASEWORKER, Role.COORDINATOR}
 _NEVER_CONTENT = {Role.ADMIN, Role.AUDITOR}
 
 
-def _case_staff(actor: Actor) -> bool:
-    """policies/cases.cedar: content permits need case staff; admin/auditor is forbidden."""
-    return (
-        actor.kind is ActorKind.USER
-        and bool(actor.roles & _CASE_STAFF)
-        and not actor.roles & _NEVER_CONTENT
-    )
+def _case_staff(actor: Actor, scope: str) -> bool:
+    """policies/cases.cedar: content permits need case staff; admin/auditor is forbidden.
+    policies/integration.cedar: an integration client is a caseworker of its agency, for
+    what its scopes name (``scope``: the one this kind of row needs)."""
+    if actor.kind is ActorKind.CLIENT:
+        return scope in actor.scopes
+    return bool(actor.roles & _CASE_STAFF) and not actor.roles & _NEVER_CONTENT
 
 
 def _participates(actor: Actor, case_id: SqlValue) -> ColumnElement[bool]:
@@ -59,7 +59,7 @@ def _open(case_id: SqlValue, *, of: Any) -> ColumnElement[bool]:
 
 def cases_visible_to(actor: Actor) -> ColumnElement[bool]:
     """``case.read.participant``."""
-    if not _case_staff(actor):
+    if not _case_staff(actor, "read:cases"):
         return false()
     return _participates(actor, Case.id)
 
@@ -78,7 +78,7 @@ def individuals_with_identity_visible_to(actor: Actor, now: datetime) -> ColumnE
     """``individual.read.registering_agency``, or, for an agency in one of the individual's
     cases and unless the identity is protected, ``identity.read.consent`` or
     ``identity.read.emergency_access``."""
-    if not _case_staff(actor):
+    if not _case_staff(actor, "read:individuals"):
         return false()
     any_case_grant = _grant_covering(
         actor, now, "identity", [Individual.registering_agency_id], individual_id=Individual.id
@@ -103,7 +103,7 @@ def individuals_with_identity_visible_to(actor: Actor, now: datetime) -> ColumnE
 
 def individuals_visible_to(actor: Actor) -> ColumnElement[bool]:
     """``individual.read.registering_agency`` or ``individual.read.case_participant``."""
-    if not _case_staff(actor):
+    if not _case_staff(actor, "read:individuals"):
         return false()
     return or_(
         Individual.registering_agency_id == actor.agency_id, _in_a_case_of_the_individual(actor)
@@ -213,7 +213,7 @@ def _grant_covering(
 
 def entries_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
     """``entry.read.own_agency`` or (participant and (consent or emergency grant))."""
-    if not _case_staff(actor):
+    if not _case_staff(actor, "read:entries"):
         return false()
     return or_(
         Entry.source_agency_id == actor.agency_id,
@@ -238,7 +238,7 @@ def entries_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
 def actions_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
     """``action.read.own_agency`` (planning or responsible agency), or participant and
     (a consent naming the reader and both agencies, or an emergency grant opening both)."""
-    if not _case_staff(actor):
+    if not _case_staff(actor, "read:actions"):
         return false()
     return or_(
         CaseAction.source_agency_id == actor.agency_id,
@@ -271,7 +271,7 @@ def actions_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
 
 def grants_visible_to(actor: Actor) -> ColumnElement[bool]:
     """``emergency.read.own_agency`` or ``emergency.manage.lead_coordinator``."""
-    if not _case_staff(actor):
+    if actor.kind is ActorKind.CLIENT or not _case_staff(actor, ""):
         return false()
     own = EmergencyGrant.agency_id == actor.agency_id
     if Role.COORDINATOR in actor.roles:
@@ -296,7 +296,7 @@ def events_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
     the grant or the individual it names by ``resource_id``; for a case, its participants
     and its consents, the case (``case.read.participant``, which covers ``consent.read``).
     The same filters as those lists, so that an event never says more than a read would."""
-    if not _case_staff(actor):
+    if not _case_staff(actor, "events"):
         return false()
     kind = Event.resource_type
 
