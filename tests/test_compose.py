@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from app.config import Settings
 
 COMPOSE = Path(__file__).resolve().parent.parent / "compose.yaml"
-SERVICES = ["migrate", "app"]
+SERVICES = ["migrate", "app", "worker"]
 
 
 def _expand(value: str) -> str:

@@ -7,6 +7,7 @@ takes part, SKOLA does not.
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -352,13 +353,29 @@ async def test_the_feed_is_audited(
     scenario: Scenario,
     session: AsyncSession,
 ) -> None:
-    await _feed(client, app, world.pol_caseworker)
+    feed = await _feed(client, app, world.pol_caseworker)
+    assert feed["items"]
     records = list(
         (
-            await session.execute(select(AuditEvent).where(AuditEvent.action == "event.list"))
+            await session.execute(
+                select(AuditEvent).where(AuditEvent.action.in_(["event.list", "event.read"]))
+            )
         ).scalars()
     )
-    assert [(r.actor_user_id, r.decision) for r in records] == [(world.pol_caseworker.id, "permit")]
+    assert {(r.actor_user_id, r.decision) for r in records} == {(world.pol_caseworker.id, "permit")}
+    assert [r.action for r in records].count("event.list") == 1
+    # one record per event shown, naming whom it was about
+    shown = {
+        (r.resource_id, r.individual_id, r.case_id) for r in records if r.action == "event.read"
+    }
+    assert shown == {
+        (
+            e["id"],
+            uuid.UUID(e["individual_id"]) if e["individual_id"] else None,
+            uuid.UUID(e["case_id"]) if e["case_id"] else None,
+        )
+        for e in feed["items"]
+    }
 
 
 async def test_no_event_without_its_change(

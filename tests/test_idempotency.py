@@ -22,6 +22,7 @@ from app.audit.models import AuditEvent
 from app.entries import service as entry_service
 from app.entries.models import Entry
 from app.events.models import Event
+from app.idempotency import service as idempotency_service
 from app.idempotency.deps import is_idempotent
 from app.idempotency.models import IdempotencyKey
 from app.main import create_app
@@ -113,6 +114,13 @@ async def test_a_retry_gets_the_first_answer_and_the_work_is_done_once(
         assert [e.decision for e in await audit_events_after(connection, head)] == ["deny"]
 
 
+def _entry_request(scenario: Scenario) -> tuple[str, dict[str, str]]:
+    return (
+        f"/cases/{scenario.case['id']}/entries",
+        {"category": "contact", "title": "Ny adress", "body": "Flyttat."},
+    )
+
+
 async def _entries(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(Entry))).scalar_one())
 
@@ -124,8 +132,7 @@ async def test_keys_are_each_callers_own_and_expire_after_a_day(
     scenario: Scenario,
     session: AsyncSession,
 ) -> None:
-    path = f"/cases/{scenario.case['id']}/entries"
-    body = {"category": "contact", "title": "Ny adress", "body": "Flyttat."}
+    path, body = _entry_request(scenario)
     key = {KEY: "6b0e2c58-2f0b-4c43-9d2a-0d7a3c1b2f11"}
     mine = await call(client, app, world.soc_caseworker, "POST", path, headers=key, json=body)
     theirs = await call(client, app, world.pol_caseworker, "POST", path, headers=key, json=body)
@@ -154,8 +161,7 @@ async def test_a_bad_key_is_a_422_and_nothing_is_done(
     session: AsyncSession,
     key: str,
 ) -> None:
-    path = f"/cases/{scenario.case['id']}/entries"
-    body = {"category": "contact", "title": "Ny adress", "body": "Flyttat."}
+    path, body = _entry_request(scenario)
     try:
         response = await call(
             client, app, world.soc_caseworker, "POST", path, headers={KEY: key}, json=body
@@ -260,3 +266,27 @@ async def test_two_requests_with_one_key_at_once_do_the_work_once(
                 )
             ).scalar_one()
             assert creates == 1
+
+
+async def test_the_worker_forgets_keys_after_a_day(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    session: AsyncSession,
+) -> None:
+    """A stored answer can hold names: kept 24 hours, no longer."""
+    path, body = _entry_request(scenario)
+    for key in ("old", "new"):
+        response = await call(
+            client, app, world.soc_caseworker, "POST", path, headers={KEY: key}, json=body
+        )
+        assert response.status_code == 201
+    await session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.key == "old")
+        .values(created_at=datetime.now(UTC) - timedelta(hours=24, seconds=1))
+    )
+    assert await idempotency_service.forget_expired(session) == 1
+    left = (await session.execute(select(IdempotencyKey.key))).scalars().all()
+    assert left == ["new"]

@@ -114,6 +114,19 @@ async def emit_about(
     )
 
 
+def disclosure_fields(event: Event) -> dict[str, Any]:
+    """What a record of an event shown (in the feed, or sent to a webhook) names: the event,
+    whom and which case it is about, and the rule that lets it be shown."""
+    return {
+        "resource_type": "event",
+        "resource_id": str(event.id),
+        "case_id": event.case_id,
+        "individual_id": event.individual_id,
+        "basis": "policy",
+        "policy_id": "event.list.case_staff",
+    }
+
+
 def _cursor(actor: Actor, seq: int) -> str:
     return encode_cursor([str(seq), str(actor.id)])
 
@@ -153,13 +166,17 @@ async def feed(session: AsyncSession, actor: Actor, *, after: str | None, limit:
             )
         ).scalars()
     )
-    await audit.append(
+    # one record per event shown (it tells the caller something happened to whom), and
+    # the list's own; written together just before the commit
+    audit.append_at_commit(
         session,
-        actor.record(
-            "event.list",
-            resource_type="event",
-            reason=f"{len(rows)} events after {seq}",
-        ),
+        [
+            *(
+                actor.record("event.read", reason=row.type, **disclosure_fields(row))
+                for row in rows
+            ),
+            actor.record("event.list", resource_type="event", reason=f"{len(rows)} item(s)"),
+        ],
     )
     last = rows[-1].seq if rows else seq
     return EventPage(

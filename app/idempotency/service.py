@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -151,6 +151,16 @@ async def claim_or_replay(
         ),
     )
     raise Replay(stored.status_code, json.loads(stored.answer))
+
+
+async def forget_expired(session: AsyncSession) -> int:
+    """Remove keys past their 24 hours (a stored answer can hold names): the worker's
+    chore, every round, so each round removes what expired since the last. Returns how
+    many went."""
+    result = await session.execute(
+        delete(IdempotencyKey).where(IdempotencyKey.created_at <= datetime.now(UTC) - KEEP_FOR)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 def remember_answer(session: AsyncSession, answer: Any) -> None:

@@ -31,6 +31,7 @@ from app.audit.records import Origin, Record
 from app.auth.actor import Actor, ActorKind
 from app.config import Settings
 from app.db import Database
+from app.events import service as events
 from app.events.models import Event
 from app.events.schemas import EventRead
 from app.policy import filters
@@ -292,12 +293,7 @@ def _sending(subscription: WebhookSubscription, delivery: WebhookDelivery, event
         action="webhook.deliver",
         actor_agency_id=subscription.agency_id,
         actor_client_id=subscription.created_by_client_id,
-        resource_type="event",
-        resource_id=str(event.id),
-        individual_id=event.individual_id,
-        case_id=event.case_id,
-        basis="policy",
-        policy_id="event.list.case_staff",
+        **events.disclosure_fields(event),
         reason=(
             f"{event.type} to webhook {subscription.id}, delivery {delivery.id}, "
             f"attempt {delivery.attempts}"

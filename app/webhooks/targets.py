@@ -16,6 +16,8 @@ from urllib.parse import SplitResult, urlsplit
 from app.config import Environment, Settings
 from app.errors import ValidationFailed
 
+RESOLVE_TIMEOUT_SECONDS = 3.0
+
 
 class TargetRefused(Exception):
     """The URL may not be called; the message says why (no value echoed)."""
@@ -53,8 +55,11 @@ async def resolve(parts: SplitResult, settings: Settings) -> list[str]:
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
+        infos = await asyncio.wait_for(
+            asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM),
+            timeout=RESOLVE_TIMEOUT_SECONDS,
+        )
+    except (OSError, UnicodeError, TimeoutError) as exc:
         raise TargetRefused("The URL's host does not resolve.") from exc
     addresses = sorted({str(info[4][0]) for info in infos})
     if not addresses:

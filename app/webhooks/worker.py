@@ -1,4 +1,5 @@
-"""``samverkan worker``: time-driven events, fan-out and webhook delivery, in a loop.
+"""``samverkan worker``: time-driven events, fan-out and webhook delivery, in a loop; and
+idempotency keys past their 24 hours are forgotten (their stored answers hold personal data).
 
 Run it next to ``samverkan serve`` (any number of them on PostgreSQL; one on SQLite). It
 stops cleanly on SIGTERM or SIGINT between two steps.
@@ -16,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.config import Settings
 from app.db import Database
 from app.events import timed
+from app.idempotency import service as idempotency_service
 from app.webhooks import delivery
 
 log = structlog.get_logger("app.worker")
@@ -27,6 +29,8 @@ async def one_round(database: Database, settings: Settings) -> int:
     returns how many deliveries were handled."""
     async with database.sessionmaker() as session, session.begin():
         await timed.emit_due(session)
+    async with database.sessionmaker() as session, session.begin():
+        await idempotency_service.forget_expired(session)
     await delivery.fan_out(database)
     handled = 0
     while handled < SENDS_PER_ROUND and await delivery.deliver_one(database, settings):
