@@ -118,6 +118,9 @@ class Settings(BaseSettings):
         "leaves it due again after this. Longer than webhook_timeout_seconds.",
     )
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    worker_concurrency: int = Field(
+        default=8, ge=1, le=64, description="Deliveries one worker sends at once."
+    )
 
     @property
     def trusted_proxy_list(self) -> list[str]:

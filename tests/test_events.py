@@ -394,9 +394,10 @@ async def test_no_event_without_its_change(
 
     async def emit_then_fail_at_commit(target: AsyncSession, *args: Any, **kw: Any) -> None:
         await real(target, *args, **kw)
-        assert (await target.execute(select(Event.seq))).scalars().all() != before
 
         async def refuse(_: AsyncSession) -> None:
+            # the event was written (with the entry's record), then the commit fails
+            assert (await target.execute(select(Event.seq))).scalars().all() != before
             raise audit_writer.AuditUnavailable("the audit store is down")
 
         before_commit(target, refuse)

@@ -392,6 +392,7 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
             resource_id=agency_id,
             case_id=case.id,
         )
+    await event_service.write_waiting(session)
     all_individuals = list((await session.execute(select(Individual))).scalars())
     all_entries = list((await session.execute(select(Entry))).scalars())
     all_actions = list((await session.execute(select(CaseAction))).scalars())

@@ -170,8 +170,8 @@ async def create_action(
         )
     session.add(action)
     await session.flush()
-    await audit.append(session, _read_record(actor, "action.create", action, decision))
     await events.emit_about(session, EventType.ACTION_PLANNED, ResourceType.ACTION, action)
+    await audit.append(session, _read_record(actor, "action.create", action, decision))
     return _to_read(action)
 
 
@@ -222,6 +222,7 @@ async def update_action(
     action.updated_at = _now()
     await session.flush()
     moved = f"; status {current.value} -> {new_status.value}" if new_status is not current else ""
+    await events.emit_about(session, EventType.ACTION_UPDATED, ResourceType.ACTION, action)
     await audit.append(
         session,
         actor.record(
@@ -232,7 +233,6 @@ async def update_action(
             **ACTIONS.fields(action),
         ),
     )
-    await events.emit_about(session, EventType.ACTION_UPDATED, ResourceType.ACTION, action)
     return _to_read(action)
 
 

@@ -40,6 +40,8 @@ from app.audit.models import AuditChainHead, AuditEvent, Decision
 from app.audit.records import Record
 from app.db import after_rollback, before_commit, keep_whatever_the_outcome
 from app.errors import ServiceUnavailable, status_of
+from app.events import outbox
+from app.events.models import Event
 
 log = structlog.get_logger("app.audit")
 
@@ -81,8 +83,7 @@ _PG_CASTS = {
     "case_id": "uuid",
     "consent_id": "uuid",
 }
-_PG_APPEND = text(
-    f"""
+_PG_APPEND_CTES = f"""
     WITH head AS (
         SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE
     ), appended AS (
@@ -107,11 +108,27 @@ _PG_APPEND = text(
           AND CAST(:individual_id AS uuid) IS NOT NULL
         ON CONFLICT (actor_user_id, individual_id)
         DO UPDATE SET last_at = GREATEST(audit_read_volume.last_at, EXCLUDED.last_at)
-    )
+    )"""  # noqa: S608 - column names are constants, values are bound
+_PG_MOVE_HEAD = """
     UPDATE audit_chain_head SET seq = appended.seq, hash = appended.hash
     FROM appended WHERE audit_chain_head.id = 1
     RETURNING appended.seq, appended.hash
-    """  # noqa: S608 - column names are constants, values are bound
+    """
+_PG_APPEND = text(_PG_APPEND_CTES + _PG_MOVE_HEAD)
+# The same, writing the change's event (app.events.outbox) in the same round trip: after
+# the head is locked (it reads ``appended``), so events are numbered in commit order.
+_PG_APPEND_ANNOUNCING = text(
+    _PG_APPEND_CTES  # noqa: S608 - constants only; values are bound
+    + """, announced AS (
+        INSERT INTO event (id, type, occurred_at, case_id, individual_id, resource_type,
+                           resource_id)
+        SELECT CAST(:event_id AS uuid), CAST(:event_type AS text),
+               CAST(:event_occurred_at AS timestamptz), CAST(:event_case_id AS uuid),
+               CAST(:event_individual_id AS uuid), CAST(:event_resource_type AS text),
+               CAST(:event_resource_id AS uuid)
+        FROM appended
+    )"""
+    + _PG_MOVE_HEAD
 )
 
 
@@ -220,7 +237,16 @@ async def _write(session: AsyncSession, record: Record) -> int:
         columns = await _columns_for(session, connection, record, at)
         body = canonical_body(columns)
         if connection.dialect.name == "postgresql":
-            row = (await connection.execute(_PG_APPEND, {**columns, "body": body})).one()
+            event = outbox.take(session)
+            if event is None:
+                row = (await connection.execute(_PG_APPEND, {**columns, "body": body})).one()
+            else:
+                row = (
+                    await connection.execute(
+                        _PG_APPEND_ANNOUNCING,
+                        {**columns, "body": body, **event.params("event_")},
+                    )
+                ).one()
             seq = int(row[0])
         else:
             head = (
@@ -236,6 +262,9 @@ async def _write(session: AsyncSession, record: Record) -> int:
             await connection.execute(
                 update(AuditChainHead).where(AuditChainHead.id == 1).values(seq=seq, hash=digest)
             )
+            event = outbox.take(session)
+            if event is not None:  # the change's event, under the same write lock
+                await connection.execute(insert(Event).values(**event.params()))
             await flags.note_read(
                 connection,
                 decision=record.decision,

@@ -227,8 +227,8 @@ async def create_case(session: AsyncSession, actor: Actor, *, data: CaseCreate) 
     session.add(CaseAssignment(case_id=case.id, user_id=actor.id, agency_id=actor.agency_id))
     await session.flush()
     await external_refs.register(session, actor, data.external_refs, case_id=case.id)
-    await audit.append(session, _record(actor, "case.create", case, decision))
     await _emit(session, EventType.CASE_OPENED, case)
+    await audit.append(session, _record(actor, "case.create", case, decision))
     return await to_read(session, actor, case, await case_facts(session, case))
 
 
@@ -292,11 +292,11 @@ async def update_case(
         changes.append(f"status {current.value} -> {target.value}")
     case.updated_at = now
     await session.flush()
+    closed = target is CaseStatus.CLOSED and current is not CaseStatus.CLOSED
+    await _emit(session, EventType.CASE_CLOSED if closed else EventType.CASE_UPDATED, case)
     await audit.append(
         session, _record(actor, "case.update", case, decision, reason="; ".join(changes))
     )
-    closed = target is CaseStatus.CLOSED and current is not CaseStatus.CLOSED
-    await _emit(session, EventType.CASE_CLOSED if closed else EventType.CASE_UPDATED, case)
     return await to_read(session, actor, case, await case_facts(session, case))
 
 
@@ -393,11 +393,11 @@ async def add_participant(
         session.add(CaseAssignment(case_id=case.id, user_id=user.id, agency_id=data.agency_id))
     case.updated_at = now
     await session.flush()
+    await _emit(session, EventType.PARTICIPANT_ADDED, case, data.agency_id)
     await audit.append(
         session,
         _record(actor, "participant.add", case, decision, reason=f"agency {data.agency_id}"),
     )
-    await _emit(session, EventType.PARTICIPANT_ADDED, case, data.agency_id)
     return ParticipantRead(
         agency_id=data.agency_id, user_ids=sorted((u.id for u in users), key=str), added_at=now
     )
@@ -437,8 +437,8 @@ async def remove_participant(
     )
     case.updated_at = _now()
     await session.flush()
+    await _emit(session, EventType.PARTICIPANT_REMOVED, case, agency_id)
     await audit.append(
         session,
         _record(actor, "participant.remove", case, decision, reason=f"agency {agency_id}"),
     )
-    await _emit(session, EventType.PARTICIPANT_REMOVED, case, agency_id)

@@ -275,13 +275,14 @@ async def register_consent(
             )
         )
     await session.flush()
-    for record in records:
-        await audit.append(session, record)
+    # the events first: each record's append takes its event along (app.events.outbox)
     await events.emit_about(session, EventType.CONSENT_REGISTERED, ResourceType.CONSENT, consent)
     if data.supersedes_id is not None:
         await events.emit_about(
             session, EventType.CONSENT_SUPERSEDED, ResourceType.CONSENT, previous, at=valid_from
         )
+    for record in records:
+        await audit.append(session, record)
     return await to_read(session, consent, await _identity(session, actor, case_facts))
 
 
@@ -361,8 +362,8 @@ async def withdraw_consent(
     consent.withdrawal_reason = data.reason
     consent.withdrawn_by = actor.id
     await session.flush()
-    await audit.append(session, _record(actor, "consent.withdraw", consent, decision))
     await events.emit_about(session, EventType.CONSENT_WITHDRAWN, ResourceType.CONSENT, consent)
+    await audit.append(session, _record(actor, "consent.withdraw", consent, decision))
     return await to_read(session, consent, await _identity(session, actor, case_facts))
 
 

@@ -246,12 +246,6 @@ async def end_grant(session: AsyncSession, actor: Actor, *, grant_id: uuid.UUID)
     grant.ended_at = now
     grant.ended_by = actor.id
     await session.flush()
-    await audit.append(
-        session,
-        _record(
-            actor, "emergency.end", grant, decision, case_facts.individual.id, reason="ended early"
-        ),
-    )
     await events.emit(
         session,
         EventType.EMERGENCY_ENDED,
@@ -259,4 +253,10 @@ async def end_grant(session: AsyncSession, actor: Actor, *, grant_id: uuid.UUID)
         resource_id=grant.id,
         case_id=grant.case_id,
         individual_id=case_facts.individual.id,
+    )
+    await audit.append(
+        session,
+        _record(
+            actor, "emergency.end", grant, decision, case_facts.individual.id, reason="ended early"
+        ),
     )

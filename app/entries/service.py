@@ -151,6 +151,7 @@ async def create_entry(
         )
     )
     await session.flush()
+    await events.emit_about(session, EventType.ENTRY_RECORDED, ResourceType.ENTRY, entry)
     await audit.append(
         session,
         actor.record(
@@ -160,7 +161,6 @@ async def create_entry(
             **ENTRIES.fields(entry),
         ),
     )
-    await events.emit_about(session, EventType.ENTRY_RECORDED, ResourceType.ENTRY, entry)
     return await _to_read(session, entry)
 
 
@@ -202,6 +202,7 @@ async def correct_entry(
         )
     )
     await session.flush()
+    await events.emit_about(session, EventType.ENTRY_CORRECTED, ResourceType.ENTRY, entry)
     await audit.append(
         session,
         actor.record(
@@ -212,7 +213,6 @@ async def correct_entry(
             **ENTRIES.fields(entry),
         ),
     )
-    await events.emit_about(session, EventType.ENTRY_CORRECTED, ResourceType.ENTRY, entry)
     return await _to_read(session, entry)
 
 

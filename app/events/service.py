@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import writer as audit
 from app.audit.models import AuditChainHead
 from app.auth.actor import Actor
-from app.db import UtcDateTime
+from app.db import UtcDateTime, before_commit
 from app.errors import ValidationFailed
+from app.events import outbox
 from app.events.models import Event, EventType, ResourceType
 from app.events.schemas import EventPage, EventRead
 from app.pagination import cursor_int, decode_cursor, encode_cursor
@@ -75,22 +76,33 @@ async def emit(
     individual_id: uuid.UUID | None = None,
     at: datetime | None = None,
 ) -> None:
-    """Write the event in the session's transaction (the outbox): it commits with the
-    change or not at all."""
-    result = await session.execute(
-        _EMIT,
-        {
-            "id": uuid.uuid4(),
-            "type": type.value,
-            "occurred_at": at or datetime.now(UTC),
-            "case_id": case_id,
-            "individual_id": individual_id,
-            "resource_type": resource_type.value,
-            "resource_id": resource_id,
-        },
+    """The change's event, in the session's transaction (the outbox): it commits with the
+    change or not at all. Emitted before the change's audit record is appended, it is
+    written in the same round trip as the record (PostgreSQL); otherwise, at the latest,
+    just before COMMIT."""
+    first = outbox.queue(
+        session,
+        outbox.Waiting(
+            id=uuid.uuid4(),
+            type=type.value,
+            occurred_at=at or datetime.now(UTC),
+            case_id=case_id,
+            individual_id=individual_id,
+            resource_type=resource_type.value,
+            resource_id=resource_id,
+        ),
     )
-    if result.scalar_one_or_none() is None:
-        raise EventNotWritten(type.value)
+    if first:
+        before_commit(session, write_waiting)
+
+
+async def write_waiting(session: AsyncSession) -> None:
+    """Just before COMMIT: the events no audit append took along (SQLite; an event emitted
+    after its record), each under the chain head's lock."""
+    while (event := outbox.take(session)) is not None:
+        result = await session.execute(_EMIT, event.params())
+        if result.scalar_one_or_none() is None:
+            raise EventNotWritten(event.type)
 
 
 async def emit_about(

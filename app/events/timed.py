@@ -64,4 +64,5 @@ async def emit_due(session: AsyncSession, now: datetime | None = None) -> int:
             session, EventType.ACTION_OVERDUE, ResourceType.ACTION, action, at=now
         )
         emitted += 1
+    await events.write_waiting(session)  # no audit record takes these along
     return emitted

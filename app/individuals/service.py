@@ -337,6 +337,13 @@ async def create_individual(
         )
     await session.flush()
     await external_refs.register(session, actor, data.external_refs, individual_id=individual.id)
+    await events.emit(
+        session,
+        EventType.INDIVIDUAL_REGISTERED,
+        resource_type=ResourceType.INDIVIDUAL,
+        resource_id=individual.id,
+        individual_id=individual.id,
+    )
     await audit.append(
         session,
         actor.record(
@@ -348,13 +355,6 @@ async def create_individual(
             policy_id=decision.policy_id,
             flags=["protected_identity"] if individual.protected_identity else [],
         ),
-    )
-    await events.emit(
-        session,
-        EventType.INDIVIDUAL_REGISTERED,
-        resource_type=ResourceType.INDIVIDUAL,
-        resource_id=individual.id,
-        individual_id=individual.id,
     )
     return await to_read(session, actor, individual, await facts(session, individual))
 

@@ -154,8 +154,21 @@ class Attempt:
     error: str | None
 
 
+def http_client(settings: Settings) -> httpx.AsyncClient:
+    """The worker's one client (kept connections): timeouts, no redirects, no proxy or
+    credentials from the environment."""
+    timeout = httpx.Timeout(
+        settings.webhook_timeout_seconds, connect=min(5.0, settings.webhook_timeout_seconds)
+    )
+    return httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False)
+
+
 async def send(
-    subscription: WebhookSubscription, delivery_id: uuid.UUID, body: str, settings: Settings
+    subscription: WebhookSubscription,
+    delivery_id: uuid.UUID,
+    body: str,
+    settings: Settings,
+    client: httpx.AsyncClient,
 ) -> Attempt:
     """One signed POST; never raises (the outcome says what happened)."""
     try:
@@ -171,14 +184,8 @@ async def send(
         "content-type": "application/json",
         "user-agent": USER_AGENT,
     }
-    timeout = httpx.Timeout(
-        settings.webhook_timeout_seconds, connect=min(5.0, settings.webhook_timeout_seconds)
-    )
     try:
-        async with httpx.AsyncClient(
-            timeout=timeout, follow_redirects=False, trust_env=False
-        ) as client:
-            response = await client.post(subscription.url, content=body.encode(), headers=headers)
+        response = await client.post(subscription.url, content=body.encode(), headers=headers)
     except httpx.TimeoutException:
         return Attempt(False, None, "timed out")
     except httpx.HTTPError as exc:
@@ -241,7 +248,9 @@ async def _claim(database: Database, settings: Settings) -> _Claimed | bool:
         return _Claimed(delivery.id, delivery.attempts, subscription, payload(event))
 
 
-async def deliver_one(database: Database, settings: Settings) -> bool:
+async def deliver_one(
+    database: Database, settings: Settings, client: httpx.AsyncClient | None = None
+) -> bool:
     """Send the next due delivery, if any; ``True`` if there was one.
 
     No transaction is open while the request is in flight. A worker that dies after
@@ -251,7 +260,15 @@ async def deliver_one(database: Database, settings: Settings) -> bool:
     claimed = await _claim(database, settings)
     if not isinstance(claimed, _Claimed):
         return claimed
-    attempt = await send(claimed.subscription, claimed.delivery_id, claimed.body, settings)
+    if client is None:
+        async with http_client(settings) as own:
+            attempt = await send(
+                claimed.subscription, claimed.delivery_id, claimed.body, settings, own
+            )
+    else:
+        attempt = await send(
+            claimed.subscription, claimed.delivery_id, claimed.body, settings, client
+        )
     async with database.sessionmaker() as session, session.begin():
         delivery = await session.get(WebhookDelivery, claimed.delivery_id, with_for_update=True)
         assert delivery is not None

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import signal
 
+import httpx
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,18 +25,24 @@ log = structlog.get_logger("app.worker")
 SENDS_PER_ROUND = 100
 
 
-async def one_round(database: Database, settings: Settings) -> int:
-    """Due time-driven events, then fan-out, then up to SENDS_PER_ROUND deliveries;
-    returns how many deliveries were handled."""
+async def one_round(
+    database: Database, settings: Settings, client: httpx.AsyncClient | None = None
+) -> int:
+    """Due time-driven events, then fan-out, then up to SENDS_PER_ROUND deliveries by each
+    of ``worker_concurrency`` senders at once; returns how many deliveries were handled."""
     async with database.sessionmaker() as session, session.begin():
         await timed.emit_due(session)
     async with database.sessionmaker() as session, session.begin():
         await idempotency_service.forget_expired(session)
     await delivery.fan_out(database)
-    handled = 0
-    while handled < SENDS_PER_ROUND and await delivery.deliver_one(database, settings):
-        handled += 1
-    return handled
+
+    async def sender() -> int:
+        handled = 0
+        while handled < SENDS_PER_ROUND and await delivery.deliver_one(database, settings, client):
+            handled += 1
+        return handled
+
+    return sum(await asyncio.gather(*(sender() for _ in range(settings.worker_concurrency))))
 
 
 async def run(settings: Settings, *, once: bool = False) -> None:
@@ -45,10 +52,11 @@ async def run(settings: Settings, *, once: bool = False) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker started")
+    client = delivery.http_client(settings)
     try:
         while not stop.is_set():
             try:
-                handled = await one_round(database, settings)
+                handled = await one_round(database, settings, client)
             except (SQLAlchemyError, OSError) as exc:  # the database is away: wait, retry
                 log.warning("worker round failed", error_type=type(exc).__name__)
                 handled = 0
@@ -62,5 +70,6 @@ async def run(settings: Settings, *, once: bool = False) -> None:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        await client.aclose()
         await database.dispose()
         log.info("worker stopped")
