@@ -575,3 +575,42 @@ async def test_several_workers_never_send_one_delivery_twice(
         assert len(seen) == 40
         assert len(set(seen)) == 40
         _ = uuid
+
+
+@pytest.mark.parametrize(
+    ("url", "address", "expected"),
+    [
+        (
+            "http://hooks.example.se:8080/in?x=1",
+            "192.0.2.7",
+            ("http://192.0.2.7:8080/in?x=1", "hooks.example.se:8080", {}),
+        ),
+        (
+            "https://hooks.example.se/in",
+            "2001:db8::7",
+            ("https://[2001:db8::7]/in", "hooks.example.se", {"sni_hostname": "hooks.example.se"}),
+        ),
+    ],
+)
+def test_a_request_goes_to_the_address_that_was_checked(
+    url: str, address: str, expected: tuple[str, str, dict[str, str]]
+) -> None:
+    """No second lookup between the check and the connection (DNS rebinding): the checked
+    address in the URL, the name in Host and, for https, in SNI and the certificate check."""
+    settings = make_settings("sqlite+aiosqlite://")
+    assert targets.pinned(targets.parse(url, settings), address) == expected
+
+
+async def test_a_delivery_names_the_host_it_was_addressed_to(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    settings: Settings,
+    world: World,
+    scenario: Scenario,
+    receiver: Receiver,
+) -> None:
+    await _subscribe(client, app, world.soc_coordinator, receiver.url, "entry.recorded")
+    await _record_entry(client, app, world, scenario)
+    await _work(app, fast(settings))
+    [(headers, _)] = receiver.seen
+    assert headers["Host"] == receiver.url.split("/")[2]

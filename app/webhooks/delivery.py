@@ -172,9 +172,11 @@ async def send(
 ) -> Attempt:
     """One signed POST; never raises (the outcome says what happened)."""
     try:
-        await targets.resolve(targets.parse(subscription.url, settings), settings)
+        parts = targets.parse(subscription.url, settings)
+        addresses = await targets.resolve(parts, settings)
     except targets.TargetRefused as exc:
         return Attempt(False, None, str(exc)[:200])
+    url, host, extensions = targets.pinned(parts, addresses[0])
     now = _now()
     message_id = str(delivery_id)
     headers = {
@@ -183,9 +185,12 @@ async def send(
         "webhook-signature": Webhook(subscription.secret).sign(message_id, now, body),
         "content-type": "application/json",
         "user-agent": USER_AGENT,
+        "host": host,
     }
     try:
-        response = await client.post(subscription.url, content=body.encode(), headers=headers)
+        response = await client.post(
+            url, content=body.encode(), headers=headers, extensions=extensions
+        )
     except httpx.TimeoutException:
         return Attempt(False, None, "timed out")
     except httpx.HTTPError as exc:

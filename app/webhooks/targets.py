@@ -3,7 +3,8 @@ and a host whose every address is public, unless ``SAMVERKAN_WEBHOOK_ALLOW_PRIVA
 
 Checked when a subscription is made (a 422 naming ``body.url``) and again before every
 attempt, on the addresses the name resolves to then: a name that moved to a private address
-after it was checked is refused at send time too.
+after it was checked is refused at send time too, and the request goes to the address that
+was checked (:func:`pinned`), not to whatever the name resolves to a moment later.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 from app.config import Environment, Settings
@@ -67,6 +69,19 @@ async def resolve(parts: SplitResult, settings: Settings) -> list[str]:
     if not all(_allowed(a, settings) for a in addresses):
         raise TargetRefused("The URL's host is a private, loopback or reserved address.")
     return addresses
+
+
+def pinned(parts: SplitResult, address: str) -> tuple[str, str, dict[str, Any]]:
+    """The request to make to the address that was checked, so that the name is not looked
+    up a second time between the check and the connection (DNS rebinding): the URL with the
+    address as its host, the ``Host`` header, and for https the name for SNI and for
+    checking the certificate (httpx's ``sni_hostname``)."""
+    literal = f"[{address}]" if ":" in address else address
+    netloc = literal if parts.port is None else f"{literal}:{parts.port}"
+    host = parts.hostname or ""
+    host_header = host if parts.port is None else f"{host}:{parts.port}"
+    extensions: dict[str, Any] = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return parts._replace(netloc=netloc).geturl(), host_header, extensions
 
 
 async def check(url: str, settings: Settings) -> None:
