@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -450,6 +449,37 @@ def _worker(url: str, tmp_path: Path) -> subprocess.Popen[bytes]:
     )
 
 
+async def _seed(database: Database, url: str, hook: str, entries: int) -> None:
+    """A social services coordinator subscribed to ``entry.recorded`` at ``hook`` (before
+    anything happens), and ``entries`` entries on a case of theirs, all committed."""
+    async with database.sessionmaker() as session:
+        soc = await make_agency(session, kind=AgencyKind.SOCIALTJANST.value)
+        lead = user_actor(await make_user(session, roles={Role.COORDINATOR}, agency=soc), Origin())
+        await webhook_service.create(
+            session,
+            lead,
+            make_settings(url, webhook_allow_private=True),
+            data=WebhookCreate(url=hook, types=["entry.recorded"]),
+        )
+        await session.commit()
+        individual = await individual_service.create_individual(
+            session,
+            lead,
+            data=IndividualCreate(given_name="A", family_name="B", birth_date=date(2001, 1, 1)),
+        )
+        case = await case_service.create_case(
+            session, lead, data=CaseCreate(individual_id=individual.id, programme=Programme.SIG)
+        )
+        for n in range(entries):
+            await entry_service.create_entry(
+                session,
+                lead,
+                case_id=case.id,
+                data=EntryCreate(category="social_services", title=f"t{n}", body="b"),
+            )
+        await session.commit()
+
+
 async def test_a_worker_killed_between_send_and_mark_redelivers_the_same_message(
     backend: str, tmp_path: Path, httpserver: HTTPServer
 ) -> None:
@@ -464,34 +494,7 @@ async def test_a_worker_killed_between_send_and_mark_redelivers_the_same_message
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(handle)
     async with migrated_database(backend, tmp_path) as (url, database):
-        async with database.sessionmaker() as session:
-            soc = await make_agency(session, kind=AgencyKind.SOCIALTJANST.value)
-            lead = user_actor(
-                await make_user(session, roles={Role.COORDINATOR}, agency=soc), Origin()
-            )
-            allow = make_settings(url, webhook_allow_private=True)
-            await webhook_service.create(
-                session,
-                lead,
-                allow,
-                data=WebhookCreate(url=httpserver.url_for("/hook"), types=["entry.recorded"]),
-            )
-            await session.commit()
-            individual = await individual_service.create_individual(
-                session,
-                lead,
-                data=IndividualCreate(given_name="A", family_name="B", birth_date=date(2001, 1, 1)),
-            )
-            case = await case_service.create_case(
-                session, lead, data=CaseCreate(individual_id=individual.id, programme=Programme.SIG)
-            )
-            await entry_service.create_entry(
-                session,
-                lead,
-                case_id=case.id,
-                data=EntryCreate(category="social_services", title="t", body="b"),
-            )
-            await session.commit()
+        await _seed(database, url, httpserver.url_for("/hook"), entries=1)
         worker["first"] = _worker(url, tmp_path)
         try:
             deadline = time.monotonic() + 60
@@ -532,34 +535,7 @@ async def test_several_workers_never_send_one_delivery_twice(
     httpserver.expect_request("/hook", method="POST").respond_with_handler(handle)
     async with migrated_database(backend, tmp_path, db_pool_size=4) as (url, database):
         settings = make_settings(url, webhook_allow_private=True)
-        async with database.sessionmaker() as session:
-            soc = await make_agency(session, kind=AgencyKind.SOCIALTJANST.value)
-            lead = user_actor(
-                await make_user(session, roles={Role.COORDINATOR}, agency=soc), Origin()
-            )
-            await webhook_service.create(
-                session,
-                lead,
-                settings,
-                data=WebhookCreate(url=httpserver.url_for("/hook"), types=["entry.recorded"]),
-            )
-            await session.commit()
-            individual = await individual_service.create_individual(
-                session,
-                lead,
-                data=IndividualCreate(given_name="A", family_name="B", birth_date=date(2001, 1, 1)),
-            )
-            case = await case_service.create_case(
-                session, lead, data=CaseCreate(individual_id=individual.id, programme=Programme.SIG)
-            )
-            for n in range(40):
-                await entry_service.create_entry(
-                    session,
-                    lead,
-                    case_id=case.id,
-                    data=EntryCreate(category="social_services", title=f"t{n}", body="b"),
-                )
-            await session.commit()
+        await _seed(database, url, httpserver.url_for("/hook"), entries=40)
         await delivery.fan_out(database)
         workers = [Database.from_settings(settings) for _ in range(3)]
 
@@ -574,7 +550,6 @@ async def test_several_workers_never_send_one_delivery_twice(
                 await worker.dispose()
         assert len(seen) == 40
         assert len(set(seen)) == 40
-        _ = uuid
 
 
 @pytest.mark.parametrize(
