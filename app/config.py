@@ -118,6 +118,10 @@ class Settings(BaseSettings):
         "leaves it due again after this. Longer than webhook_timeout_seconds.",
     )
     worker_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    identity_providers_file: Path | None = Field(
+        default=None,
+        description="The identity providers file; default policies/identity_providers.yaml.",
+    )
     worker_concurrency: int = Field(
         default=8, ge=1, le=64, description="Deliveries one worker sends at once."
     )

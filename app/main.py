@@ -34,6 +34,8 @@ from app.individuals.router import router as individuals_router
 from app.logging import configure_logging
 from app.middleware import RequestContextMiddleware
 from app.migrate import head_revisions
+from app.oidc.providers import load_providers
+from app.oidc.router import router as oidc_router
 from app.ops.router import install_docs
 from app.ops.router import router as ops_router
 from app.policy import get_engine
@@ -80,6 +82,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     # Parsed and validated once: a broken policy file stops the app here.
     app.state.policy = get_engine()
+    app.state.identity_providers = load_providers(settings)
     app.state.head_revisions = head_revisions()
     if database is not None:
         # Available before the lifespan runs, for test clients that skip it.
@@ -112,6 +115,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(ops_router)
     for router in (
         auth_router,
+        oidc_router,
         agencies_router,
         users_router,
         clients_router,

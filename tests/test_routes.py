@@ -19,6 +19,7 @@ from tests.conftest import make_settings
 PUBLIC = {
     ("POST", "/api/v1/auth/token"),
     ("POST", "/api/v1/auth/revoke"),
+    ("GET", "/api/v1/auth/providers"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -142,8 +143,9 @@ async def test_a_405_names_every_method_of_the_path(
 
 
 def test_every_list_is_a_page_and_every_answer_has_a_schema() -> None:
-    """API.md: lists answer `{items, next_cursor}`; reference data from policies/ (categories,
-    legal bases) is the one exception. Every JSON answer is described by a schema."""
+    """API.md: lists answer `{items, next_cursor}`; configuration from policies/ (categories,
+    legal bases, identity providers: API.md gives the last as an array) is the exception.
+    Every JSON answer is described by a schema."""
     spec = create_app(make_settings("sqlite+aiosqlite://")).openapi()
     arrays, undescribed = [], []
     for path, operations in spec["paths"].items():
@@ -161,7 +163,11 @@ def test_every_list_is_a_page_and_every_answer_has_a_schema() -> None:
                     and (schema.get("type") == "array")
                 ):
                     arrays.append(path)
-    assert sorted(arrays) == ["/api/v1/categories", "/api/v1/legal-bases"]
+    assert sorted(arrays) == [
+        "/api/v1/auth/providers",
+        "/api/v1/categories",
+        "/api/v1/legal-bases",
+    ]
     assert undescribed == []
 
 

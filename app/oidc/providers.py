@@ -1,0 +1,117 @@
+"""The identity providers: ``policies/identity_providers.yaml``, validated at start-up.
+
+Each agency brings its own provider (the municipality's, the Police's, Kriminalvården's).
+A provider speaks for one agency, names the audience its tokens must carry, maps claims to
+roles (``admin`` only where the entry says so), and says whether users are pre-registered
+by an administrator (the default) or provisioned at their first sign-in. A broken file
+stops the app, as a broken policy file does.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from stdnum.se import orgnr
+
+from app.config import Environment, Settings
+from app.users.models import Role
+
+FILE_NAME = "identity_providers.yaml"
+
+
+class ProviderFileError(RuntimeError):
+    """The providers file does not parse or validate: the app must not start."""
+
+
+class Provisioning(StrEnum):
+    PRE_REGISTERED = "pre_registered"
+    ON_FIRST_SIGN_IN = "on_first_sign_in"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoleMapping(_Strict):
+    """A claim holding ``value`` (or a list containing it) gives ``role``."""
+
+    claim: Annotated[str, Field(min_length=1, max_length=100)]
+    value: Annotated[str, Field(min_length=1, max_length=200)]
+    role: Role
+
+
+class Provider(_Strict):
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    issuer: Annotated[str, Field(min_length=8, max_length=500)]
+    agency: Annotated[str, Field(description="The organisationsnummer of its agency.")]
+    audience: Annotated[str, Field(min_length=1, max_length=500)]
+    roles: Annotated[list[RoleMapping], Field(min_length=1)]
+    display_name_claim: str = "name"
+    acr_values: list[str] = Field(default_factory=list)
+    provisioning: Provisioning = Provisioning.PRE_REGISTERED
+    allow_admin: bool = False
+
+    @field_validator("agency")
+    @classmethod
+    def _organisation_number(cls, value: str) -> str:
+        if not orgnr.is_valid(value):
+            raise ValueError("not a valid organisationsnummer")
+        return orgnr.compact(value)
+
+    @model_validator(mode="after")
+    def _admin_only_where_allowed(self) -> Provider:
+        if not self.allow_admin and any(m.role is Role.ADMIN for m in self.roles):
+            raise ValueError(
+                f"provider {self.id}: maps a claim to admin without allow_admin: true "
+                "(administrators are local accounts unless an entry says otherwise)"
+            )
+        return self
+
+
+class _ProviderFile(_Strict):
+    providers: list[Provider] = Field(default_factory=list)
+
+
+def providers_file(settings: Settings) -> Path:
+    from app.policy.engine import policies_dir  # noqa: PLC0415 - the policy package's path
+
+    return settings.identity_providers_file or policies_dir() / FILE_NAME
+
+
+def load_providers(settings: Settings) -> dict[str, Provider]:
+    """The providers by id; :class:`ProviderFileError` saying what is wrong otherwise."""
+    path = providers_file(settings)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        parsed = _ProviderFile.model_validate(raw if raw is not None else {})
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ProviderFileError(f"{path}: {_short(exc)}") from exc
+    seen_ids: set[str] = set()
+    seen_issuers: set[str] = set()
+    for provider in parsed.providers:
+        if provider.id in seen_ids or provider.issuer in seen_issuers:
+            raise ProviderFileError(f"{path}: provider {provider.id} repeats an id or issuer")
+        seen_ids.add(provider.id)
+        seen_issuers.add(provider.issuer)
+        issuer = urlsplit(provider.issuer)
+        schemes = {"https"} if settings.env is not Environment.DEV else {"https", "http"}
+        if issuer.scheme not in schemes or not issuer.hostname:
+            raise ProviderFileError(
+                f"{path}: provider {provider.id}: the issuer must be an https URL"
+            )
+    return {p.id: p for p in parsed.providers}
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"{where}: {first['msg']}"
+    return re.sub(r"\s+", " ", str(exc))[:300]

@@ -1,0 +1,108 @@
+"""Identity providers as configuration (issue 17, first part): the file is validated at
+start-up (a broken one stops the app) and the sign-in page lists the providers whose agency
+is registered, without a token. Token verification against a real provider comes next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Environment
+from app.db import Database
+from app.main import create_app
+from app.oidc.providers import ProviderFileError, load_providers, providers_file
+from tests.conftest import make_settings
+from tests.factories import make_agency
+
+GOOD: dict[str, Any] = {
+    "id": "solna-entra",
+    "name": "Solna stad",
+    "issuer": "https://login.example.se/solna/v2.0",
+    "agency": "212000-0142",
+    "audience": "api://samverkan",
+    "roles": [{"claim": "groups", "value": "samverkan-handlaggare", "role": "caseworker"}],
+}
+
+
+def _write(tmp_path: Path, providers: Any) -> Path:
+    path = tmp_path / "identity_providers.yaml"
+    path.write_text(
+        providers if isinstance(providers, str) else yaml.safe_dump({"providers": providers}),
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_the_shipped_file_is_valid() -> None:
+    settings = make_settings("sqlite+aiosqlite://")
+    assert providers_file(settings).name == "identity_providers.yaml"
+    assert load_providers(settings) == {}
+
+
+def test_a_good_file_loads(tmp_path: Path) -> None:
+    path = _write(tmp_path, [GOOD])
+    loaded = load_providers(make_settings("sqlite+aiosqlite://", identity_providers_file=path))
+    assert loaded["solna-entra"].agency == "2120000142"
+    assert loaded["solna-entra"].provisioning == "pre_registered"
+
+
+@pytest.mark.parametrize(
+    ("providers", "says"),
+    [
+        ("providers: [unclosed", "identity_providers.yaml"),
+        ([GOOD | {"colour": "blue"}], "providers.0.colour"),
+        ([GOOD | {"id": "Solna Entra"}], "providers.0.id"),
+        ([GOOD | {"agency": "212000-0143"}], "providers.0.agency"),
+        ([GOOD | {"roles": []}], "providers.0.roles"),
+        ([GOOD | {"roles": [{"claim": "g", "value": "v", "role": "chief"}]}], "role"),
+        ([GOOD | {"roles": [{"claim": "g", "value": "v", "role": "admin"}]}], "allow_admin"),
+        ([GOOD, GOOD | {"name": "Again"}], "repeats"),
+        ([GOOD | {"issuer": "ftp://login.example.se/"}], "https"),
+    ],
+    ids=["yaml", "unknown-key", "id", "orgnr", "no-roles", "role", "admin", "twice", "scheme"],
+)
+def test_a_broken_file_stops_the_app(tmp_path: Path, providers: Any, says: str) -> None:
+    settings = make_settings(
+        "sqlite+aiosqlite://", identity_providers_file=_write(tmp_path, providers)
+    )
+    with pytest.raises(ProviderFileError, match=says):
+        create_app(settings)
+
+
+def test_an_http_issuer_is_for_dev_only(tmp_path: Path) -> None:
+    path = _write(tmp_path, [GOOD | {"issuer": "http://localhost:9400"}])
+    dev = make_settings("sqlite+aiosqlite://", identity_providers_file=path)
+    assert "solna-entra" in load_providers(dev)
+    production = dev.model_copy(update={"env": Environment.PROD})
+    with pytest.raises(ProviderFileError, match="https"):
+        load_providers(production)
+
+
+async def test_the_sign_in_page_lists_providers_of_registered_agencies(
+    tmp_path: Path, database_url: str, connection: Any, session: AsyncSession
+) -> None:
+    other = GOOD | {
+        "id": "polisen",
+        "issuer": "https://idp.polisen.example/",
+        "agency": "202100-0076",
+    }
+    settings = make_settings(database_url, identity_providers_file=_write(tmp_path, [GOOD, other]))
+    agency = await make_agency(session, organisation_number="2120000142")
+    app = create_app(settings, database=Database.bound_to(connection))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get("/api/v1/auth/providers")  # no token
+    assert response.status_code == 200
+    assert response.json() == [
+        {
+            "id": "solna-entra",
+            "name": "Solna stad",
+            "agency_id": str(agency.id),
+            "issuer": "https://login.example.se/solna/v2.0",
+        }
+    ]
