@@ -35,7 +35,7 @@ from tests.leak_guard import ProtectedIdentityGuard
 from tests.support import PROBE_TABLE_DDL, install_probe
 
 # The shared world of the API tests (agencies, users per role, the standard case).
-pytest_plugins = ["tests.scenarios", "tests.log_guard"]
+pytest_plugins = ["tests.scenarios", "tests.log_guard", "tests.oidc_provider"]
 
 for _name in [n for n in os.environ if n.startswith("SAMVERKAN_") and "TEST" not in n]:
     # A developer's shell configuration (SAMVERKAN_ENV=prod, a real database) must

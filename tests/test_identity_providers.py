@@ -4,6 +4,8 @@ is registered, without a token. Token verification against a real provider comes
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from app.main import create_app
 from app.oidc.providers import ProviderFileError, load_providers, providers_file
 from tests.conftest import make_settings
 from tests.factories import make_agency
+from tests.oidc_provider import OidcProvider
 
 GOOD: dict[str, Any] = {
     "id": "solna-entra",
@@ -106,3 +109,27 @@ async def test_the_sign_in_page_lists_providers_of_registered_agencies(
             "issuer": "https://login.example.se/solna/v2.0",
         }
     ]
+
+
+def test_the_test_provider_is_a_real_openid_connect_provider(oidc_provider: OidcProvider) -> None:
+    """The provider process the token tests run against: discovery, JWKS, signed tokens,
+    key rotation, and a key that leaves the JWKS on a restart."""
+    discovery = oidc_provider.discovery()
+    assert discovery["issuer"] == oidc_provider.issuer
+    first = oidc_provider.kids()
+    assert len(first) == 1
+    token = oidc_provider.token({"sub": "anna", "aud": "api://samverkan"})
+    header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+    assert header["kid"] == first[0]
+    assert header["alg"] == "RS256"
+    assert (claims["iss"], claims["sub"], claims["aud"]) == (
+        oidc_provider.issuer,
+        "anna",
+        "api://samverkan",
+    )
+    new = oidc_provider.rotate()
+    assert set(oidc_provider.kids()) == {first[0], new}
+    oidc_provider.restart(drop_kids={first[0]})
+    assert oidc_provider.kids() == [new]
+    assert oidc_provider.discovery()["issuer"] == oidc_provider.issuer  # the same port

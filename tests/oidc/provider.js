@@ -1,0 +1,57 @@
+// A real OpenID Connect provider for the tests: oauth2-mock-server (npm, maintained) serves
+// discovery, JWKS and signs tokens; this script only starts it and lets a test steer it.
+//
+//   node provider.js PORT KEYS_FILE
+//
+// KEYS_FILE holds the provider's private JWKs (JSON list); missing or empty: one RS256 key
+// is made and written there. Restarting with a file that lacks a key is how a key leaves
+// the JWKS. The steering endpoints (test-only, on the same port under /test/):
+//   POST /test/token  {"claims": {...}, "kid"?: "...", "expires_in"?: 300, "header"?: {...}}
+//                     -> {"token": "..."}  signed by the provider with its key
+//   POST /test/rotate -> {"kid": "..."}  a new key, added to the JWKS and written to the file
+// It prints "ready <issuer url>" when it listens.
+const fs = require('fs');
+const { OAuth2Server } = require('oauth2-mock-server');
+
+async function main() {
+  const [port, keysFile] = process.argv.slice(2);
+  const server = new OAuth2Server();
+  let keys = [];
+  if (fs.existsSync(keysFile)) {
+    keys = JSON.parse(fs.readFileSync(keysFile, 'utf8'));
+  }
+  for (const key of keys) {
+    await server.issuer.keys.add(key);
+  }
+  if (keys.length === 0) {
+    await server.issuer.keys.generate('RS256');
+  }
+  const save = () =>
+    fs.writeFileSync(keysFile, JSON.stringify(server.issuer.keys.toJSON(true)));
+  save();
+  const app = server.service.requestHandler;
+  app.post('/test/token', async (req, res) => {
+    const body = req.body || {};
+    const token = await server.issuer.buildToken({
+      kid: body.kid,
+      expiresIn: body.expires_in ?? 300,
+      scopesOrTransform: (header, payload) => {
+        Object.assign(header, body.header || {});
+        Object.assign(payload, body.claims || {});
+      },
+    });
+    res.json({ token });
+  });
+  app.post('/test/rotate', async (req, res) => {
+    const key = await server.issuer.keys.generate('RS256');
+    save();
+    res.json({ kid: key.kid });
+  });
+  await server.start(Number(port), '127.0.0.1');
+  console.log(`ready ${server.issuer.url}`);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
