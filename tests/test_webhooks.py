@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,15 @@ async def _subscribe(
     return dict(response.json())
 
 
+async def _deliveries(
+    client: httpx.AsyncClient, app: FastAPI, user: Any, hook: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The subscription's delivery log, newest first, as its agency sees it."""
+    response = await call(client, app, user, "GET", f"/webhooks/{hook['id']}/deliveries")
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
 async def _record_entry(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> str:
@@ -144,10 +154,7 @@ async def test_a_signed_event_reaches_the_receiver_and_verifies(
     assert b"Hembes" not in body  # thin: ids and type, no content
     with pytest.raises(Exception, match="signature"):
         Webhook("whsec_" + "A" * 44).verify(body, headers)  # another key does not verify
-    log = await call(
-        client, app, world.soc_coordinator, "GET", f"/webhooks/{hook['id']}/deliveries"
-    )
-    [item] = log.json()["items"]
+    [item] = await _deliveries(client, app, world.soc_coordinator, hook)
     assert item["status"] == "delivered"
     assert item["id"] == headers["Webhook-Id"]
 
@@ -213,10 +220,7 @@ async def test_a_day_of_failures_disables_and_a_manual_retry_resumes(
     await _work(app, fast(settings))
     shown = await call(client, app, world.soc_coordinator, "GET", f"/webhooks/{hook['id']}")
     assert shown.json()["status"] == "disabled"
-    log = await call(
-        client, app, world.soc_coordinator, "GET", f"/webhooks/{hook['id']}/deliveries"
-    )
-    [item] = log.json()["items"]
+    [item] = await _deliveries(client, app, world.soc_coordinator, hook)
     assert item["status"] == "failed"
     # nothing more goes out while it is disabled
     await _record_entry(client, app, world, scenario)
@@ -270,10 +274,8 @@ async def test_an_event_goes_out_only_if_the_agency_may_see_it_when_sent(
     assert withdrawn.status_code == 200
     await _work(app, fast(settings))
     assert receiver.seen == []
-    log = await call(
-        client, app, world.pol_coordinator, "GET", f"/webhooks/{hook['id']}/deliveries"
-    )
-    assert [i["status"] for i in log.json()["items"]] == ["skipped"]
+    log = await _deliveries(client, app, world.pol_coordinator, hook)
+    assert [i["status"] for i in log] == ["skipped"]
     # and an entry POL may see (its own) goes out
     own = await call(
         client,
@@ -381,10 +383,8 @@ async def test_a_redirect_is_not_followed(
     await _record_entry(client, app, world, scenario)
     await _work(app, fast(settings))
     assert [r.path for r, _ in httpserver.log] == ["/moved"]
-    log = await call(
-        client, app, world.soc_coordinator, "GET", f"/webhooks/{hook['id']}/deliveries"
-    )
-    assert log.json()["items"][0]["last_status_code"] == 307
+    log = await _deliveries(client, app, world.soc_coordinator, hook)
+    assert log[0]["last_status_code"] == 307
 
 
 async def test_time_makes_expiring_and_overdue_events_once_each(
@@ -589,3 +589,30 @@ async def test_a_delivery_names_the_host_it_was_addressed_to(
     await _work(app, fast(settings))
     [(headers, _)] = receiver.seen
     assert headers["Host"] == receiver.url.split("/")[2]
+
+
+async def test_retrying_a_delivery_of_another_subscription_is_an_audited_404(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    receiver: Receiver,
+    session: AsyncSession,
+) -> None:
+    hook = await _subscribe(client, app, world.soc_coordinator, receiver.url, "case.opened")
+    response = await call(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        f"/webhooks/{hook['id']}/deliveries/{uuid.uuid4()}/retry",
+    )
+    assert response.status_code == 404
+    denials = [
+        e
+        for e in (await session.execute(select(AuditEvent))).scalars()
+        if e.action == "webhook.retry"
+    ]
+    assert [(d.decision, d.policy_id, d.resource_id) for d in denials] == [
+        ("deny", "not-found", hook["id"])
+    ]

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit import writer as audit
 from app.auth.actor import Actor, ActorKind
 from app.config import Settings
-from app.errors import Conflict, NotFound
+from app.errors import Conflict
 from app.events.models import EventType
 from app.pagination import Page, cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
 from app.policy import enforce
@@ -255,7 +255,14 @@ async def retry(
     subscription = await _subscription(session, actor, subscription_id, "webhook.retry")
     delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
     if delivery is None or delivery.subscription_id != subscription.id:
-        raise NotFound("No such delivery.")
+        raise enforce.not_found(
+            session,
+            actor,
+            audit_action="webhook.retry",
+            resource_type="webhook",
+            resource_id=str(subscription.id),
+            reason=f"no delivery {delivery_id} of this subscription",
+        )
     if delivery.status == DeliveryStatus.PENDING.value:
         raise Conflict("The delivery is already due; it will be sent shortly.")
     now = _now()
