@@ -139,7 +139,7 @@ def _create_admin(args: argparse.Namespace) -> int:
                 lambda session: bootstrap.create_admin(
                     session,
                     username=create.username,
-                    password=create.password,
+                    password=create.password or password,
                     organisation_number=number,
                 ),
             )

@@ -125,6 +125,26 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(
         default=8, ge=1, le=64, description="Deliveries one worker sends at once."
     )
+    oidc_ca_file: Path | None = Field(
+        default=None,
+        description="Extra CA certificates (PEM) trusted for the identity providers' "
+        "discovery and JWKS, e.g. a municipality's own CA; the system's are trusted too.",
+    )
+    oidc_keys_cache_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86_400,
+        description="How long a provider's discovery and JWKS are used before they are "
+        "fetched again (a key the provider removed stops working after at most this).",
+    )
+    oidc_refresh_min_interval_seconds: int = Field(
+        default=60,
+        ge=0,
+        le=3600,
+        description="Fetches of one provider's keys are at least this far apart (a token "
+        "with an unknown kid cannot make the API hammer the provider).",
+    )
+    oidc_fetch_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
 
     @property
     def trusted_proxy_list(self) -> list[str]:

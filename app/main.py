@@ -40,7 +40,7 @@ from app.ops.router import install_docs
 from app.ops.router import router as ops_router
 from app.policy import get_engine
 from app.policy.router import router as policy_router
-from app.security import TokenService
+from app.security import ProviderTokenVerifier, TokenService
 from app.users.router import router as users_router
 from app.webhooks.router import router as webhooks_router
 
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         try:
             yield
         finally:
+            await app.state.provider_tokens.aclose()
             await db.dispose()
             log.info("stopped")
 
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         # off (app.cli), so nothing else trusts a forwarded header.
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_list)
     app.state.tokens = TokenService(settings)
+    app.state.provider_tokens = ProviderTokenVerifier(settings)
     app.state.checkpoint_signer = CheckpointSigner(settings)
     app.include_router(ops_router)
     for router in (

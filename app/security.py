@@ -8,6 +8,14 @@ Tokens (JWT, python-jose), hardened beyond the library's defaults:
 - ``iat`` and ``nbf`` in the future are refused, ``kid`` must name the configured key;
 - a token over the size cap is refused before it is parsed.
 
+Tokens of the agencies' own OpenID Connect providers (:class:`ProviderTokenVerifier`): the
+provider's discovery document and JWKS are fetched over HTTPS (64 KiB at most each), cached,
+and fetched again when a token names an unknown ``kid`` (at most once a minute); only the
+asymmetric algorithms the provider's metadata lists are accepted (never ``none``, never HMAC,
+and the key's type must fit the algorithm); ``iss``, ``aud``, ``exp``, ``nbf``, ``iat`` and
+``sub`` are required. A provider that cannot be reached: tokens its cached keys verify still
+work, every other gets :class:`ProviderUnavailable` (a 503), never a pass.
+
 Passwords and client secrets: argon2id (m=19 MiB, t=2, p=1, the OWASP baseline) through
 passlib's ``CryptContext`` from the maintained ``libpass`` fork. Hashing runs in a worker
 thread so it does not stall the event loop.
@@ -19,15 +27,21 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import secrets
+import ssl
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
+import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwk, jwt
@@ -35,6 +49,8 @@ from jose.exceptions import JOSEError
 from passlib.context import CryptContext
 
 from app.config import Environment, Settings
+
+log = structlog.get_logger("app.security")
 
 _CLOCK_SKEW_SECONDS = 30
 _REQUIRED_CLAIMS = ("exp", "iat", "sub", "aud", "iss", "jti", "typ")
@@ -159,6 +175,228 @@ class TokenService:
         except (JOSEError, ValueError, TypeError) as exc:
             raise InvalidToken("signature or claims rejected") from exc
         return _claims_from(payload, expected_type)
+
+
+def unverified_claims(token: str, max_bytes: int) -> dict[str, Any] | None:
+    """The claims of ``token`` **before** any check, to tell which issuer should check it;
+    ``None`` if it does not parse. Never trusted for anything else."""
+    if not token or len(token.encode("utf-8", "replace")) > max_bytes:
+        return None
+    try:
+        claims = jwt.get_unverified_claims(token)
+    except JOSEError:
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+class ProviderUnavailable(Exception):
+    """The provider's keys could not be fetched and none cached verifies the token: 503."""
+
+
+# Signature algorithms a provider's token may use: asymmetric only (python-jose's), and of
+# those only what the provider's metadata lists. HMAC would let anyone holding the public
+# key sign; ``none`` signs nothing.
+PROVIDER_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"})
+_KEY_TYPE = {"RS": "RSA", "ES": "EC"}
+PROVIDER_DOCUMENT_MAX_BYTES = 64 * 1024
+_PROVIDER_REQUIRED = ("iss", "aud", "exp", "nbf", "iat", "sub")
+
+
+class _FetchFailed(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class _ProviderKeys:
+    """One provider's signing keys (public JWKs by kid) and the algorithms it announces."""
+
+    keys: dict[str, dict[str, Any]]
+    algorithms: frozenset[str]
+    fetched_at: float
+    constructed: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+
+class ProviderTokenVerifier:
+    """Checks access tokens of the configured identity providers; one per process.
+
+    ``clock`` is the monotonic clock the cache ages by (a test may set its own);
+    ``fetches`` counts fetches of discovery and JWKS per issuer, for operators and tests.
+    """
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_bytes = settings.max_token_bytes
+        self.cache_seconds = settings.oidc_keys_cache_seconds
+        self.min_interval = settings.oidc_refresh_min_interval_seconds
+        self.timeout = settings.oidc_fetch_timeout_seconds
+        self.plain_http = settings.env is Environment.DEV
+        self.clock = clock
+        self.fetches: dict[str, int] = {}
+        self._cache: dict[str, _ProviderKeys] = {}
+        self._last_attempt: dict[str, float] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tls = ssl.create_default_context()
+        if settings.oidc_ca_file is not None:
+            self._tls.load_verify_locations(cafile=str(settings.oidc_ca_file))
+        self._client: httpx.AsyncClient | None = None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def verify(self, token: str, *, issuer: str, audience: str) -> dict[str, Any]:
+        """The verified claims of a token ``issuer`` signed for ``audience``;
+        :class:`InvalidToken` (401) or :class:`ProviderUnavailable` (503) otherwise."""
+        if not token or len(token.encode("utf-8", "replace")) > self.max_bytes:
+            raise InvalidToken("token missing or too large")
+        try:
+            header = jwt.get_unverified_header(token)
+        except JOSEError as exc:
+            raise InvalidToken("malformed token") from exc
+        algorithm, kid = header.get("alg"), header.get("kid")
+        if algorithm not in PROVIDER_ALGORITHMS:
+            raise InvalidToken(f"algorithm {str(algorithm)[:20]!r} is not accepted")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("no key id (kid)")
+        provider_keys = await self._keys_for(issuer, kid)
+        if algorithm not in provider_keys.algorithms:
+            raise InvalidToken(f"the provider does not announce {algorithm}")
+        key = self._key(provider_keys, kid, algorithm)
+        try:
+            payload = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                audience=audience,
+                issuer=issuer,
+                options={
+                    "require_aud": True,
+                    "require_iat": True,
+                    "require_exp": True,
+                    "require_nbf": True,
+                    "require_iss": True,
+                    "require_sub": True,
+                    "leeway": _CLOCK_SKEW_SECONDS,
+                },
+            )
+        except (JOSEError, ValueError, TypeError) as exc:
+            raise InvalidToken(f"signature or claims rejected: {str(exc)[:80]}") from exc
+        if any(payload.get(claim) is None for claim in _PROVIDER_REQUIRED):
+            raise InvalidToken("required claim missing")
+        iat = payload["iat"]
+        if not isinstance(iat, int | float) or iat > time.time() + _CLOCK_SKEW_SECONDS:
+            raise InvalidToken("iat in the future")
+        if not isinstance(payload["sub"], str) or not 0 < len(payload["sub"]) <= 255:
+            raise InvalidToken("malformed subject")
+        return dict(payload)
+
+    @staticmethod
+    def _key(provider_keys: _ProviderKeys, kid: str, algorithm: str) -> Any:
+        cached = provider_keys.constructed.get((kid, algorithm))
+        if cached is not None:
+            return cached
+        jwk_data = provider_keys.keys.get(kid)
+        if jwk_data is None:
+            raise InvalidToken("unknown key id")
+        if jwk_data.get("kty") != _KEY_TYPE[algorithm[:2]] or jwk_data.get("alg", algorithm) != (
+            algorithm
+        ):
+            raise InvalidToken(f"key {kid[:40]!r} is not a {algorithm} key")
+        try:
+            key = jwk.construct(jwk_data, algorithm)
+        except (JOSEError, ValueError, TypeError) as exc:
+            raise InvalidToken("the provider's key does not parse") from exc
+        provider_keys.constructed[(kid, algorithm)] = key
+        return key
+
+    async def _keys_for(self, issuer: str, kid: str) -> _ProviderKeys:
+        """The provider's keys, fetched when there are none, when they are older than the
+        cache period, or when ``kid`` is unknown; never more often than the minimum
+        interval. A failed fetch leaves the cached keys in use."""
+        cached = self._cache.get(issuer)
+        if cached is not None and kid in cached.keys and not self._stale(cached):
+            return cached
+        lock = self._locks.setdefault(issuer, asyncio.Lock())
+        async with lock:
+            cached = self._cache.get(issuer)
+            if cached is not None and kid in cached.keys and not self._stale(cached):
+                return cached  # another request fetched them meanwhile
+            last = self._last_attempt.get(issuer)
+            if last is not None and self.clock() - last < self.min_interval:
+                if cached is None:
+                    raise ProviderUnavailable(f"{issuer}: keys not available (fetch failed)")
+                return cached  # an unknown kid stays unknown until the interval has passed
+            self._last_attempt[issuer] = self.clock()
+            try:
+                fresh = await self._fetch(issuer)
+            except _FetchFailed as exc:
+                log.warning("identity provider keys not fetched", issuer=issuer, reason=str(exc))
+                if cached is not None and kid in cached.keys:
+                    return cached
+                raise ProviderUnavailable(f"{issuer}: {exc}") from exc
+            self._cache[issuer] = fresh
+            return fresh
+
+    def _stale(self, keys: _ProviderKeys) -> bool:
+        return self.clock() - keys.fetched_at >= self.cache_seconds
+
+    def _check_url(self, url: object, what: str) -> str:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        schemes = {"https", "http"} if self.plain_http else {"https"}
+        if parts is None or parts.scheme not in schemes or not parts.hostname:
+            raise _FetchFailed(f"{what} is not an https URL")
+        return str(url)
+
+    async def _fetch(self, issuer: str) -> _ProviderKeys:
+        self.fetches[issuer] = self.fetches.get(issuer, 0) + 1
+        discovery = await self._get_json(
+            issuer.rstrip("/") + "/.well-known/openid-configuration", "discovery document"
+        )
+        if discovery.get("issuer") != issuer:
+            raise _FetchFailed("the discovery document names another issuer")
+        jwks = await self._get_json(self._check_url(discovery.get("jwks_uri"), "jwks_uri"), "JWKS")
+        announced = discovery.get("id_token_signing_alg_values_supported") or ["RS256"]
+        algorithms = frozenset(a for a in announced if a in PROVIDER_ALGORITHMS)
+        raw_keys = jwks.get("keys")
+        if not isinstance(raw_keys, list):
+            raise _FetchFailed("the JWKS has no keys")
+        keys = {
+            k["kid"]: k
+            for k in raw_keys
+            if isinstance(k, dict)
+            and isinstance(k.get("kid"), str)
+            and k.get("use", "sig") == "sig"
+            and "d" not in k  # a private key published by mistake is not used
+        }
+        return _ProviderKeys(keys=keys, algorithms=algorithms, fetched_at=self.clock())
+
+    async def _get_json(self, url: str, what: str) -> dict[str, Any]:
+        """GET ``url`` (no redirects) and parse at most 64 KiB of JSON."""
+        self._check_url(url, what)
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                verify=self._tls, timeout=self.timeout, follow_redirects=False
+            )
+        body = bytearray()
+        try:
+            async with self._client.stream(
+                "GET", url, headers={"Accept": "application/json"}
+            ) as response:
+                if response.status_code != 200:
+                    raise _FetchFailed(f"{what}: HTTP {response.status_code}")
+                async for chunk in response.aiter_bytes():
+                    body += chunk
+                    if len(body) > PROVIDER_DOCUMENT_MAX_BYTES:
+                        raise _FetchFailed(f"{what} is larger than 64 KiB")
+        except httpx.HTTPError as exc:
+            raise _FetchFailed(f"{what}: {type(exc).__name__}") from exc
+        try:
+            document = json.loads(body)
+        except ValueError as exc:
+            raise _FetchFailed(f"{what} is not JSON") from exc
+        if not isinstance(document, dict):
+            raise _FetchFailed(f"{what} is not a JSON object")
+        return document
 
 
 def _claims_from(payload: dict[str, Any], expected_type: TokenType) -> TokenClaims:

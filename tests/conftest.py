@@ -32,9 +32,11 @@ from app.db import Database, create_engine
 from app.main import create_app
 from app.migrate import upgrade_connection
 from tests.leak_guard import ProtectedIdentityGuard
+from tests.oidc_provider import ProviderTokens, signs_in_through_providers
 from tests.support import PROBE_TABLE_DDL, install_probe
 
 # The shared world of the API tests (agencies, users per role, the standard case).
+
 pytest_plugins = ["tests.scenarios", "tests.log_guard", "tests.oidc_provider"]
 
 for _name in [n for n in os.environ if n.startswith("SAMVERKAN_") and "TEST" not in n]:
@@ -193,13 +195,23 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(database_url)
+def settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
+    providers = signs_in_through_providers(request)
+    if providers is None:
+        return make_settings(database_url)
+    return make_settings(
+        database_url, identity_providers_file=providers.file, oidc_ca_file=providers.ca_file
+    )
 
 
 @pytest.fixture
-def app(settings: Settings, connection: AsyncConnection) -> FastAPI:
-    return create_app(settings, database=Database.bound_to(connection))
+def app(settings: Settings, connection: AsyncConnection, request: pytest.FixtureRequest) -> FastAPI:
+    app = create_app(settings, database=Database.bound_to(connection))
+    providers = signs_in_through_providers(request)
+    if providers is not None:
+        # tests.factories.bearer then hands out the provider's tokens for linked users
+        app.state.test_provider_tokens = ProviderTokens(providers)
+    return app
 
 
 @asynccontextmanager

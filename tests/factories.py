@@ -18,6 +18,7 @@ from app.auth.models import SignIn
 from app.security import TokenService, TokenType
 from app.users import service as user_service
 from app.users.models import Role, User
+from tests.oidc_provider import provider_tokens_of
 
 PASSWORD = "correct horse battery staple"
 
@@ -87,7 +88,11 @@ def access_token_for(app: FastAPI, subject: str, **extra: object) -> str:
 
 
 def bearer(app: FastAPI, user: User) -> dict[str, str]:
-    return {"Authorization": f"Bearer {access_token_for(app, f'user:{user.id}')}"}
+    """The user's access token: this deployment's, or, in a test's ``sign_in=oidc`` variant
+    (tests/oidc_provider.py), the one their agency's provider issues."""
+    provider_tokens = provider_tokens_of(app)
+    token = provider_tokens.token_for(user) if provider_tokens is not None else None
+    return {"Authorization": f"Bearer {token or access_token_for(app, f'user:{user.id}')}"}
 
 
 async def audit_events_after(connection: AsyncConnection, seq: int) -> list[AuditEvent]:

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.agencies.models import Agency, AgencyKind
 from app.users.models import Role, User
 from tests.factories import bearer, make_agency, make_user
+from tests.oidc_provider import signs_in_through_providers
 
 API = "/api/v1"
 CHILD_NUMBER = "20100303-2388"  # a valid personnummer: born 2010-03-03, a minor in 2026
@@ -40,11 +41,11 @@ class World:
 
 
 @pytest.fixture
-async def world(session: AsyncSession) -> World:
+async def world(session: AsyncSession, request: pytest.FixtureRequest) -> World:
     soc = await make_agency(session, name="Socialtjänsten", kind=AgencyKind.SOCIALTJANST.value)
     pol = await make_agency(session, name="Polisen", kind=AgencyKind.POLIS.value)
     skola = await make_agency(session, name="Skolan", kind=AgencyKind.SKOLA.value)
-    return World(
+    world = World(
         soc=soc,
         pol=pol,
         skola=skola,
@@ -56,6 +57,15 @@ async def world(session: AsyncSession) -> World:
         soc_admin=await make_user(session, roles={Role.ADMIN}, agency=soc),
         soc_auditor=await make_user(session, roles={Role.AUDITOR}, agency=soc),
     )
+    providers = signs_in_through_providers(request)
+    if providers is not None:
+        # The oidc variant: every user signs in through their agency's provider.
+        for user in vars(world).values():
+            if isinstance(user, User):
+                agency = {soc.id: soc, pol.id: pol, skola.id: skola}[user.agency_id]
+                providers.link(user, agency.kind)
+        await session.flush()
+    return world
 
 
 def individual_body(**overrides: Any) -> dict[str, Any]:

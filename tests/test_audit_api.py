@@ -31,6 +31,10 @@ from app.policy.reference import WEEKDAYS, AuditSettings, WorkingHours
 from tests.factories import audit_events_after, audit_head
 from tests.scenarios import Scenario, World, call, individual_body
 
+# Once with local accounts, once signed in through the agencies' identity providers
+# (issue 17): every record names its actor, and how the actor signed in.
+pytestmark = pytest.mark.usefixtures("sign_in")
+
 
 async def _entry(client: httpx.AsyncClient, app: FastAPI, world: World, case_id: str) -> str:
     response = await call(

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.audit import writer
@@ -37,6 +38,10 @@ from tests.test_authorization_matrix import (
     _build,
     _template_route,
 )
+
+# Once with local accounts, once signed in through the agencies' identity providers
+# (issue 17): every record names its actor, and how the actor signed in.
+pytestmark = pytest.mark.usefixtures("sign_in")
 
 PERSONAL = [row for row in ROWS if row.audit == "personal" or row.template.endswith("/access-log")]
 # One row per route (POST /cases/{case}/actions has two: for one's own agency and another's).
@@ -134,6 +139,14 @@ def _invalid_calls(row: Row, actor: str, ctx: Ctx) -> list[tuple[str, dict[str, 
     return calls
 
 
+def _finds_the_caller(statement: Any) -> bool:
+    """The statement that reads the caller: a local sign-in's, or the account linked to a
+    provider's subject (app.oidc.service)."""
+    return statement is auth_service._SIGNED_IN_USER or (
+        isinstance(statement, Select) and "app_user.identity_subject =" in str(statement)
+    )
+
+
 @contextmanager
 def _failing(*methods: str) -> Iterator[None]:
     """The first call in the request of any of ``AsyncSession.<methods>`` raises, once;
@@ -146,7 +159,7 @@ def _failing(*methods: str) -> Iterator[None]:
         original = originals[method]
 
         async def fail_once(self: AsyncSession, *args: Any, **kwargs: Any) -> Any:
-            if not state["failed"] and not (args and args[0] is auth_service._SIGNED_IN_USER):
+            if not state["failed"] and not (args and _finds_the_caller(args[0])):
                 state["failed"] = True
                 raise RuntimeError(f"simulated failure of {method}")
             return await original(self, *args, **kwargs)
@@ -265,6 +278,13 @@ async def test_every_personal_data_route_leaves_one_record_whatever_the_outcome(
             await savepoint.rollback()
         outcomes_seen[outcome.name] = outcomes_seen.get(outcome.name, 0) + 1
         report.extend(_check(label, outcome, response, events, user, row, ctx))
+        # Every record names how its actor signed in (the sign_in variants of this module).
+        signed_in = f"oidc:{user.identity_provider}" if user.identity_provider else "password"
+        report.extend(
+            f"{label}: record {e.action} says auth_method {e.auth_method!r}, not {signed_in!r}"
+            for e in events
+            if e.actor_user_id == user.id and e.auth_method != signed_in
+        )
 
     for row in ROUTES:
         route = f"{row.method} {row.template}"

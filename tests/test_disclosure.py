@@ -24,6 +24,10 @@ from tests.scenarios import (
     register_consent,
 )
 
+# Once with local accounts, once with every user signed in through their agency's identity
+# provider (issue 17): the identity decision must not depend on how the caller signed in.
+pytestmark = pytest.mark.usefixtures("sign_in")
+
 PDF = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 REASON = {"legal_basis": "osl_10_18a", "reason": "Akut hot mot den unge i helgen"}
 
@@ -370,7 +374,8 @@ async def test_an_emergency_grant_stays_with_the_agency_when_its_user_moves(
             world.soc_admin,
             "PATCH",
             f"/users/{world.pol_caseworker.id}",
-            json={"agency_id": str(world.skola.id)},
+            # the Police's identity provider does not speak for the school: unlinked
+            json={"agency_id": str(world.skola.id), "identity": None},
         )
     )
     assert await _status(client, app, world.pol_caseworker, "GET", f"/entries/{entry}") == 401

@@ -5,6 +5,9 @@ JSON of every other field (sorted keys, no spaces, ASCII only). PostgreSQL compu
 same expression in SQL when it appends (app.audit.writer); verification recomputes it
 here from the stored columns, so a changed field, a removed record or a re-ordered
 record all break the chain at the first record affected.
+
+A field added to the record later (:data:`OPTIONAL_FIELDS`) is part of the body only when it
+is set, so the records written before it existed keep their hashes.
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ BODY_FIELDS = (
     "request_id",
     "client_address",
     "flags",
+    "auth_method",
 )
+# Fields that joined the record after records were written: left out of the body when null.
+OPTIONAL_FIELDS = frozenset({"auth_method"})
 VERIFY_BATCH = 5000
 VERIFY_BATCH_IN_DATABASE = 100_000
 
@@ -69,9 +75,16 @@ _SORTED_FIELDS = tuple(sorted(BODY_FIELDS))
 _POSITION = {name: BODY_FIELDS.index(name) for name in _SORTED_FIELDS}
 
 
+_OPTIONAL_POSITIONS = tuple((name, BODY_FIELDS.index(name)) for name in sorted(OPTIONAL_FIELDS))
+
+
 def canonical_body(fields: Mapping[Any, Any]) -> str:
     """Sorted keys, no spaces, ASCII only: the same text whoever computes it."""
-    return _ENCODE({name: _canonical_value(fields.get(name)) for name in _SORTED_FIELDS})
+    body = {name: _canonical_value(fields.get(name)) for name in _SORTED_FIELDS}
+    for name, _ in _OPTIONAL_POSITIONS:
+        if body[name] is None:
+            del body[name]
+    return _ENCODE(body)
 
 
 _AT = BODY_FIELDS.index("at")
@@ -96,7 +109,11 @@ def _canonical_body_of_row(values: Sequence[Any]) -> str:
     for i in _UUIDS:
         if row[i] is not None:
             row[i] = str(row[i])
-    return _ENCODE({name: row[_POSITION[name]] for name in _SORTED_FIELDS})
+    body = {name: row[_POSITION[name]] for name in _SORTED_FIELDS}
+    for name, position in _OPTIONAL_POSITIONS:
+        if row[position] is None:
+            del body[name]
+    return _ENCODE(body)
 
 
 def record_hash(prev_hash: str, seq: int, body: str) -> str:
@@ -197,6 +214,12 @@ def _sql_canonical_body() -> str:
     uuids = {BODY_FIELDS[i] for i in _UUIDS}
     parts: list[str] = []
     for name in _SORTED_FIELDS:
+        key = f"'{',' if parts else '{'}\"{name}\":'"
+        if name in OPTIONAL_FIELDS:  # never the first key: "action" sorts before any
+            parts.append(
+                f"CASE WHEN {name} IS NULL THEN '' ELSE {key} || to_json({name})::text END"
+            )
+            continue
         if name == "at":
             value = (
                 "to_json(to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'))::text"
@@ -205,7 +228,7 @@ def _sql_canonical_body() -> str:
             value = f"coalesce('\"' || {name}::text || '\"', 'null')"
         else:
             value = f"coalesce(to_json({name})::text, 'null')"
-        parts += [f"'{',' if parts else '{'}\"{name}\":'", value]
+        parts += [key, value]
     # One concat(): chained || copies the growing text once per operator.
     return "concat(" + ", ".join(parts) + ", '}')"
 

@@ -75,6 +75,9 @@ class AuditEvent(Base):
     request_id: Mapped[str | None] = mapped_column(String(128))
     client_address: Mapped[str | None] = mapped_column(String(64))
     flags: Mapped[str] = mapped_column(String(200))
+    # How the actor signed in: password, client_credentials or oidc:<provider id>. Part of
+    # the hash when set (app.audit.chain.OPTIONAL_FIELDS); older records have none.
+    auth_method: Mapped[str | None] = mapped_column(String(80))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

@@ -43,3 +43,5 @@ class Record:
     reason: str | None = None
     flags: Iterable[str] = ()
     origin: Origin = field(default_factory=Origin)
+    # How the actor signed in (app.auth.actor.Actor.auth_method); None where no one did.
+    auth_method: str | None = None

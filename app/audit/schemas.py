@@ -62,6 +62,10 @@ class AuditEventRead(BaseModel):
     legal_basis: str | None
     reason: str | None
     request_id: str | None
+    auth_method: str | None = Field(
+        description="How the actor signed in: password, client_credentials or "
+        "oidc:<provider id> (null on records written before this was kept)."
+    )
     flags: list[str]
     reviewed: bool
     prev_hash: str

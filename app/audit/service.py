@@ -165,6 +165,7 @@ def to_read(event: Any) -> AuditEventRead:
         legal_basis=event.legal_basis,
         reason=event.reason,
         request_id=event.request_id,
+        auth_method=event.auth_method,
         flags=_split(event.flags),
         reviewed=event.review_seq is not None,
         prev_hash=event.prev_hash,

@@ -71,6 +71,7 @@ def _columns(record: Record, at: datetime, flags: set[str]) -> dict[str, object]
         "request_id": record.origin.request_id,
         "client_address": record.origin.client_address,
         "flags": ",".join(sorted(flags)),
+        "auth_method": record.auth_method,
     }
 
 

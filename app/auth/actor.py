@@ -30,6 +30,9 @@ class Actor:
     username: str
     name: str
     origin: Origin
+    # How this actor signed in, kept in every audit record it causes: ``password``,
+    # ``client_credentials``, or ``oidc:<provider id>`` for a provider-issued token.
+    auth_method: str = "password"
 
     @property
     def content_roles(self) -> frozenset[Role]:
@@ -52,5 +55,6 @@ class Actor:
             actor_agency_id=self.agency_id,
             actor_roles=[r.value for r in self.roles],
             origin=self.origin,
+            auth_method=self.auth_method,
             **fields,
         )

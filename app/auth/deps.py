@@ -15,8 +15,17 @@ from app.auth import service as auth_service
 from app.auth.actor import Actor
 from app.config import Settings
 from app.db import SessionDep
-from app.errors import Unauthorized
-from app.security import InvalidToken, TokenService, TokenType
+from app.errors import Forbidden, ServiceUnavailable, Unauthorized
+from app.oidc import service as oidc_service
+from app.oidc.providers import Provider, provider_for
+from app.security import (
+    InvalidToken,
+    ProviderTokenVerifier,
+    ProviderUnavailable,
+    TokenService,
+    TokenType,
+    unverified_claims,
+)
 
 _bearer = HTTPBearer(auto_error=False, description="Access token from POST /auth/token")
 log = structlog.get_logger("app.auth")
@@ -42,14 +51,36 @@ OriginDep = Annotated[Origin, Depends(origin_of)]
 
 
 class _Refused(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, status: int = 401) -> None:
         self.reason = reason
+        self.status = status
 
 
 async def _actor_of(
-    session: AsyncSession, tokens: TokenService, origin: Origin, token: str
+    session: AsyncSession, tokens: TokenService, origin: Origin, token: str, request: Request
 ) -> Actor:
-    """The live caller behind an access token; :class:`_Refused` saying why not."""
+    """The live caller behind an access token; :class:`_Refused` saying why not,
+    :class:`ProviderUnavailable` when a provider's keys cannot be had.
+
+    A token is checked by the issuer it names: a configured identity provider (its issuer
+    and audience) checks its own, this deployment checks the rest. Which one is read from
+    the token before it is verified, and that issuer then requires exactly those values."""
+    unverified = unverified_claims(token, tokens.max_bytes)
+    providers: dict[str, Provider] = request.app.state.identity_providers
+    provider = (
+        provider_for(providers, unverified.get("iss"), unverified.get("aud"))
+        if unverified is not None and providers
+        else None
+    )
+    if provider is not None:
+        verifier: ProviderTokenVerifier = request.app.state.provider_tokens
+        try:
+            return await oidc_service.provider_actor(session, verifier, provider, token, origin)
+        except InvalidToken as exc:
+            log.info("provider token rejected", provider=provider.id, reason=str(exc))
+            raise _Refused(f"provider {provider.id}: invalid or expired access token") from exc
+        except oidc_service.Refused as refused:
+            raise _Refused(refused.reason, refused.status) from refused
     try:
         claims = tokens.decode(token, expected_type=TokenType.ACCESS)
         kind, _, raw_id = claims.subject.partition(":")
@@ -76,8 +107,8 @@ async def actor_if_signed_in(
     if scheme.lower() != "bearer" or not token:
         return None
     try:
-        return await _actor_of(session, tokens, origin, token.strip())
-    except _Refused:
+        return await _actor_of(session, tokens, origin, token.strip(), request)
+    except (_Refused, ProviderUnavailable):
         return None
 
 
@@ -93,8 +124,16 @@ async def current_actor(
     if credentials is None:
         raise Unauthorized("A bearer access token is required.")
     try:
-        actor = await _actor_of(session, tokens, origin, credentials.credentials)
+        actor = await _actor_of(session, tokens, origin, credentials.credentials, request)
+    except ProviderUnavailable as down:
+        log.warning("identity provider unavailable", reason=str(down))
+        raise ServiceUnavailable(
+            "The identity provider that issued the token cannot be reached; try again soon.",
+            headers={"Retry-After": "30"},
+        ) from down
     except _Refused as refused:
+        if refused.status == 403:  # recorded where it was decided (auth.no_role)
+            raise Forbidden("Your sign-in gives no role in Samverkan.") from refused
         settings: Settings = request.app.state.settings
         auth_service.record_token_failure(
             session, settings, action="auth.failure", reason=refused.reason, origin=origin

@@ -115,6 +115,7 @@ async def load_actor(
             username=client.client_id,
             name=client.name,
             origin=origin,
+            auth_method="client_credentials",
         )
     return None
 
@@ -355,6 +356,7 @@ async def client_credentials_grant(
             resource_type="client",
             resource_id=str(client.id),
             origin=origin,
+            auth_method="client_credentials",
         ),
     )
     return TokenGrant(access_token=access.token, expires_in=settings.access_token_ttl_seconds)

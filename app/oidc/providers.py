@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from stdnum.se import orgnr
 
+from app.agencies.models import AgencyKind
 from app.config import Environment, Settings
 from app.users.models import Role
 
@@ -51,6 +52,9 @@ class Provider(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     issuer: Annotated[str, Field(min_length=8, max_length=500)]
     agency: Annotated[str, Field(description="The organisationsnummer of its agency.")]
+    # A municipality is one organisation with several agencies (social services, school,
+    # leisure): the kind says which of them this provider speaks for.
+    agency_kind: AgencyKind | None = None
     audience: Annotated[str, Field(min_length=1, max_length=500)]
     roles: Annotated[list[RoleMapping], Field(min_length=1)]
     display_name_claim: str = "name"
@@ -74,6 +78,25 @@ class Provider(_Strict):
             )
         return self
 
+    @property
+    def auth_method(self) -> str:
+        """As audit records name sign-ins through this provider."""
+        return f"oidc:{self.id}"
+
+    def roles_from(self, claims: dict[str, object]) -> frozenset[Role]:
+        """The roles the token's claims map to (a claim holding the value, or a list of
+        values containing it)."""
+        found: set[Role] = set()
+        for mapping in self.roles:
+            held = claims.get(mapping.claim)
+            values = held if isinstance(held, list) else [held]
+            if mapping.value in values:
+                found.add(mapping.role)
+        return frozenset(found)
+
+    def mappable_roles(self) -> frozenset[Role]:
+        return frozenset(m.role for m in self.roles)
+
 
 class _ProviderFile(_Strict):
     providers: list[Provider] = Field(default_factory=list)
@@ -94,12 +117,17 @@ def load_providers(settings: Settings) -> dict[str, Provider]:
     except (OSError, yaml.YAMLError, ValidationError) as exc:
         raise ProviderFileError(f"{path}: {_short(exc)}") from exc
     seen_ids: set[str] = set()
-    seen_issuers: set[str] = set()
+    seen_targets: set[tuple[str, str]] = set()
     for provider in parsed.providers:
-        if provider.id in seen_ids or provider.issuer in seen_issuers:
-            raise ProviderFileError(f"{path}: provider {provider.id} repeats an id or issuer")
+        # One issuer may serve several agencies (a municipality's tenant with one app
+        # registration, so one audience, per agency): issuer and audience pick the entry.
+        target = (provider.issuer, provider.audience)
+        if provider.id in seen_ids or target in seen_targets:
+            raise ProviderFileError(
+                f"{path}: provider {provider.id} repeats an id, or an issuer with its audience"
+            )
         seen_ids.add(provider.id)
-        seen_issuers.add(provider.issuer)
+        seen_targets.add(target)
         issuer = urlsplit(provider.issuer)
         schemes = {"https"} if settings.env is not Environment.DEV else {"https", "http"}
         if issuer.scheme not in schemes or not issuer.hostname:
@@ -115,3 +143,15 @@ def _short(exc: Exception) -> str:
         where = ".".join(str(part) for part in first["loc"])
         return f"{where}: {first['msg']}"
     return re.sub(r"\s+", " ", str(exc))[:300]
+
+
+def provider_for(
+    providers: dict[str, Provider], issuer: object, audience: object
+) -> Provider | None:
+    """The configured provider a token names by its (not yet verified) ``iss`` and ``aud``;
+    verification then requires exactly these."""
+    audiences = audience if isinstance(audience, list) else [audience]
+    for provider in providers.values():
+        if provider.issuer == issuer and provider.audience in audiences:
+            return provider
+    return None

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, String, Uuid
+from sqlalchemy import Boolean, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UtcDateTime
@@ -29,6 +29,15 @@ def format_roles(roles: frozenset[Role] | set[Role] | list[Role]) -> str:
 
 class User(Base):
     __tablename__ = "app_user"
+    __table_args__ = (
+        # One account per identity at a provider (API.md: found by issuer and sub).
+        Index(
+            "ix_app_user_identity_issuer_subject",
+            "identity_issuer",
+            "identity_subject",
+            unique=True,
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     # Stored case-folded; the unique constraint makes usernames case-insensitive.
@@ -40,3 +49,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # The identity at an OpenID Connect provider this account signs in as (app.oidc): the
+    # provider's id in policies/identity_providers.yaml, its issuer and the subject (sub).
+    identity_provider: Mapped[str | None] = mapped_column(String(63))
+    identity_issuer: Mapped[str | None] = mapped_column(String(500))
+    identity_subject: Mapped[str | None] = mapped_column(String(255))

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from app.audit.deps import audited
 from app.auth.deps import CurrentActor
@@ -27,8 +27,12 @@ _ONE = {**_ERRORS, 404: {"description": "No such user"}}
     responses={**_ERRORS, 409: {"description": "Username taken"}},
 )
 @creates
-async def create_user(data: UserCreate, actor: CurrentActor, session: SessionDep) -> UserRead:
-    return user_service.to_read(await user_service.create_user(session, actor, data=data))
+async def create_user(
+    data: UserCreate, actor: CurrentActor, session: SessionDep, request: Request
+) -> UserRead:
+    providers = request.app.state.identity_providers
+    user = await user_service.create_user(session, actor, data=data, providers=providers)
+    return user_service.to_read(user)
 
 
 @router.get("", dependencies=[audited("user.list")], responses=_ERRORS)
@@ -49,7 +53,14 @@ async def get_user(user_id: uuid.UUID, actor: CurrentActor, session: SessionDep)
     responses={**_ONE, 409: {"description": "Would lock you out"}},
 )
 async def update_user(
-    user_id: uuid.UUID, data: UserUpdate, actor: CurrentActor, session: SessionDep
+    user_id: uuid.UUID,
+    data: UserUpdate,
+    actor: CurrentActor,
+    session: SessionDep,
+    request: Request,
 ) -> UserRead:
-    user = await user_service.update_user(session, actor, user_id=user_id, data=data)
+    providers = request.app.state.identity_providers
+    user = await user_service.update_user(
+        session, actor, user_id=user_id, data=data, providers=providers
+    )
     return user_service.to_read(user)

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from app.inputs import Flag, InputModel
 from app.users.models import Role
@@ -23,14 +23,38 @@ Password = Annotated[str, Field(min_length=12, max_length=1024)]
 Roles = Annotated[list[Role], Field(min_length=1, max_length=4)]
 
 
+class IdentityLink(InputModel):
+    """The account's identity at one of the configured providers (policies/
+    identity_providers.yaml): its id there and the subject (``sub``) its tokens carry."""
+
+    provider: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+    subject: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class IdentityRead(BaseModel):
+    provider: str
+    issuer: str
+    subject: str
+
+
 class UserCreate(InputModel):
+    """A password, an identity at a provider, or both (a break-glass account has a
+    password; a provider's user usually has none)."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     username: Username
     display_name: DisplayName
     agency_id: uuid.UUID
     roles: Roles
-    password: Password = Field(json_schema_extra={"writeOnly": True})
+    password: Password | None = Field(default=None, json_schema_extra={"writeOnly": True})
+    identity: IdentityLink | None = None
+
+    @model_validator(mode="after")
+    def _some_way_in(self) -> UserCreate:
+        if self.password is None and self.identity is None:
+            raise ValueError("give a password, an identity at a provider, or both")
+        return self
 
 
 class UserUpdate(InputModel):
@@ -43,6 +67,9 @@ class UserUpdate(InputModel):
     roles: Roles | None = None
     active: Flag | None = None
     password: Password | None = Field(default=None, json_schema_extra={"writeOnly": True})
+    identity: IdentityLink | None = Field(
+        default=None, description="Link to an identity at a provider; null removes the link."
+    )
 
 
 class UserRead(BaseModel):
@@ -52,3 +79,4 @@ class UserRead(BaseModel):
     agency_id: uuid.UUID
     roles: list[Role]
     active: bool
+    identity: IdentityRead | None = None

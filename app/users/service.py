@@ -14,13 +14,15 @@ from app.audit import writer as audit
 from app.auth import service as auth_service
 from app.auth.actor import Actor
 from app.errors import Conflict, NotFound, ValidationFailed
+from app.oidc import service as oidc_service
+from app.oidc.providers import Provider
 from app.pagination import Page, cursor_uuid, decode_cursor, encode_cursor
 from app.policy import enforce
 from app.policy.engine import Action
 from app.policy.entities import AccountFacts
 from app.security import hash_secret_async
 from app.users.models import Role, User, format_roles, parse_roles
-from app.users.schemas import UserCreate, UserRead, UserUpdate
+from app.users.schemas import IdentityLink, IdentityRead, UserCreate, UserRead, UserUpdate
 
 
 def to_read(user: User) -> UserRead:
@@ -31,6 +33,15 @@ def to_read(user: User) -> UserRead:
         agency_id=user.agency_id,
         roles=sorted(parse_roles(user.roles)),
         active=user.active,
+        identity=(
+            IdentityRead(
+                provider=user.identity_provider,
+                issuer=user.identity_issuer,
+                subject=user.identity_subject,
+            )
+            if user.identity_provider and user.identity_issuer and user.identity_subject
+            else None
+        ),
     )
 
 
@@ -71,13 +82,56 @@ def _check_duties(
 
 
 def _account_change(
-    *, roles_before: set[Role], roles: set[Role], password_reset: bool, moved: bool
+    *,
+    roles_before: set[Role],
+    roles: set[Role],
+    password_reset: bool,
+    moved: bool,
+    linked: bool = False,
 ) -> list[str]:
     """``account_change`` when the change could give someone access to case content: a new
-    content role, a password set by an administrator, a move to another agency."""
+    content role, a password set by an administrator, a move to another agency, a link to
+    an identity at a provider (whoever holds it can now act as the account)."""
     gains_content = bool((roles - roles_before) & _CONTENT_ROLES)
-    opens = roles & _CONTENT_ROLES and (password_reset or moved)
+    opens = roles & _CONTENT_ROLES and (password_reset or moved or linked)
     return [flags.ACCOUNT_CHANGE] if gains_content or opens else []
+
+
+async def _link(
+    session: AsyncSession,
+    providers: dict[str, Provider],
+    user: User,
+    link: IdentityLink | None,
+) -> None:
+    """Link ``user`` to ``link`` (or unlink): the provider must be configured and speak
+    for the account's agency (422 naming ``body.identity.provider``), and the identity
+    must not belong to another account (409)."""
+    if link is None:
+        user.identity_provider = user.identity_issuer = user.identity_subject = None
+        return
+    provider = providers.get(link.provider)
+    if provider is None:
+        raise ValidationFailed.for_field(
+            "body.identity.provider", "No such identity provider is configured.", "unknown"
+        )
+    if await oidc_service.agency_of(session, provider) != user.agency_id:
+        raise ValidationFailed.for_field(
+            "body.identity.provider",
+            "That provider does not speak for the account's agency.",
+            "other_agency",
+        )
+    taken = await session.execute(
+        select(User.id).where(
+            User.identity_issuer == provider.issuer,
+            User.identity_subject == link.subject,
+            User.id != user.id,
+        )
+    )
+    if taken.first() is not None:
+        raise Conflict("That identity is linked to another account.")
+    user.identity_provider = provider.id
+    user.identity_issuer = provider.issuer
+    user.identity_subject = link.subject
 
 
 async def username_taken(session: AsyncSession, username: str) -> bool:
@@ -85,8 +139,11 @@ async def username_taken(session: AsyncSession, username: str) -> bool:
     return found.first() is not None
 
 
-async def create_user(session: AsyncSession, actor: Actor, *, data: UserCreate) -> User:
-    """409 if the username exists in any letter case; 422 if the agency does not."""
+async def create_user(
+    session: AsyncSession, actor: Actor, *, data: UserCreate, providers: dict[str, Provider]
+) -> User:
+    """409 if the username (in any letter case) or the identity exists; 422 if the agency
+    or the provider does not, or the provider is another agency's."""
     await _admin(session, actor, "user.create", None)
     await agency_service.ensure_exists(session, agency_id=data.agency_id, field="body.agency_id")
     _check_duties(actor, uuid.uuid4(), data.agency_id, set(data.roles))
@@ -100,6 +157,9 @@ async def create_user(session: AsyncSession, actor: Actor, *, data: UserCreate) 
         roles=set(data.roles),
         password=data.password,
     )
+    if data.identity is not None:
+        await _link(session, providers, user, data.identity)
+        await session.flush()
     await audit.append(
         session,
         actor.record(
@@ -111,6 +171,7 @@ async def create_user(session: AsyncSession, actor: Actor, *, data: UserCreate) 
                 roles=set(data.roles),
                 password_reset=data.password is not None,
                 moved=False,
+                linked=data.identity is not None,
             ),
         ),
     )
@@ -171,7 +232,12 @@ def _sign_in_end(
 
 
 async def update_user(
-    session: AsyncSession, actor: Actor, *, user_id: uuid.UUID, data: UserUpdate
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    user_id: uuid.UUID,
+    data: UserUpdate,
+    providers: dict[str, Provider],
 ) -> User:
     """Changes take effect at the user's next request. Deactivation also revokes every
     refresh token. An administrator cannot deactivate or demote themselves (lock-out)."""
@@ -199,6 +265,18 @@ async def update_user(
         user.roles = format_roles(set(data.roles))
     if data.password is not None:
         user.password_hash = await hash_secret_async(data.password)
+    previous_identity = (user.identity_issuer, user.identity_subject)
+    if "identity" in changes:
+        await _link(session, providers, user, data.identity)
+    elif user.identity_provider is not None and user.agency_id != previous_agency:
+        # Moved to another agency: the link stays only if its provider speaks for it.
+        await _link(
+            session,
+            providers,
+            user,
+            IdentityLink(provider=user.identity_provider, subject=user.identity_subject or ""),
+        )
+    linked = (user.identity_issuer, user.identity_subject) != previous_identity
     user.updated_at = datetime.now(UTC)
     ended = _sign_in_end(user, data, previous_roles, previous_agency)
     if ended is not None:
@@ -216,6 +294,7 @@ async def update_user(
                 roles=set(parse_roles(user.roles)),
                 password_reset=data.password is not None,
                 moved=user.agency_id != previous_agency,
+                linked=linked and user.identity_issuer is not None,
             ),
         ),
     )

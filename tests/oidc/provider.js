@@ -1,21 +1,27 @@
 // A real OpenID Connect provider for the tests: oauth2-mock-server (npm, maintained) serves
 // discovery, JWKS and signs tokens; this script only starts it and lets a test steer it.
 //
-//   node provider.js PORT KEYS_FILE
+//   node provider.js PORT KEYS_FILE [TLS_KEY TLS_CERT]
 //
+// With TLS_KEY and TLS_CERT (PEM files) it serves HTTPS, as a real provider does; the
+// issuer is then https://127.0.0.1:PORT.
 // KEYS_FILE holds the provider's private JWKs (JSON list); missing or empty: one RS256 key
 // is made and written there. Restarting with a file that lacks a key is how a key leaves
 // the JWKS. The steering endpoints (test-only, on the same port under /test/):
 //   POST /test/token  {"claims": {...}, "kid"?: "...", "expires_in"?: 300, "header"?: {...}}
 //                     -> {"token": "..."}  signed by the provider with its key
-//   POST /test/rotate -> {"kid": "..."}  a new key, added to the JWKS and written to the file
+//   POST /test/rotate {"alg"?: "RS256", "count"?: 1}
+//                     -> {"kid": "..."}  new keys, added to the JWKS and written to the file
 // It prints "ready <issuer url>" when it listens.
 const fs = require('fs');
 const { OAuth2Server } = require('oauth2-mock-server');
 
 async function main() {
-  const [port, keysFile] = process.argv.slice(2);
-  const server = new OAuth2Server();
+  const [port, keysFile, tlsKey, tlsCert] = process.argv.slice(2);
+  const server = new OAuth2Server(tlsKey, tlsCert);
+  if (tlsKey) {
+    server.issuer.url = `https://127.0.0.1:${port}`;
+  }
   let keys = [];
   if (fs.existsSync(keysFile)) {
     keys = JSON.parse(fs.readFileSync(keysFile, 'utf8'));
@@ -43,7 +49,11 @@ async function main() {
     res.json({ token });
   });
   app.post('/test/rotate', async (req, res) => {
-    const key = await server.issuer.keys.generate('RS256');
+    const body = req.body || {};
+    let key;
+    for (let i = 0; i < (body.count ?? 1); i += 1) {
+      key = await server.issuer.keys.generate(body.alg ?? 'RS256');
+    }
     save();
     res.json({ kid: key.kid });
   });
