@@ -152,7 +152,7 @@ class OidcProvider:
         response = httpx.post(
             f"{self.issuer}/test/rotate",
             json={"alg": alg, "count": count},
-            timeout=10,
+            timeout=60,
             verify=self.tls.context(),
         )
         response.raise_for_status()

@@ -118,4 +118,5 @@ async def read_me(actor: CurrentActor) -> Me:
         agency_id=actor.agency_id,
         roles=sorted(r.value for r in actor.roles),
         scopes=sorted(actor.scopes),
+        auth_method=actor.auth_method,
     )

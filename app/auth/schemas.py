@@ -22,3 +22,7 @@ class Me(BaseModel):
     agency_id: uuid.UUID
     roles: list[str]
     scopes: list[str]
+    auth_method: str = Field(
+        description="`password`, `client_credentials`, or `oidc:<provider id>` for a token "
+        "of an agency's identity provider."
+    )
