@@ -152,8 +152,11 @@ async def _disable_protection(connection: AsyncConnection, backend: str) -> None
         "UPDATE audit_event SET action = 'innocent' WHERE seq = :seq",
         "UPDATE audit_event SET decision = 'permit', flags = '' WHERE seq = :seq",
         "DELETE FROM audit_event WHERE seq = :seq",
+        # how the actor signed in: a field that joined the hash later (set here, null before)
+        "UPDATE audit_event SET auth_method = 'oidc:elsewhere' WHERE seq = :seq",
+        "UPDATE audit_event SET auth_method = NULL WHERE seq = :seq + 1",
     ],
-    ids=["edit", "flip-decision", "delete"],
+    ids=["edit", "flip-decision", "delete", "add-auth-method", "drop-auth-method"],
 )
 async def test_verify_finds_a_record_changed_behind_the_apps_back(
     session: AsyncSession, connection: AsyncConnection, backend: str, tamper: str
@@ -163,6 +166,9 @@ async def test_verify_finds_a_record_changed_behind_the_apps_back(
         session,
         audit.Record(action="auth.login_failed", decision=audit.Decision.DENY, flags=["denied"]),
     )
+    signed_in = await audit.append(
+        session, audit.Record(action="auth.login", auth_method="oidc:kommun")
+    )
     await _append_many(session, 3)
     await session.flush()
     assert (await verify_chain(connection)).ok
@@ -170,7 +176,7 @@ async def test_verify_finds_a_record_changed_behind_the_apps_back(
     await connection.execute(text(tamper), {"seq": target})
     result = await verify_chain(connection)
     assert not result.ok
-    assert result.first_bad_seq == target
+    assert result.first_bad_seq == (signed_in if ":seq + 1" in tamper else target)
 
 
 async def test_verify_finds_a_truncated_tail(

@@ -65,9 +65,23 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
         ([GOOD | {"roles": [{"claim": "g", "value": "v", "role": "chief"}]}], "role"),
         ([GOOD | {"roles": [{"claim": "g", "value": "v", "role": "admin"}]}], "allow_admin"),
         ([GOOD, GOOD | {"name": "Again"}], "repeats"),
+        ([GOOD, GOOD | {"id": "solna-two"}], "repeats"),
+        ([GOOD | {"agency_kind": "bank"}], "providers.0.agency_kind"),
         ([GOOD | {"issuer": "ftp://login.example.se/"}], "https"),
     ],
-    ids=["yaml", "unknown-key", "id", "orgnr", "no-roles", "role", "admin", "twice", "scheme"],
+    ids=[
+        "yaml",
+        "unknown-key",
+        "id",
+        "orgnr",
+        "no-roles",
+        "role",
+        "admin",
+        "twice",
+        "same-issuer-and-audience",
+        "agency-kind",
+        "scheme",
+    ],
 )
 def test_a_broken_file_stops_the_app(tmp_path: Path, providers: Any, says: str) -> None:
     settings = make_settings(
@@ -75,6 +89,17 @@ def test_a_broken_file_stops_the_app(tmp_path: Path, providers: Any, says: str) 
     )
     with pytest.raises(ProviderFileError, match=says):
         create_app(settings)
+
+
+def test_one_issuer_may_serve_several_agencies_with_an_audience_each(tmp_path: Path) -> None:
+    school = GOOD | {
+        "id": "solna-skola",
+        "audience": "api://samverkan-skola",
+        "agency_kind": "skola",
+    }
+    path = _write(tmp_path, [GOOD | {"agency_kind": "socialtjanst"}, school])
+    loaded = load_providers(make_settings("sqlite+aiosqlite://", identity_providers_file=path))
+    assert set(loaded) == {"solna-entra", "solna-skola"}
 
 
 def test_an_http_issuer_is_for_dev_only(tmp_path: Path) -> None:

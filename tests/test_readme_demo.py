@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.oidc_provider import _install
 from tests.test_cli import SAMVERKAN, _env, _free_port
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -25,13 +26,13 @@ def _walkthrough() -> str:
     return section.split("```sh\n", 1)[1].split("```", 1)[0]
 
 
-def _demo(directory: Path, *args: str) -> tuple[subprocess.Popen[str], str, int]:
+def _demo(directory: Path, *args: str, **env: str) -> tuple[subprocess.Popen[str], str, int]:
     """`samverkan demo` serving from ``directory``: the process, what it printed, its port."""
     port = _free_port()
     process = subprocess.Popen(
         [*SAMVERKAN, "demo", "--port", str(port), *args],
         cwd=directory,
-        env=_env(PYTHONPATH=str(README.parent), SAMVERKAN_LOG_LEVEL="WARNING"),
+        env=_env(PYTHONPATH=str(README.parent), SAMVERKAN_LOG_LEVEL="WARNING", **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -135,3 +136,63 @@ def test_the_readme_walkthrough_works_when_pasted(tmp_path: Path) -> None:
         process.wait(timeout=30)
     assert new_case != case["id"]
     assert "social_services" in {e["category"] for e in entries["items"]}  # consent active again
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="the README's commands use curl")
+def test_the_readme_provider_example_works_when_pasted(tmp_path: Path) -> None:
+    """ "Try it against the test provider": the provider started as the README says, the
+    providers file as printed there, the demo with it, and the block pasted."""
+    _install()
+    section = README.read_text(encoding="utf-8").split("### Try it against the test provider")[1]
+    (start, _), (providers_yaml, _), (walkthrough, _) = [
+        (body, lang) for lang, body in re.findall(r"```(sh|yaml)\n(.*?)```", section, re.S)
+    ][:3]
+    provider_port = str(_free_port())
+    node_line = next(line for line in start.splitlines() if line.startswith("node "))
+    provider = subprocess.Popen(
+        [
+            "bash",
+            "-c",
+            node_line.split("#")[0].replace("8444", provider_port).replace("/tmp/", f"{tmp_path}/"),
+        ],
+        cwd=README.parent,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert provider.stdout is not None
+        assert provider.stdout.readline().startswith("ready http://127.0.0.1:")
+        providers_file = tmp_path / "identity_providers.yaml"
+        providers_file.write_text(providers_yaml.replace("8444", provider_port))
+        process, printed, port = _demo(
+            tmp_path, SAMVERKAN_IDENTITY_PROVIDERS_FILE=str(providers_file)
+        )
+        try:
+            script = walkthrough.replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+            script = script.replace("8444", provider_port)
+            script = script.replace("<demo case id>", re.findall(r"Demo case:\s+(\S+)", printed)[0])
+            for user, password in re.findall(r"^\s+(demo\.\w+)\s+(\S+)\s", printed, re.M):
+                script = script.replace(f"<password of {user}>", password)
+            assert "<" not in script.replace("<<", "")
+            result = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", script],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    finally:
+        provider.terminate()
+        provider.wait(timeout=30)
+    assert result.returncode == 0, result.stderr
+    linked, me, entries = [json.loads(line) for line in result.stdout.splitlines() if line]
+    assert linked["identity"]["subject"] == "pia"
+    assert (me["username"], me["roles"], me["auth_method"]) == (
+        "demo.polis",
+        ["caseworker"],
+        "oidc:polisen-test",
+    )
+    assert "police" in {e["category"] for e in entries["items"]}

@@ -4,11 +4,12 @@
 //   node provider.js PORT KEYS_FILE [TLS_KEY TLS_CERT]
 //
 // With TLS_KEY and TLS_CERT (PEM files) it serves HTTPS, as a real provider does; the
-// issuer is then https://127.0.0.1:PORT.
+// issuer is https://127.0.0.1:PORT then, http://127.0.0.1:PORT without (development only).
 // KEYS_FILE holds the provider's private JWKs (JSON list); missing or empty: one RS256 key
 // is made and written there. Restarting with a file that lacks a key is how a key leaves
 // the JWKS. The steering endpoints (test-only, on the same port under /test/):
 //   POST /test/token  {"claims": {...}, "kid"?: "...", "expires_in"?: 300, "header"?: {...}}
+//                     (a claim given as null is left out)
 //                     -> {"token": "..."}  signed by the provider with its key
 //   POST /test/rotate {"alg"?: "RS256", "count"?: 1}
 //                     -> {"kid": "..."}  new keys, added to the JWKS and written to the file
@@ -19,9 +20,7 @@ const { OAuth2Server } = require('oauth2-mock-server');
 async function main() {
   const [port, keysFile, tlsKey, tlsCert] = process.argv.slice(2);
   const server = new OAuth2Server(tlsKey, tlsCert);
-  if (tlsKey) {
-    server.issuer.url = `https://127.0.0.1:${port}`;
-  }
+  server.issuer.url = `${tlsKey ? 'https' : 'http'}://127.0.0.1:${port}`;
   let keys = [];
   if (fs.existsSync(keysFile)) {
     keys = JSON.parse(fs.readFileSync(keysFile, 'utf8'));
@@ -44,6 +43,10 @@ async function main() {
       scopesOrTransform: (header, payload) => {
         Object.assign(header, body.header || {});
         Object.assign(payload, body.claims || {});
+        // a claim given as null is left out of the token (to test a missing claim)
+        for (const [name, value] of Object.entries(body.claims || {})) {
+          if (value === null) delete payload[name];
+        }
       },
     });
     res.json({ token });
