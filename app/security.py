@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -103,8 +104,8 @@ class TokenService:
         signing_key, verification_key, thumbprint = _load_keys(settings)
         # Parsed once: loading an RSA private key from PEM validates it, which costs about
         # 150 ms of CPU; python-jose would otherwise do that for every token it signs.
-        self._signing_key = jwk.construct(signing_key, self.algorithm)
-        self._verification_key = jwk.construct(verification_key, self.algorithm)
+        self._signing_key = _construct(signing_key, self.algorithm)
+        self._verification_key = _construct(verification_key, self.algorithm)
         # What a relying party needs to check our tokens (never the HMAC secret).
         self.public_key_pem: str | None = (
             None if self.algorithm == "HS256" else str(verification_key)
@@ -234,9 +235,7 @@ class ProviderTokenVerifier:
         self._cache: dict[str, _ProviderKeys] = {}
         self._last_attempt: dict[str, float] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tls = ssl.create_default_context()
-        if settings.oidc_ca_file is not None:
-            self._tls.load_verify_locations(cafile=str(settings.oidc_ca_file))
+        self._ca_file = settings.oidc_ca_file
         self._client: httpx.AsyncClient | None = None
 
     async def aclose(self) -> None:
@@ -374,8 +373,13 @@ class ProviderTokenVerifier:
         """GET ``url`` (no redirects) and parse at most 64 KiB of JSON."""
         self._check_url(url, what)
         if self._client is None:
+            # Made at the first fetch: loading the system's CAs costs about 0.5 s of CPU,
+            # which an app with no provider (or a test) should not pay at start-up.
+            tls = ssl.create_default_context()
+            if self._ca_file is not None:
+                tls.load_verify_locations(cafile=str(self._ca_file))
             self._client = httpx.AsyncClient(
-                verify=self._tls, timeout=self.timeout, follow_redirects=False
+                verify=tls, timeout=self.timeout, follow_redirects=False
             )
         body = bytearray()
         try:
@@ -397,6 +401,15 @@ class ProviderTokenVerifier:
         if not isinstance(document, dict):
             raise _FetchFailed(f"{what} is not a JSON object")
         return document
+
+
+@functools.lru_cache(maxsize=16)
+def _construct(key_material: str, algorithm: str) -> Any:
+    """A parsed key, shared by every TokenService of the process that uses the same key
+    (python-jose keys are not changed once made). Parsing an RSA private key validates it,
+    about 80 ms of CPU: once per process, not once per app made (the tests make one per
+    test)."""
+    return jwk.construct(key_material, algorithm)
 
 
 def _claims_from(payload: dict[str, Any], expected_type: TokenType) -> TokenClaims:

@@ -31,6 +31,7 @@ from app.config import Settings
 from app.db import Database, create_engine
 from app.main import create_app
 from app.migrate import upgrade_connection
+from app.security import ProviderTokenVerifier
 from tests.leak_guard import ProtectedIdentityGuard
 from tests.oidc_provider import ProviderTokens, signs_in_through_providers
 from tests.support import PROBE_TABLE_DDL, install_probe
@@ -204,13 +205,25 @@ def settings(database_url: str, request: pytest.FixtureRequest) -> Settings:
     )
 
 
+# One app per distinct configuration, reused by every test with that configuration: making
+# one (routes, dependencies, keys, policies) costs about 0.2 s, and the API tests are
+# thousands. What belongs to a test is set anew on it each time: its database connection,
+# the provider keys' cache, the provider tokens of an ``oidc`` variant. A test that changes
+# the app itself (extra routes: ``probe_client``) makes its own.
+_APPS: dict[str, FastAPI] = {}
+
+
 @pytest.fixture
 def app(settings: Settings, connection: AsyncConnection, request: pytest.FixtureRequest) -> FastAPI:
-    app = create_app(settings, database=Database.bound_to(connection))
+    key = settings.model_dump_json()
+    app = _APPS.get(key)
+    if app is None:
+        app = _APPS[key] = create_app(settings, database=Database.bound_to(connection))
+    app.state.database = Database.bound_to(connection)
+    app.state.provider_tokens = ProviderTokenVerifier(settings)
     providers = signs_in_through_providers(request)
-    if providers is not None:
-        # tests.factories.bearer then hands out the provider's tokens for linked users
-        app.state.test_provider_tokens = ProviderTokens(providers)
+    # tests.factories.bearer hands out the provider's tokens for linked users
+    app.state.test_provider_tokens = ProviderTokens(providers) if providers else None
     return app
 
 
@@ -240,9 +253,11 @@ async def session(connection: AsyncConnection) -> AsyncIterator[AsyncSession]:
 
 @pytest.fixture
 async def probe_client(
-    app: FastAPI, connection: AsyncConnection
+    settings: Settings, connection: AsyncConnection
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for an app with the test-only routes of tests/support.py and their table."""
+    """A client for an app of its own with the test-only routes of tests/support.py and
+    their table."""
     await connection.execute(text(PROBE_TABLE_DDL))
+    app = create_app(settings, database=Database.bound_to(connection))
     async with client_for(install_probe(app)) as client:
         yield client

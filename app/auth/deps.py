@@ -65,11 +65,11 @@ async def _actor_of(
     A token is checked by the issuer it names: a configured identity provider (its issuer
     and audience) checks its own, this deployment checks the rest. Which one is read from
     the token before it is verified, and that issuer then requires exactly those values."""
-    unverified = unverified_claims(token, tokens.max_bytes)
     providers: dict[str, Provider] = request.app.state.identity_providers
+    unverified = unverified_claims(token, tokens.max_bytes) if providers else None
     provider = (
         provider_for(providers, unverified.get("iss"), unverified.get("aud"))
-        if unverified is not None and providers
+        if unverified is not None
         else None
     )
     if provider is not None:
