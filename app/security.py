@@ -148,12 +148,7 @@ class TokenService:
 
     def decode(self, token: str, *, expected_type: TokenType) -> TokenClaims:
         """The verified claims of ``token``; :class:`InvalidToken` for anything else."""
-        if not token or len(token.encode("utf-8", "replace")) > self.max_bytes:
-            raise InvalidToken("token missing or too large")
-        try:
-            header = jwt.get_unverified_header(token)
-        except JOSEError as exc:
-            raise InvalidToken("malformed token") from exc
+        header = _header_within(token, self.max_bytes)
         if header.get("alg") != self.algorithm or header.get("kid") != self.key_id:
             raise InvalidToken("unexpected algorithm or key id")
         try:
@@ -176,6 +171,17 @@ class TokenService:
         except (JOSEError, ValueError, TypeError) as exc:
             raise InvalidToken("signature or claims rejected") from exc
         return _claims_from(payload, expected_type)
+
+
+def _header_within(token: str, max_bytes: int) -> dict[str, Any]:
+    """The token's header, unverified, once the token is known to be within the size cap."""
+    if not token or len(token.encode("utf-8", "replace")) > max_bytes:
+        raise InvalidToken("token missing or too large")
+    try:
+        header: dict[str, Any] = jwt.get_unverified_header(token)
+    except JOSEError as exc:
+        raise InvalidToken("malformed token") from exc
+    return header
 
 
 def unverified_claims(token: str, max_bytes: int) -> dict[str, Any] | None:
@@ -246,12 +252,7 @@ class ProviderTokenVerifier:
     async def verify(self, token: str, *, issuer: str, audience: str) -> dict[str, Any]:
         """The verified claims of a token ``issuer`` signed for ``audience``;
         :class:`InvalidToken` (401) or :class:`ProviderUnavailable` (503) otherwise."""
-        if not token or len(token.encode("utf-8", "replace")) > self.max_bytes:
-            raise InvalidToken("token missing or too large")
-        try:
-            header = jwt.get_unverified_header(token)
-        except JOSEError as exc:
-            raise InvalidToken("malformed token") from exc
+        header = _header_within(token, self.max_bytes)
         algorithm, kid = header.get("alg"), header.get("kid")
         if algorithm not in PROVIDER_ALGORITHMS:
             raise InvalidToken(f"algorithm {str(algorithm)[:20]!r} is not accepted")

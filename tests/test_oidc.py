@@ -111,6 +111,7 @@ async def _site(
 
 @pytest.fixture
 async def site(
+    request: pytest.FixtureRequest,
     tmp_path: Path,
     database_url: str,
     connection: AsyncConnection,
@@ -118,7 +119,11 @@ async def site(
     oidc_provider: OidcProvider,
     oidc_tls: Tls,
 ) -> AsyncIterator[Site]:
-    async for made in _site(tmp_path, database_url, connection, session, oidc_provider, oidc_tls):
+    """The site; a test parametrizes it indirectly with changes to the provider entry."""
+    entry: dict[str, Any] = getattr(request, "param", {})
+    async for made in _site(
+        tmp_path, database_url, connection, session, oidc_provider, oidc_tls, **entry
+    ):
         yield made
 
 
@@ -271,22 +276,12 @@ async def test_a_provider_that_is_down_cached_keys_still_verify_others_get_503(
     assert refused.json()["status"] == 503
 
 
-async def test_a_provider_down_from_the_start_is_503_never_a_pass(
-    tmp_path: Path,
-    database_url: str,
-    connection: AsyncConnection,
-    session: AsyncSession,
-    oidc_provider: OidcProvider,
-    oidc_tls: Tls,
-) -> None:
-    token = oidc_provider.token(
-        {"sub": "anna", "aud": AUDIENCE, "groups": [GROUP_OF[Role.CASEWORKER]], "acr": LOA3}
-    )
-    oidc_provider.stop()
-    async for site in _site(tmp_path, database_url, connection, session, oidc_provider, oidc_tls):
-        assert (await site.get(token)).status_code == 503
-        assert (await site.get(token)).status_code == 503  # no second wait: within the interval
-        assert site.verifier.fetches == {oidc_provider.issuer: 1}
+async def test_a_provider_down_from_the_start_is_503_never_a_pass(site: Site) -> None:
+    token = site.token()
+    site.provider.stop()  # before the app ever asked it for its keys
+    assert (await site.get(token)).status_code == 503
+    assert (await site.get(token)).status_code == 503  # no second wait: within the interval
+    assert site.verifier.fetches == {site.provider.issuer: 1}
 
 
 async def test_a_jwks_over_64_kib_is_refused_with_a_clear_log_line(
@@ -434,44 +429,31 @@ async def test_a_token_of_one_agencys_provider_is_not_another_agencys_account(
 # --- provisioning and links -----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("site", [{"provisioning": "on_first_sign_in"}], indirect=True)
 async def test_on_first_sign_in_the_account_is_made_once_and_never_admin(
-    tmp_path: Path,
-    database_url: str,
-    connection: AsyncConnection,
-    session: AsyncSession,
-    oidc_provider: OidcProvider,
-    oidc_tls: Tls,
+    site: Site, session: AsyncSession, connection: AsyncConnection
 ) -> None:
-    async for site in _site(
-        tmp_path,
-        database_url,
-        connection,
-        session,
-        oidc_provider,
-        oidc_tls,
-        provisioning="on_first_sign_in",
-    ):
-        before = await audit_head(connection)
-        groups = [GROUP_OF[Role.COORDINATOR], GROUP_OF[Role.ADMIN]]
-        first = await site.get(site.token(sub="new-person", groups=groups, name="Nils Ny"))
-        assert first.status_code == 200, first.text
-        assert first.json()["roles"] == ["coordinator"]  # admin is never provisioned
-        again = await site.get(site.token(sub="new-person", groups=groups))
-        assert again.json()["id"] == first.json()["id"]
-        made = await session.get(User, uuid.UUID(first.json()["id"]))
-        assert made is not None
-        assert (made.agency_id, made.identity_subject, made.password_hash) == (
-            site.agency.id,
-            "new-person",
-            None,
-        )
-        assert made.display_name == "Nils Ny"
-        provisioned = [
-            e for e in await audit_events_after(connection, before) if e.action == "user.provision"
-        ]
-        assert len(provisioned) == 1
-        assert "account_change" in provisioned[0].flags.split(",")
-        assert provisioned[0].auth_method == "oidc:kommun"
+    before = await audit_head(connection)
+    groups = [GROUP_OF[Role.COORDINATOR], GROUP_OF[Role.ADMIN]]
+    first = await site.get(site.token(sub="new-person", groups=groups, name="Nils Ny"))
+    assert first.status_code == 200, first.text
+    assert first.json()["roles"] == ["coordinator"]  # admin is never provisioned
+    again = await site.get(site.token(sub="new-person", groups=groups))
+    assert again.json()["id"] == first.json()["id"]
+    made = await session.get(User, uuid.UUID(first.json()["id"]))
+    assert made is not None
+    assert (made.agency_id, made.identity_subject, made.password_hash) == (
+        site.agency.id,
+        "new-person",
+        None,
+    )
+    assert made.display_name == "Nils Ny"
+    provisioned = [
+        e for e in await audit_events_after(connection, before) if e.action == "user.provision"
+    ]
+    assert len(provisioned) == 1
+    assert "account_change" in provisioned[0].flags.split(",")
+    assert provisioned[0].auth_method == "oidc:kommun"
 
 
 async def test_administrators_link_accounts_to_identities(

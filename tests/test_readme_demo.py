@@ -55,6 +55,17 @@ def _demo(directory: Path, *args: str, **env: str) -> tuple[subprocess.Popen[str
             time.sleep(0.2)
 
 
+def _paste(script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run as a newcomer pasting it into bash would, stopping at the first error."""
+    return subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the README's commands use curl")
 def test_the_readme_walkthrough_works_when_pasted(tmp_path: Path) -> None:
     process, printed, port = _demo(tmp_path)
@@ -68,13 +79,7 @@ def test_the_readme_walkthrough_works_when_pasted(tmp_path: Path) -> None:
             script = script.replace(f"<password of {user}>", password)
         assert "<password of" not in script
         assert "<demo " not in script
-        result = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = _paste(script)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -174,13 +179,7 @@ def test_the_readme_provider_example_works_when_pasted(tmp_path: Path) -> None:
             for user, password in re.findall(r"^\s+(demo\.\w+)\s+(\S+)\s", printed, re.M):
                 script = script.replace(f"<password of {user}>", password)
             assert "<" not in script.replace("<<", "")
-            result = subprocess.run(
-                ["bash", "-euo", "pipefail", "-c", script],
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            result = _paste(script)
         finally:
             process.terminate()
             process.wait(timeout=30)
