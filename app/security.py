@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -34,7 +35,7 @@ import secrets
 import ssl
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -470,28 +471,42 @@ def _write_private(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
+@contextlib.contextmanager
+def dev_keys_lock(data_dir: Path) -> Iterator[None]:
+    """Development keys are made once per data directory. Worker processes starting together
+    (``--workers 2`` on a fresh directory) take turns here, so that none reads a key file
+    another is still writing, nor pairs its own private key with another's public one."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with (data_dir / ".dev-keys.lock").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _dev_key_pair(data_dir: Path, algorithm: str) -> tuple[Path, Path]:
     """A key pair generated once into the data directory (development only)."""
     suffix = algorithm.lower()
     private_file = data_dir / f"jwt-{suffix}-private.pem"
     public_file = data_dir / f"jwt-{suffix}-public.pem"
-    if private_file.is_file() and public_file.is_file():
-        return private_file, public_file
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    if algorithm == "RS256":
-        key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    else:
-        key = ec.generate_private_key(ec.SECP256R1())
-    private_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    # Another worker may have generated the pair first; then theirs is used.
-    with contextlib.suppress(FileExistsError):
+    with dev_keys_lock(data_dir):
+        if private_file.is_file() and public_file.is_file():
+            return private_file, public_file
+        key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+        if algorithm == "RS256":
+            key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+        else:
+            key = ec.generate_private_key(ec.SECP256R1())
+        private_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        public_pem = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        private_file.unlink(missing_ok=True)  # half a pair left by a crash
         _write_private(private_file, private_pem)
         public_file.write_bytes(public_pem)
     return private_file, public_file
@@ -499,8 +514,8 @@ def _dev_key_pair(data_dir: Path, algorithm: str) -> tuple[Path, Path]:
 
 def _dev_secret(data_dir: Path) -> str:
     path = data_dir / "jwt-hs256.secret"
-    if not path.is_file():
-        with contextlib.suppress(FileExistsError):
+    with dev_keys_lock(data_dir):
+        if not path.is_file():
             _write_private(path, secrets.token_urlsafe(48).encode())
     return path.read_text().strip()
 

@@ -6,9 +6,12 @@ import base64
 import hashlib
 import hmac
 import json
+import multiprocessing
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +20,7 @@ from fastapi import FastAPI
 from jose import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.checkpoints import CheckpointSigner
 from app.security import InvalidToken, TokenService, TokenType
 from app.users.models import Role, User
 from tests.conftest import make_settings
@@ -223,3 +227,22 @@ def test_token_service_rejects_tokens_of_another_deployment(app: FastAPI) -> Non
     foreign = other.issue(subject="user:x", token_type=TokenType.ACCESS, ttl_seconds=60).token
     with pytest.raises(InvalidToken):
         app.state.tokens.decode(foreign, expected_type=TokenType.ACCESS)
+
+
+def _key_ids(data_dir: str) -> tuple[str, str]:
+    """What a worker process starting on ``data_dir`` makes of the development keys."""
+    settings = make_settings("sqlite+aiosqlite://", data_dir=Path(data_dir))
+    return TokenService(settings).key_id, CheckpointSigner(settings).key_id
+
+
+def test_workers_starting_together_on_a_fresh_directory_share_one_set_of_keys(
+    tmp_path: Path,
+) -> None:
+    """`serve --workers N` on a fresh data directory: every worker makes or reads the
+    development keys at once; each must get whole files and the same keys (CI once saw a
+    worker read the audit signing key half written)."""
+    with ProcessPoolExecutor(
+        max_workers=6, mp_context=multiprocessing.get_context("spawn")
+    ) as pool:
+        results = list(pool.map(_key_ids, [str(tmp_path / "data")] * 12))
+    assert len(set(results)) == 1

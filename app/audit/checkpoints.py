@@ -13,7 +13,6 @@ one is generated into the data directory.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import os
 from collections.abc import Iterable
@@ -30,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.audit.chain import format_at
 from app.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
 from app.config import Environment, Settings
+from app.security import dev_keys_lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +94,13 @@ class CheckpointSigner:
 
 def _dev_key(data_dir: Path) -> Path:
     path = data_dir / "audit-ed25519-private.pem"
-    if not path.is_file():
-        pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileExistsError):  # another worker wrote it first
+    with dev_keys_lock(data_dir):  # workers starting together: one writes, none half-reads
+        if not path.is_file():
+            pem = Ed25519PrivateKey.generate().private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(pem)
