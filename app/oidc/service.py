@@ -35,10 +35,7 @@ from app.inputs import has_controls
 from app.oidc.providers import Provider, Provisioning
 from app.oidc.schemas import ProviderRead
 from app.security import ProviderTokenVerifier
-from app.users.models import Role, User, format_roles, parse_roles
-
-# Roles that open case content: a weak sign-in (acr not accepted) never gives them.
-CONTENT_ROLES = frozenset({Role.CASEWORKER, Role.COORDINATOR})
+from app.users.models import CONTENT_ROLES, Role, User, format_roles, parse_roles
 
 
 @dataclass(frozen=True, slots=True)

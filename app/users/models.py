@@ -19,6 +19,11 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
+# Roles that open case content: a change that grants one is for review, and a weak
+# sign-in at an identity provider never gives one.
+CONTENT_ROLES = frozenset({Role.CASEWORKER, Role.COORDINATOR})
+
+
 def parse_roles(value: str) -> frozenset[Role]:
     return frozenset(Role(r) for r in value.split(",") if r)
 

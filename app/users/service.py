@@ -21,7 +21,7 @@ from app.policy import enforce
 from app.policy.engine import Action
 from app.policy.entities import AccountFacts
 from app.security import hash_secret_async
-from app.users.models import Role, User, format_roles, parse_roles
+from app.users.models import CONTENT_ROLES, Role, User, format_roles, parse_roles
 from app.users.schemas import IdentityLink, IdentityRead, UserCreate, UserRead, UserUpdate
 
 
@@ -43,10 +43,6 @@ def to_read(user: User) -> UserRead:
             else None
         ),
     )
-
-
-# Roles that open case content: an account change that grants one is for review.
-_CONTENT_ROLES = {Role.CASEWORKER, Role.COORDINATOR}
 
 
 async def _admin(session: AsyncSession, actor: Actor, action: str, user_id: str | None) -> None:
@@ -92,8 +88,8 @@ def _account_change(
     """``account_change`` when the change could give someone access to case content: a new
     content role, a password set by an administrator, a move to another agency, a link to
     an identity at a provider (whoever holds it can now act as the account)."""
-    gains_content = bool((roles - roles_before) & _CONTENT_ROLES)
-    opens = roles & _CONTENT_ROLES and (password_reset or moved or linked)
+    gains_content = bool((roles - roles_before) & CONTENT_ROLES)
+    opens = roles & CONTENT_ROLES and (password_reset or moved or linked)
     return [flags.ACCOUNT_CHANGE] if gains_content or opens else []
 
 
