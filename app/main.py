@@ -29,9 +29,12 @@ from app.emergency.router import router as emergency_router
 from app.entries.router import router as entries_router
 from app.errors import document_problems, install_error_handlers
 from app.events.router import router as events_router
+from app.goals.router import router as goals_router
 from app.idempotency import deps as idempotency
+from app.individuals.router import guardians_router
 from app.individuals.router import router as individuals_router
 from app.logging import configure_logging
+from app.meetings.router import router as meetings_router
 from app.middleware import RequestContextMiddleware
 from app.migrate import head_revisions
 from app.oidc.providers import load_providers
@@ -43,6 +46,7 @@ from app.policy.router import router as policy_router
 from app.security import ProviderTokenVerifier, TokenService
 from app.users.router import router as users_router
 from app.webhooks.router import router as webhooks_router
+from app.work.router import router as work_router
 
 API_PREFIX = "/api/v1"
 OPENAPI_URL = f"{API_PREFIX}/openapi.json"
@@ -123,11 +127,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         clients_router,
         policy_router,
         individuals_router,
+        guardians_router,
         cases_router,
         consents_router,
         entries_router,
         emergency_router,
         actions_router,
+        goals_router,
+        meetings_router,
+        work_router,
         events_router,
         webhooks_router,
         audit_router,

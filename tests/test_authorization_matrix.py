@@ -230,14 +230,24 @@ def _search(kind: str) -> Rule:
     """A search by personnummer finds only what the caller may identify."""
 
     def rule(actor: str, ctx: Ctx) -> Expect:
-        hit = identity_basis(actor, ctx.state) is not None
-        return Expect(200, items={ctx.ids[kind]} if hit else set())
+        if identity_basis(actor, ctx.state) is None:
+            return Expect(200, items=set())
+        return Expect(200, items=_cases_of(actor, ctx) if kind == "case" else {ctx.ids[kind]})
 
     return rule
 
 
+def _cases_of(actor: str, ctx: Ctx) -> set[str]:
+    """The cases ``actor`` takes part in: the case; for SOC also the two other cases of the
+    individual that SOC alone takes part in (one the case continues, one to link to)."""
+    if actor not in PARTICIPANTS:
+        return set()
+    others = {ctx.ids["old_case"], ctx.ids["other_case"]} if actor in SOC_STAFF else set()
+    return {ctx.ids["case"], *others}
+
+
 def _cases_list(actor: str, ctx: Ctx) -> Expect:
-    return Expect(200, items={ctx.ids["case"]} if actor in PARTICIPANTS else set())
+    return Expect(200, items=_cases_of(actor, ctx))
 
 
 def _consent_rule(ok: Callable[[Ctx], int], who: Callable[[str, Ctx], Expect]) -> Rule:
@@ -301,20 +311,93 @@ def _events(actor: str, ctx: Ctx) -> Expect:
     return Expect(
         200,
         events_about={
-            "case": {ctx.ids["case"]} if staff else set(),
+            "case": _cases_of(actor, ctx) if staff else set(),
             "individual": {ctx.ids["individual"]} if staff else set(),
             "entry": {
                 ctx.ids[f"{source}_entry"]
                 for source in ("soc", "pol")
                 if basis(actor, ctx.state, source)
             },
-            "action": {
-                ctx.ids[f"{source}_action"]
-                for source in ("soc", "pol")
-                if basis(actor, ctx.state, source)
+            # the threat assessment (none recorded: the lead agency's) by the same rule
+            "threat_assessment": set(),
+            **{
+                kind: {
+                    ctx.ids[f"{source}_{kind}"]
+                    for source in ("soc", "pol")
+                    if basis(actor, ctx.state, source)
+                }
+                for kind in ("action", "goal", "meeting")
             },
         },
     )
+
+
+def _closed_refuses(rule: Rule) -> Rule:
+    """A change of something on a closed case: 409 where it would otherwise succeed."""
+
+    def closed_aware(actor: str, ctx: Ctx) -> Expect:
+        expected = rule(actor, ctx)
+        if ctx.state == "closed" and expected.status < 300:
+            return Expect(409)
+        return expected
+
+    return closed_aware
+
+
+def _lead_follows_up(actor: str, ctx: Ctx) -> Expect:
+    """POL's goal: POL's staff, and the lead (SOC) coordinator if the goal is visible to
+    them; SOC's caseworker sees it (or not) but may not change it."""
+    if actor in POL_STAFF or (actor == "soc_coordinator" and basis(actor, ctx.state, "pol")):
+        return Expect(200)
+    return Expect(403 if basis(actor, ctx.state, "pol") else 404)
+
+
+THREAT_RECORDERS = {"soc_coordinator", "pol_coordinator"}  # coordinators; kinds that may
+
+
+def _threat(actor: str, ctx: Ctx) -> Expect:
+    """A coordinator of a participating agency whose kind records threat assessments."""
+    if actor in THREAT_RECORDERS:
+        return Expect(409 if ctx.state == "closed" else 200)
+    return Expect(403 if actor in PARTICIPANTS else 404)
+
+
+def _versions(actor: str, ctx: Ctx) -> Expect:
+    """The values changes replaced are identity data: 404 without the identity."""
+    if actor not in PARTICIPANTS or identity_basis(actor, ctx.state) is None:
+        return Expect(404)
+    return Expect(200)
+
+
+def _links(actor: str, ctx: Ctx) -> Expect:
+    """Links to cases the caller also takes part in: SOC sees the one to the old case."""
+    if actor not in PARTICIPANTS:
+        return Expect(404)
+    return Expect(200, items={ctx.ids["link"]} if actor in SOC_STAFF else set())
+
+
+def _work(actor: str, ctx: Ctx) -> Expect:
+    return Expect(403 if actor in ADMIN or actor == "soc_auditor" else 200)
+
+
+def _meeting_body(actor: str, ctx: Ctx) -> dict[str, Any]:
+    own = ctx.ids.get(agency_of(actor), ctx.ids["skola"])
+    return {
+        "held_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
+        "kind": "follow_up",
+        "individual_present": False,
+        "attendees": [{"agency_id": own}],
+        "minutes": "Uppföljning.",
+        "decisions": [{"title": "Ringa", "responsible_agency_id": own}],
+    }
+
+
+def _goal_body(actor: str, ctx: Ctx) -> dict[str, Any]:
+    return {
+        "area": "education",
+        "description": "Godkänt i matematik",
+        "target_date": (datetime.now(UTC).date() + timedelta(days=90)).isoformat(),
+    }
 
 
 WEBHOOK_MANAGERS = {"soc_coordinator", "pol_coordinator", "skola_coordinator", "soc_admin"}
@@ -489,6 +572,80 @@ ROWS: list[Row] = [
         _change("soc", 200),
         body=lambda a, c: {"status": "in_progress"},
     ),
+    # --- casework: corrections, goals, meetings, links, threat, the work list ---------------
+    Row(
+        "PATCH",
+        "/individuals/{individual}",
+        _lead_coordinator(200),  # the registering agency's coordinator
+        body=lambda a, c: {"given_name": "Kimmie"},
+        states=ONCE,
+    ),
+    Row("GET", "/individuals/{individual}/versions", _versions),
+    Row(
+        "POST",
+        "/individuals/{individual}/guardians",
+        _lead_coordinator(201),
+        body=lambda a, c: {"given_name": "Moster", "family_name": "Testsson", "has_custody": False},
+        states=ONCE,
+    ),
+    Row(
+        "PATCH",
+        "/guardians/{guardian}",
+        _lead_coordinator(200),
+        body=lambda a, c: {"contact": "070-111 22 33"},
+        states=ONCE,
+    ),
+    Row(
+        "PATCH",
+        "/cases/{case}",
+        _threat,
+        body=lambda a, c: {
+            "threat_level": "elevated",
+            "threat_reviewed_on": datetime.now(UTC).date().isoformat(),
+        },
+        states=ONCE_AND_CLOSED,
+    ),
+    Row(
+        "POST",
+        "/cases/{case}/goals",
+        _new_work(_staff_or(201)),
+        body=_goal_body,
+        states=ONCE_AND_CLOSED,
+    ),
+    Row("GET", "/cases/{case}/goals", _list("goal")),
+    Row("GET", "/goals/{soc_goal}", _read("soc", "soc_goal")),
+    Row("GET", "/goals/{pol_goal}", _read("pol", "pol_goal")),
+    Row(
+        "PATCH",
+        "/goals/{soc_goal}",
+        _closed_refuses(_change("soc", 200)),
+        body=lambda a, c: {"note": "Uppföljt"},
+    ),
+    Row(
+        "PATCH",
+        "/goals/{pol_goal}",
+        _closed_refuses(_lead_follows_up),
+        body=lambda a, c: {"note": "Uppföljt"},
+    ),
+    Row(
+        "POST",
+        "/cases/{case}/meetings",
+        _new_work(_staff_or(201)),
+        body=_meeting_body,
+        states=ONCE_AND_CLOSED,
+    ),
+    Row("GET", "/cases/{case}/meetings", _list("meeting")),
+    Row("GET", "/meetings/{soc_meeting}", _read("soc", "soc_meeting")),
+    Row("GET", "/meetings/{pol_meeting}", _read("pol", "pol_meeting")),
+    Row(
+        "POST",
+        "/cases/{case}/links",
+        _new_work(_lead_coordinator(201)),
+        body=lambda a, c: {"case_id": c.ids["other_case"], "kind": "related"},
+        states=ONCE_AND_CLOSED,
+    ),
+    Row("GET", "/cases/{case}/links", _links),
+    Row("GET", "/me/work", _work, states=ONCE),
     # --- emergency access ----------------------------------------------------------------
     Row(
         "POST",
@@ -612,6 +769,11 @@ def _template_route(row: Row) -> tuple[str, str]:
         "pol_entry": "entry_id",
         "soc_action": "action_id",
         "pol_action": "action_id",
+        "soc_goal": "goal_id",
+        "pol_goal": "goal_id",
+        "soc_meeting": "meeting_id",
+        "pol_meeting": "meeting_id",
+        "guardian": "guardian_id",
         "pol": "agency_id",
         "soc": "agency_id",
         "skola": "agency_id",
@@ -689,6 +851,38 @@ async def _build(
                 json={"type": "samtal", "title": "Samtal", "responsible_agency_id": str(agency.id)},
             )
         )["id"]
+    for source, user in (("soc", world.soc_caseworker), ("pol", world.pol_caseworker)):
+        ctx.ids[f"{source}_goal"] = (
+            await made(user, "POST", f"/cases/{case}/goals", json=_goal_body("", ctx))
+        )["id"]
+        ctx.ids[f"{source}_meeting"] = (
+            await made(
+                user,
+                "POST",
+                f"/cases/{case}/meetings",
+                json=_meeting_body(source, ctx) | {"decisions": []},
+            )
+        )["id"]
+    ctx.ids["guardian"] = scenario.individual["guardians"][0]["id"]
+    # two more cases of the individual that SOC alone takes part in: the case continues the
+    # old one; the other is there to be linked to
+    for name, programme in (("old_case", "trefas"), ("other_case", "sspf")):
+        ctx.ids[name] = (
+            await made(
+                world.soc_coordinator,
+                "POST",
+                "/cases",
+                json={"individual_id": scenario.individual["id"], "programme": programme},
+            )
+        )["id"]
+    ctx.ids["link"] = (
+        await made(
+            world.soc_coordinator,
+            "POST",
+            f"/cases/{case}/links",
+            json={"case_id": ctx.ids["old_case"], "kind": "continues"},
+        )
+    )["id"]
     ctx.ids["client"] = (
         await made(
             world.soc_admin,
@@ -841,7 +1035,9 @@ def _check(
         denials = [e for e in events if e.decision == "deny"]
         if not denials:
             problems.append("no deny record")
-        names_case = re.search(r"\{(case|consent|\w+_entry|\w+_action)\}", row.template)
+        names_case = re.search(
+            r"\{(case|consent|\w+_entry|\w+_action|\w+_goal|\w+_meeting)\}", row.template
+        )
         for event in denials:
             if row.audit != "personal" or event.policy_id == "not-found":
                 continue

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -30,10 +31,19 @@ from tests.scenarios import Scenario, World, call, consent_body, register_consen
 from tests.test_routes import operations
 
 # Which event each audited change leaves (a case update: updated, or closed).
+# A link changes the case: it leaves a case.updated, one of the case's own events.
+CASE_EVENTS = {"case.updated", "case.closed", "case.threat_raised"}
 EVENT_OF = {
     "individual.create": {"individual.registered"},
     "case.create": {"case.opened"},
-    "case.update": {"case.updated", "case.closed"},
+    "case.update": CASE_EVENTS,
+    "case.link": CASE_EVENTS,
+    "individual.update": {"individual.updated"},
+    "guardian.add": {"individual.updated"},
+    "guardian.update": {"individual.updated"},
+    "goal.create": {"goal.updated"},
+    "goal.update": {"goal.updated"},
+    "meeting.create": {"meeting.recorded"},
     "participant.add": {"participant.added"},
     "participant.remove": {"participant.removed"},
     "consent.register": {"consent.registered"},
@@ -179,6 +189,7 @@ async def _every_change(
         ),
         204,
     )
+    await _casework(client, app, world, scenario)
     withdrawn = await _ok(await register_consent(client, app, world, scenario), 201)
     await _ok(
         await call(
@@ -197,6 +208,59 @@ async def _every_change(
         await _ok(
             await call(client, app, world.soc_coordinator, "PATCH", f"/cases/{case}", json=body)
         )
+
+
+async def _casework(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    """Corrections, goals, a meeting, a link and a raised threat, once each."""
+    case, individual = scenario.case["id"], scenario.individual["id"]
+    soc, pol = world.soc_coordinator, world.pol_coordinator
+    today = datetime.now(UTC).date()
+
+    async def ok(user: Any, method: str, path: str, status: int = 200, **kw: Any) -> Any:
+        return await _ok(await call(client, app, user, method, path, **kw), status)
+
+    await ok(soc, "PATCH", f"/individuals/{individual}", json={"given_name": "Kimmie"})
+    guardian = await ok(
+        soc,
+        "POST",
+        f"/individuals/{individual}/guardians",
+        201,
+        json={"given_name": "Moster", "family_name": "T", "has_custody": False},
+    )
+    await ok(soc, "PATCH", f"/guardians/{guardian['id']}", json={"contact": "070-1"})
+    goal = await ok(
+        soc,
+        "POST",
+        f"/cases/{case}/goals",
+        201,
+        json={"area": "housing", "description": "Eget boende", "target_date": today.isoformat()},
+    )
+    await ok(soc, "PATCH", f"/goals/{goal['id']}", json={"note": "Uppföljt"})
+    await ok(
+        soc,
+        "POST",
+        f"/cases/{case}/meetings",
+        201,
+        json={
+            "held_at": datetime.now(UTC).isoformat(),
+            "kind": "planning",
+            "individual_present": True,
+        },
+    )
+    old = await ok(
+        soc, "POST", "/cases", 201, json={"individual_id": individual, "programme": "trefas"}
+    )
+    await ok(
+        soc, "POST", f"/cases/{case}/links", 201, json={"case_id": old["id"], "kind": "continues"}
+    )
+    await ok(
+        pol,
+        "PATCH",
+        f"/cases/{case}",
+        json={"threat_level": "critical", "threat_reviewed_on": today.isoformat()},
+    )
 
 
 async def test_every_committed_change_has_its_event_and_no_more(

@@ -52,6 +52,8 @@ class CaseAction(Base):
     title: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
     assignee_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("app_user.id"))
+    # the meeting whose decision it is, if one
+    meeting_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("meeting.id"), index=True)
     due_date: Mapped[date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(20))
     outcome: Mapped[str | None] = mapped_column(Text)

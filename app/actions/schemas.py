@@ -63,5 +63,6 @@ class ActionRead(BaseModel):
     due_date: date | None
     status: ActionStatus
     outcome: str | None
+    meeting_id: uuid.UUID | None = Field(description="The meeting whose decision it is, if one.")
     created_at: datetime
     updated_at: datetime

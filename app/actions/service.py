@@ -18,7 +18,7 @@ from app.audit.records import Origin, Record
 from app.auth.actor import Actor
 from app.auth.service import user_actor
 from app.cases import service as case_service
-from app.cases.models import CaseParticipant
+from app.cases.models import Case, CaseParticipant
 from app.errors import Conflict, ValidationFailed
 from app.events import service as events
 from app.events.models import EventType, ResourceType
@@ -84,6 +84,7 @@ def _to_read(action: CaseAction) -> ActionRead:
         assignee_id=action.assignee_id,
         due_date=action.due_date,
         status=ActionStatus(action.status),
+        meeting_id=action.meeting_id,
         outcome=action.outcome,
         created_at=action.created_at,
         updated_at=action.updated_at,
@@ -91,7 +92,10 @@ def _to_read(action: CaseAction) -> ActionRead:
 
 
 async def _check_assignee(
-    session: AsyncSession, assignee_id: uuid.UUID, facts: ActionFacts
+    session: AsyncSession,
+    assignee_id: uuid.UUID,
+    facts: ActionFacts,
+    field: str = "body.assignee_id",
 ) -> None:
     """The assignee is an active user of the responsible agency whom the decision point
     lets read the action (so not an administrator or auditor). The same 422 for a user that
@@ -104,7 +108,7 @@ async def _check_assignee(
         or not enforce.decide(user_actor(user, Origin()), Action.ACTION_READ, facts).allowed
     ):
         raise ValidationFailed.for_field(
-            "body.assignee_id",
+            field,
             "The assignee must be an active caseworker or coordinator of the responsible agency.",
             "not_assignable",
         )
@@ -117,9 +121,26 @@ async def create_action(
         session, actor, case_id, action=Action.CASE_READ, audit_action="action.create"
     )
     case_service.require_open(case)
+    return _to_read(await plan_action(session, actor, case, case_facts, data=data))
+
+
+async def plan_action(
+    session: AsyncSession,
+    actor: Actor,
+    case: Case,
+    case_facts: CaseFacts,
+    *,
+    data: ActionCreate,
+    meeting_id: uuid.UUID | None = None,
+    field: str = "body",
+) -> CaseAction:
+    """An action planned on an open case the caller may see (a meeting's decision names its
+    ``meeting_id``; ``field`` is where its input sits in the request): 422 for a responsible
+    agency outside the case, 403 for another agency without a consent covering the plan.
+    Written, announced and audited here."""
     if await session.get(CaseParticipant, (case.id, data.responsible_agency_id)) is None:
         raise ValidationFailed.for_field(
-            "body.responsible_agency_id",
+            f"{field}.responsible_agency_id",
             "The responsible agency must take part in the case.",
             "not_participant",
         )
@@ -137,6 +158,7 @@ async def create_action(
         due_date=data.due_date,
         status=ActionStatus.PLANNED.value,
         outcome=None,
+        meeting_id=meeting_id,
         created_by=actor.id,
         created_at=now,
         updated_by=actor.id,
@@ -144,7 +166,7 @@ async def create_action(
     )
     facts = await _facts(session, action, case_facts)
     if data.assignee_id is not None:
-        await _check_assignee(session, data.assignee_id, facts)
+        await _check_assignee(session, data.assignee_id, facts, f"{field}.assignee_id")
     # Planning for another agency shares the plan with it: only consents count, never an
     # emergency grant (break-the-glass opens reads, not disclosures).
     grounds = await grounds_for(
@@ -172,7 +194,7 @@ async def create_action(
     await session.flush()
     await events.emit_about(session, EventType.ACTION_PLANNED, ResourceType.ACTION, action)
     await audit.append(session, _read_record(actor, "action.create", action, decision))
-    return _to_read(action)
+    return action
 
 
 async def get_action(session: AsyncSession, actor: Actor, *, action_id: uuid.UUID) -> ActionRead:

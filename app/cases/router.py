@@ -7,9 +7,19 @@ from fastapi import APIRouter, Query, Response
 
 from app.audit.deps import audited
 from app.auth.deps import CurrentActor
+from app.cases import links as link_service
 from app.cases import service as case_service
 from app.cases.models import CaseStatus, Programme
-from app.cases.schemas import CaseCreate, CaseRead, CaseUpdate, ParticipantCreate, ParticipantRead
+from app.cases.schemas import (
+    CaseCreate,
+    CaseRead,
+    CaseUpdate,
+    LinkCreate,
+    LinkCreated,
+    LinkRead,
+    ParticipantCreate,
+    ParticipantRead,
+)
 from app.db import SessionDep
 from app.errors import ONE_RESOURCE
 from app.idempotency.deps import creates, idempotent
@@ -98,3 +108,28 @@ async def remove_participant(
 ) -> Response:
     await case_service.remove_participant(session, actor, case_id=case_id, agency_id=agency_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/{case_id}/links",
+    dependencies=[audited("case.link"), idempotent()],
+    status_code=201,
+    responses=_CHANGE,
+)
+@creates
+async def link_case(
+    case_id: uuid.UUID, data: LinkCreate, actor: CurrentActor, session: SessionDep
+) -> LinkCreated:
+    """Lead coordinators: this case `continues` an earlier case of the same individual (made
+    on the new case, pointing at the old), or is `related` to another case you take part in.
+    Each side keeps its own sharing; `consent_needed_for` names this case's agencies that no
+    active consent covers yet (the old case's consent does not carry over)."""
+    return await link_service.create_link(session, actor, case_id=case_id, data=data)
+
+
+@router.get("/{case_id}/links", dependencies=[audited("case.links")], responses=_ONE)
+async def list_links(
+    case_id: uuid.UUID, actor: CurrentActor, session: SessionDep
+) -> Page[LinkRead]:
+    """Links made on the case or pointing at it, to cases you also take part in."""
+    return await link_service.list_links(session, actor, case_id=case_id)

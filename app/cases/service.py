@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -14,15 +14,28 @@ from app.audit import writer as audit
 from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases.models import (
+    RAISED_THREAT,
+    REVIEW_INTERVAL_DAYS,
     TRANSITIONS,
     Case,
     CaseAssignment,
     CaseParticipant,
     CaseStatus,
     ClosureReason,
+    CustodyStatus,
+    ExitStatus,
     Programme,
+    ThreatLevel,
 )
-from app.cases.schemas import CaseCreate, CaseRead, CaseUpdate, ParticipantCreate, ParticipantRead
+from app.cases.schemas import (
+    CaseCreate,
+    CaseRead,
+    CaseUpdate,
+    CustodyRead,
+    ExitRead,
+    ParticipantCreate,
+    ParticipantRead,
+)
 from app.errors import Conflict, ValidationFailed
 from app.events import service as events
 from app.events.models import EventType, ResourceType
@@ -30,9 +43,11 @@ from app.external_refs import service as external_refs
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.pagination import Page, cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
-from app.policy import enforce, filters
-from app.policy.engine import Action, PolicyDecision
-from app.policy.entities import CaseFacts
+from app.policy import enforce, filters, get_engine
+from app.policy.engine import Action, Basis, PolicyDecision
+from app.policy.entities import CaseFacts, EntryFacts
+from app.policy.filters import THREAT_ASSESSMENT
+from app.policy.grounds import grounds_for
 from app.users.models import User
 
 
@@ -78,6 +93,28 @@ async def case_facts_of(
     return known.cases[case_id]
 
 
+async def recorded_facts(
+    session: AsyncSession,
+    row: Any,
+    case: CaseFacts | None,
+    *,
+    source_agency_id: uuid.UUID,
+    category: str,
+) -> EntryFacts:
+    """The facts of information one agency recorded on a case in one category (an entry,
+    a goal, a meeting, the threat assessment): decided as ``entry.read``. ``row`` carries
+    ``id``, ``case_id`` and ``individual_id``."""
+    if case is None:
+        case = await case_facts_of(session, row.individual_id, row.case_id)
+    return EntryFacts(
+        id=row.id,
+        source_agency_id=source_agency_id,
+        category=category,
+        case=case,
+        source_agency_kind=await agency_service.kind_of(session, source_agency_id),
+    )
+
+
 async def load_case(
     session: AsyncSession, actor: Actor, case_id: uuid.UUID, *, action: Action, audit_action: str
 ) -> tuple[Case, CaseFacts, PolicyDecision]:
@@ -111,7 +148,7 @@ async def load_case(
     return case, facts, decision
 
 
-def require_open(case: Case) -> None:
+def require_open(case: Case | CaseFacts) -> None:
     """A closed case takes no new work (entries, actions, consents, participants, grants):
     409 until its lead coordinator reopens it."""
     if case.status == CaseStatus.CLOSED:
@@ -129,6 +166,10 @@ async def to_read(
     assert individual is not None
     if identity is None:
         identity = await individual_service.identity_decision(session, actor, facts.individual)
+    threat = await threat_decision(session, actor, case, facts)
+    if threat.allowed and threat.basis is not Basis.POLICY:
+        audit.append_at_commit(session, [_threat_record(actor, case, threat)])
+    shown = threat.allowed
     return CaseRead(
         id=case.id,
         individual=await individual_service.to_read(
@@ -145,6 +186,48 @@ async def to_read(
         external_refs=await external_refs.shown(session, case_id=case.id)
         if identity.allowed
         else [],
+        custody=CustodyRead(status=CustodyStatus(case.custody_status), release_on=case.release_on),
+        exit=ExitRead(status=ExitStatus(case.exit_status), requested_on=case.exit_requested_on),
+        threat_level=ThreatLevel(case.threat_level) if shown else None,
+        threat_reviewed_on=case.threat_reviewed_on if shown else None,
+        threat_review_due_on=case.threat_review_due_on if shown else None,
+        threat_flagged=case.threat_flagged_at is not None if shown else None,
+    )
+
+
+def threat_source(case: Case) -> uuid.UUID:
+    """The agency whose information the threat assessment is: the one that recorded it,
+    or, before any was recorded, the lead agency (so that "none yet" is shown exactly where
+    an assessment would be, and a hidden one cannot be told from none)."""
+    return case.threat_agency_id or case.lead_agency_id
+
+
+async def threat_decision(
+    session: AsyncSession, actor: Actor, case: Case, facts: CaseFacts
+) -> PolicyDecision:
+    """``entry.read`` of the threat assessment: category ``threat_assessment``."""
+    threat = await recorded_facts(
+        session, case, facts, source_agency_id=threat_source(case), category=THREAT_ASSESSMENT
+    )
+    grounds = await grounds_for(
+        session, actor, individual_id=case.individual_id, case_id=case.id, now=_now()
+    )
+    return enforce.decide(actor, Action.ENTRY_READ, threat, grounds)
+
+
+def _threat_record(actor: Actor, case: Case, decision: PolicyDecision) -> Record:
+    """The threat assessment shown to another agency: on the consent or legal basis named,
+    flagged as a sensitive category."""
+    basis = individual_service.read_basis(decision, "own_agency")
+    basis["flags"].append("sensitive_category")
+    return actor.record(
+        "case.read",
+        resource_type="threat_assessment",
+        resource_id=str(case.id),
+        case_id=case.id,
+        individual_id=case.individual_id,
+        policy_id=decision.policy_id,
+        **basis,
     )
 
 
@@ -159,13 +242,13 @@ def _shown_record(
     """A case read: the case was shown to a participant; the individual's name and number
     on the basis the identity decision names (own agency, consent id, legal basis)."""
     if not identity.allowed:
-        return _record(actor, action, case, decision, **extra)
-    return _record(
+        return case_record(actor, action, case, decision, **extra)
+    return case_record(
         actor, action, case, identity, **individual_service.identity_basis(identity), **extra
     )
 
 
-def _record(
+def case_record(
     actor: Actor, action: str, case: Case, decision: PolicyDecision, **extra: Any
 ) -> Record:
     """A record about the case; ``extra`` may name another basis than participation."""
@@ -227,12 +310,12 @@ async def create_case(session: AsyncSession, actor: Actor, *, data: CaseCreate) 
     session.add(CaseAssignment(case_id=case.id, user_id=actor.id, agency_id=actor.agency_id))
     await session.flush()
     await external_refs.register(session, actor, data.external_refs, case_id=case.id)
-    await _emit(session, EventType.CASE_OPENED, case)
-    await audit.append(session, _record(actor, "case.create", case, decision))
+    await emit_case_event(session, EventType.CASE_OPENED, case)
+    await audit.append(session, case_record(actor, "case.create", case, decision))
     return await to_read(session, actor, case, await case_facts(session, case))
 
 
-async def _emit(
+async def emit_case_event(
     session: AsyncSession, type: EventType, case: Case, agency_id: uuid.UUID | None = None
 ) -> None:
     """A case's event; a participant's names the agency that joined or left."""
@@ -259,9 +342,72 @@ async def get_case(session: AsyncSession, actor: Actor, *, case_id: uuid.UUID) -
 async def update_case(
     session: AsyncSession, actor: Actor, *, case_id: uuid.UUID, data: CaseUpdate
 ) -> CaseRead:
-    case, _, decision = await load_case(
-        session, actor, case_id, action=Action.CASE_UPDATE, audit_action="case.update"
+    """The lead coordinators change status, references, custody and exit; a coordinator of
+    a participating agency that records threat assessments records the threat. A closed
+    case changes nothing but its status (reopening)."""
+    case, facts, decision = await load_case(
+        session, actor, case_id, action=Action.CASE_READ, audit_action="case.update"
     )
+    fields: dict[str, Any] = {
+        "resource_type": "case",
+        "resource_id": str(case.id),
+        "case_id": case.id,
+        "individual_id": case.individual_id,
+    }
+    for needed, given in (
+        (Action.CASE_UPDATE, data.case_fields_given),
+        (Action.THREAT_RECORD, data.threat_given),
+    ):
+        if given:
+            decision = enforce.require(
+                session, actor, needed, facts, audit_action="case.update", hidden=False, **fields
+            )
+    current, target = _status_move(case, data)
+    changes = []
+    flags: list[str] = []
+    content = data.external_refs is not None or data.custody or data.exit or data.threat_given
+    if content and target is CaseStatus.CLOSED:
+        require_open(case)  # a closed case takes no new information
+    if data.external_refs is not None:
+        await external_refs.replace_own(session, actor, data.external_refs, case_id=case.id)
+        changes.append("external references")
+    changes += _set_details(case, data)
+    now = _now()
+    raised = False
+    if data.threat_given:
+        raised = await _record_threat(session, actor, case, data, now)
+        changes.append("threat assessment")
+        if raised:
+            flags.append("threat_raised")
+    if data.status is not None:
+        _move(case, data, current, target, now)
+        changes.append(f"status {current.value} -> {target.value}")
+    case.updated_at = now
+    await session.flush()
+    closed = target is CaseStatus.CLOSED and current is not CaseStatus.CLOSED
+    if raised:  # in place of case.updated: seen only by whoever may read the threat
+        await events.emit(
+            session,
+            EventType.CASE_THREAT_RAISED,
+            resource_type=ResourceType.THREAT,
+            resource_id=case.id,
+            case_id=case.id,
+            individual_id=case.individual_id,
+        )
+    else:
+        await emit_case_event(
+            session, EventType.CASE_CLOSED if closed else EventType.CASE_UPDATED, case
+        )
+    await audit.append(
+        session,
+        case_record(actor, "case.update", case, decision, reason="; ".join(changes), flags=flags),
+    )
+    return await to_read(session, actor, case, await case_facts(session, case))
+
+
+def _status_move(case: Case, data: CaseUpdate) -> tuple[CaseStatus, CaseStatus]:
+    """The status now and the one asked for: 422 for a closure without a reason (or a
+    reason without a closure), 409 for a move the diagram does not allow."""
     current = CaseStatus(case.status)
     target = data.status or current
     if target is CaseStatus.CLOSED and data.status is not None and data.closure_reason is None:
@@ -274,30 +420,86 @@ async def update_case(
         )
     if target is not current and target not in TRANSITIONS[current]:
         raise Conflict(f"A case cannot go from {current.value} to {target.value}.")
-    changes = []
-    if data.external_refs is not None:
-        if target is CaseStatus.CLOSED:
-            require_open(case)  # a closed case takes no new references
-        await external_refs.replace_own(session, actor, data.external_refs, case_id=case.id)
-        changes.append("external references")
-    now = _now()
-    if data.status is not None:
-        case.status = target.value
-        if target is CaseStatus.CLOSED:
-            case.closure_reason = data.closure_reason.value if data.closure_reason else None
-            case.closed_at = now
-        elif current is CaseStatus.CLOSED:  # reopened: sharing through the case resumes
-            case.closure_reason = None
-            case.closed_at = None
-        changes.append(f"status {current.value} -> {target.value}")
-    case.updated_at = now
-    await session.flush()
-    closed = target is CaseStatus.CLOSED and current is not CaseStatus.CLOSED
-    await _emit(session, EventType.CASE_CLOSED if closed else EventType.CASE_UPDATED, case)
-    await audit.append(
-        session, _record(actor, "case.update", case, decision, reason="; ".join(changes))
-    )
-    return await to_read(session, actor, case, await case_facts(session, case))
+    return current, target
+
+
+def _move(
+    case: Case, data: CaseUpdate, current: CaseStatus, target: CaseStatus, now: datetime
+) -> None:
+    case.status = target.value
+    if target is CaseStatus.CLOSED:
+        case.closure_reason = data.closure_reason.value if data.closure_reason else None
+        case.closed_at = now
+    elif current is CaseStatus.CLOSED:  # reopened: sharing through the case resumes
+        case.closure_reason = None
+        case.closed_at = None
+
+
+def _set_details(case: Case, data: CaseUpdate) -> list[str]:
+    """Custody and exit, as given; what changed, for the audit record (not the values)."""
+    changed = []
+    if data.custody is not None:
+        case.custody_status = data.custody.status.value
+        case.release_on = data.custody.release_on
+        changed.append("custody")
+    if data.exit is not None:
+        case.exit_status = data.exit.status.value
+        case.exit_requested_on = data.exit.requested_on
+        changed.append("exit")
+    return changed
+
+
+async def _record_threat(
+    session: AsyncSession, actor: Actor, case: Case, data: CaseUpdate, now: datetime
+) -> bool:
+    """The assessment: a level with the day it was assessed (not in the future) and the
+    next review (by default after the level's interval); the caller's agency becomes its
+    source. True if it raised the level to high or critical (flagged for the lead
+    coordinators until the next review)."""
+    if data.threat_level is None:
+        raise ValidationFailed.for_field(
+            "body.threat_level", "A threat assessment names the level.", "missing"
+        )
+    if data.threat_reviewed_on is None:
+        raise ValidationFailed.for_field(
+            "body.threat_reviewed_on", "A threat level needs the day it was assessed.", "missing"
+        )
+    if data.threat_reviewed_on > now.date():
+        raise ValidationFailed.for_field(
+            "body.threat_reviewed_on", "The assessment cannot be dated in the future.", "future"
+        )
+    due = data.threat_review_due_on
+    if due is not None and due < data.threat_reviewed_on:
+        raise ValidationFailed.for_field(
+            "body.threat_review_due_on", "The next review comes after the assessment.", "before"
+        )
+    category = get_engine().reference.categories[THREAT_ASSESSMENT]
+    kind = await agency_service.kind_of(session, actor.agency_id)
+    if kind not in {k.value for k in category.recorded_by}:
+        raise enforce.deny(
+            session,
+            actor,
+            audit_action="case.update",
+            policy_id="categories.recorded_by",
+            hidden=False,
+            detail="Your agency does not record threat assessments (policies/categories.yaml).",
+            resource_type="case",
+            resource_id=str(case.id),
+            case_id=case.id,
+            individual_id=case.individual_id,
+        )
+    level = data.threat_level
+    before = ThreatLevel(case.threat_level)
+    order = list(ThreatLevel)
+    raised = level in RAISED_THREAT and order.index(level) > order.index(before)
+    if due is None and level is not ThreatLevel.NONE:
+        due = data.threat_reviewed_on + timedelta(days=REVIEW_INTERVAL_DAYS[level])
+    case.threat_level = level.value
+    case.threat_reviewed_on = data.threat_reviewed_on
+    case.threat_review_due_on = due if level is not ThreatLevel.NONE else None
+    case.threat_agency_id = actor.agency_id
+    case.threat_flagged_at = now if raised else None
+    return raised
 
 
 async def list_cases(
@@ -393,10 +595,10 @@ async def add_participant(
         session.add(CaseAssignment(case_id=case.id, user_id=user.id, agency_id=data.agency_id))
     case.updated_at = now
     await session.flush()
-    await _emit(session, EventType.PARTICIPANT_ADDED, case, data.agency_id)
+    await emit_case_event(session, EventType.PARTICIPANT_ADDED, case, data.agency_id)
     await audit.append(
         session,
-        _record(actor, "participant.add", case, decision, reason=f"agency {data.agency_id}"),
+        case_record(actor, "participant.add", case, decision, reason=f"agency {data.agency_id}"),
     )
     return ParticipantRead(
         agency_id=data.agency_id, user_ids=sorted((u.id for u in users), key=str), added_at=now
@@ -409,7 +611,7 @@ async def list_participants(
     case, _, decision = await load_case(
         session, actor, case_id, action=Action.CASE_READ, audit_action="participant.list"
     )
-    await audit.append(session, _record(actor, "participant.list", case, decision))
+    await audit.append(session, case_record(actor, "participant.list", case, decision))
     return Page[ParticipantRead](items=await _participants(session, case.id), next_cursor=None)
 
 
@@ -437,8 +639,8 @@ async def remove_participant(
     )
     case.updated_at = _now()
     await session.flush()
-    await _emit(session, EventType.PARTICIPANT_REMOVED, case, agency_id)
+    await emit_case_event(session, EventType.PARTICIPANT_REMOVED, case, agency_id)
     await audit.append(
         session,
-        _record(actor, "participant.remove", case, decision, reason=f"agency {agency_id}"),
+        case_record(actor, "participant.remove", case, decision, reason=f"agency {agency_id}"),
     )

@@ -33,14 +33,8 @@ def _now() -> datetime:
 
 
 async def _facts(session: AsyncSession, entry: Entry, case: CaseFacts | None) -> EntryFacts:
-    if case is None:
-        case = await case_service.case_facts_of(session, entry.individual_id, entry.case_id)
-    return EntryFacts(
-        id=entry.id,
-        source_agency_id=entry.source_agency_id,
-        category=entry.category,
-        case=case,
-        source_agency_kind=await agency_service.kind_of(session, entry.source_agency_id),
+    return await case_service.recorded_facts(
+        session, entry, case, source_agency_id=entry.source_agency_id, category=entry.category
     )
 
 

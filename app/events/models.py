@@ -17,7 +17,9 @@ from app.db import Base, UtcDateTime
 
 
 class EventType(StrEnum):
-    """API.md, "Integration with municipal systems"; ``emergency.ended`` is an addition."""
+    """API.md, "Integration with municipal systems"; ``emergency.ended`` and
+    ``case.threat_raised`` (a raise to high or critical: seen only by whoever may read the
+    threat assessment) are additions."""
 
     INDIVIDUAL_REGISTERED = "individual.registered"
     INDIVIDUAL_UPDATED = "individual.updated"
@@ -39,6 +41,7 @@ class EventType(StrEnum):
     EMERGENCY_ENDED = "emergency.ended"
     GOAL_UPDATED = "goal.updated"
     MEETING_RECORDED = "meeting.recorded"
+    CASE_THREAT_RAISED = "case.threat_raised"
 
 
 class ResourceType(StrEnum):
@@ -51,6 +54,9 @@ class ResourceType(StrEnum):
     ENTRY = "entry"
     ACTION = "action"
     EMERGENCY_GRANT = "emergency_grant"
+    GOAL = "goal"
+    MEETING = "meeting"
+    THREAT = "threat_assessment"  # resource_id: the case whose threat assessment changed
 
 
 class Event(Base):

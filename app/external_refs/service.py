@@ -105,16 +105,24 @@ async def register(
 
 
 async def replace_own(
-    session: AsyncSession, actor: Actor, refs: list[ExternalRefIn], *, case_id: uuid.UUID
+    session: AsyncSession,
+    actor: Actor,
+    refs: list[ExternalRefIn],
+    *,
+    case_id: uuid.UUID | None = None,
+    individual_id: uuid.UUID | None = None,
 ) -> None:
-    """PATCH: the caller's agency's references on the case become ``refs``; other
-    agencies' stay as they are."""
-    await session.execute(
-        delete(ExternalRef).where(
-            ExternalRef.case_id == case_id, ExternalRef.agency_id == actor.agency_id
-        )
+    """PATCH: the caller's agency's references on the case (or individual) become
+    ``refs``; other agencies' stay as they are."""
+    owner = (
+        ExternalRef.case_id == case_id
+        if case_id is not None
+        else ExternalRef.individual_id == individual_id
     )
-    await register(session, actor, refs, case_id=case_id)
+    await session.execute(
+        delete(ExternalRef).where(owner, ExternalRef.agency_id == actor.agency_id)
+    )
+    await register(session, actor, refs, case_id=case_id, individual_id=individual_id)
 
 
 _OF_INDIVIDUAL = select(ExternalRef).order_by(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Boolean, Date, ForeignKey, String, UniqueConstraint, Uuid
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UtcDateTime
@@ -32,6 +33,8 @@ class Individual(Base):
     protected_identity: Mapped[bool] = mapped_column(Boolean)
     created_by: Mapped[uuid.UUID] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Guardian(Base):
@@ -43,3 +46,19 @@ class Guardian(Base):
     family_name: Mapped[str] = mapped_column(String(100))
     personal_number: Mapped[str | None] = mapped_column(String(12))
     has_custody: Mapped[bool] = mapped_column(Boolean)
+    contact: Mapped[str | None] = mapped_column(String(200))
+
+
+class IndividualVersion(Base):
+    """One change of an individual or one of their guardians: who, when, and the values
+    before it (identity data: shown only where the identity is)."""
+
+    __tablename__ = "individual_version"
+
+    individual_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("individual.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    guardian_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("guardian.id"))
+    change: Mapped[str] = mapped_column(String(20))
+    before: Mapped[dict[str, Any]] = mapped_column(JSON)
+    changed_by: Mapped[uuid.UUID] = mapped_column(Uuid)
+    changed_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -241,8 +241,9 @@ async def to_read(
                 id=g.id,
                 given_name=g.given_name,
                 family_name=g.family_name,
-                personal_number=_formatted(g.personal_number),
+                personal_number=formatted(g.personal_number),
                 has_custody=g.has_custody,
+                contact=g.contact,
             )
             for g in rows.scalars()
         ]
@@ -253,7 +254,7 @@ async def to_read(
         identity_visible=visible,
         registering_agency_id=individual.registering_agency_id,
         protected_identity=individual.protected_identity,
-        personal_number=_formatted(individual.personal_number) if visible else None,
+        personal_number=formatted(individual.personal_number) if visible else None,
         number_kind=individual.number_kind if visible else None,
         reserve_id=individual.reserve_id if visible else None,
         given_name=individual.given_name if visible else None,
@@ -261,10 +262,11 @@ async def to_read(
         birth_date=individual.birth_date if visible else None,
         guardians=guardians,
         external_refs=refs,
+        version=individual.version,
     )
 
 
-def _formatted(number: str | None) -> str | None:
+def formatted(number: str | None) -> str | None:
     return f"{number[:8]}-{number[8:]}" if number else None
 
 
@@ -321,6 +323,7 @@ async def create_individual(
         protected_identity=data.protected_identity,
         created_by=actor.id,
         created_at=datetime.now(UTC),
+        version=1,
     )
     session.add(individual)
     await session.flush()
@@ -333,6 +336,7 @@ async def create_individual(
                 family_name=guardian.family_name,
                 personal_number=guardian_number.value if guardian_number else None,
                 has_custody=guardian.has_custody,
+                contact=guardian.contact,
             )
         )
     await session.flush()

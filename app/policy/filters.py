@@ -6,7 +6,7 @@ filters with the Cedar decision row for row (tests/test_policy_filters.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +21,9 @@ from app.consents.models import Consent, ConsentAgency, ConsentCategory
 from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.entries.models import Entry
 from app.events.models import Event, ResourceType
+from app.goals.models import Goal
 from app.individuals.models import Individual
+from app.meetings.models import Meeting
 from app.policy import get_engine
 from app.users.models import Role
 
@@ -29,6 +31,8 @@ from app.users.models import Role
 SqlValue = Any
 
 CLOSED = CaseStatus.CLOSED.value
+PLAN = "plan"
+THREAT_ASSESSMENT = "threat_assessment"
 _CASE_STAFF = {Role.CASEWORKER, Role.COORDINATOR}
 _NEVER_CONTENT = {Role.ADMIN, Role.AUDITOR}
 
@@ -211,26 +215,79 @@ def _grant_covering(
     return exists(query)
 
 
-def entries_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
-    """``entry.read.own_agency`` or (participant and (consent or emergency grant))."""
+def recorded_visible_to(
+    actor: Actor,
+    now: datetime,
+    *,
+    case_id: SqlValue,
+    individual_id: SqlValue,
+    source_agency_id: SqlValue,
+    category: SqlValue,
+    case_is_open: ColumnElement[bool],
+) -> ColumnElement[bool]:
+    """``entry.read``: information one agency recorded on a case in one category — an
+    entry, a goal, a meeting, the case's threat assessment. ``entry.read.own_agency``, or
+    participant and (consent or emergency grant) while the case is open."""
     if not _case_staff(actor, "read:entries"):
         return false()
     return or_(
-        Entry.source_agency_id == actor.agency_id,
+        source_agency_id == actor.agency_id,
         and_(
-            _participates(actor, Entry.case_id),
-            _open(Entry.case_id, of=Entry),
+            _participates(actor, case_id),
+            case_is_open,
             or_(
                 _consent_covering(
-                    now,
-                    Entry.individual_id,
-                    [Entry.source_agency_id, actor.agency_id],
-                    Entry.category,
+                    now, individual_id, [source_agency_id, actor.agency_id], category
                 ),
-                _grant_covering(
-                    actor, now, Entry.category, [Entry.source_agency_id], case_id=Entry.case_id
-                ),
+                _grant_covering(actor, now, category, [source_agency_id], case_id=case_id),
             ),
+        ),
+    )
+
+
+def entries_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
+    """``entry.read.own_agency`` or (participant and (consent or emergency grant))."""
+    return recorded_visible_to(
+        actor,
+        now,
+        case_id=Entry.case_id,
+        individual_id=Entry.individual_id,
+        source_agency_id=Entry.source_agency_id,
+        category=Entry.category,
+        case_is_open=_open(Entry.case_id, of=Entry),
+    )
+
+
+def plan_records_visible_to(model: Any) -> Callable[[Actor, datetime], ColumnElement[bool]]:
+    """Goals and meetings (``model``: their agency in ``agency_id``): category ``plan``."""
+
+    def visible(actor: Actor, now: datetime) -> ColumnElement[bool]:
+        return recorded_visible_to(
+            actor,
+            now,
+            case_id=model.case_id,
+            individual_id=model.individual_id,
+            source_agency_id=model.agency_id,
+            category=PLAN,
+            case_is_open=_open(model.case_id, of=model),
+        )
+
+    return visible
+
+
+def threat_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
+    """A case's threat assessment (category ``threat_assessment``, recorded by
+    ``threat_agency_id``), over rows of ``case_file``."""
+    return and_(
+        Case.threat_agency_id.is_not(None),
+        recorded_visible_to(
+            actor,
+            now,
+            case_id=Case.id,
+            individual_id=Case.individual_id,
+            source_agency_id=Case.threat_agency_id,
+            category=THREAT_ASSESSMENT,
+            case_is_open=Case.status != CLOSED,
         ),
     )
 
@@ -255,7 +312,7 @@ def actions_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
                         CaseAction.responsible_agency_id,
                         actor.agency_id,
                     ],
-                    "plan",
+                    PLAN,
                 ),
                 _grant_covering(
                     actor,
@@ -293,7 +350,8 @@ _ABOUT_THE_CASE = (ResourceType.CASE, ResourceType.PARTICIPANT, ResourceType.CON
 
 def events_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
     """An event is seen by whoever may read, now, what it is about: the entry, the action,
-    the grant or the individual it names by ``resource_id``; for a case, its participants
+    the grant, the goal, the meeting, the case's threat assessment or the individual it
+    names by ``resource_id``; for a case, its participants
     and its consents, the case (``case.read.participant``, which covers ``consent.read``).
     The same filters as those lists, so that an event never says more than a read would."""
     if not _case_staff(actor, "events"):
@@ -324,4 +382,12 @@ def events_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
             kind == ResourceType.EMERGENCY_GRANT.value,
             about(EmergencyGrant, grants_visible_to(actor)),
         ),
+        and_(
+            kind == ResourceType.GOAL.value, about(Goal, plan_records_visible_to(Goal)(actor, now))
+        ),
+        and_(
+            kind == ResourceType.MEETING.value,
+            about(Meeting, plan_records_visible_to(Meeting)(actor, now)),
+        ),
+        and_(kind == ResourceType.THREAT.value, about(Case, threat_visible_to(actor, now))),
     )
