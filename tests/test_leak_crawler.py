@@ -43,7 +43,6 @@ from stdnum import luhn
 
 import app.logging as app_logging
 from app.actions import service as action_service
-from app.actions.models import CaseAction
 from app.agencies.models import AgencyKind
 from app.audit.models import AuditEvent
 from app.audit.records import Origin
@@ -54,12 +53,13 @@ from app.cases.models import Case
 from app.clients.models import Scope
 from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.entries import service as entry_service
-from app.entries.models import Entry
+from app.goals import service as goal_service
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
+from app.meetings import service as meeting_service
 from app.policy import enforce
 from app.policy.engine import Action
-from app.policy.entities import GrantFacts
+from app.policy.entities import AccountFacts, GrantFacts
 from app.policy.reads import decide_read
 from app.users.models import Role, User
 from tests.conftest import client_for
@@ -94,7 +94,8 @@ def spellings(number: str) -> set[str]:
 
 
 # What governs a canary: the question the oracle asks app/policy.
-# (kind, id): identity | entry | action | consent_case | grant | auditors
+# (kind, id): identity | entry | action | goal | meeting | threat | consent_case |
+# case_staff | accounts | grant | auditors
 Question = tuple[str, uuid.UUID]
 
 
@@ -147,6 +148,7 @@ class Cast:
     krim_caseworker: User
     fritid_coordinator: User
     client_id: uuid.UUID
+    named_officer: User
 
 
 async def _cast(session: AsyncSession, world: World, api: Builder) -> Cast:
@@ -170,6 +172,7 @@ async def _cast(session: AsyncSession, world: World, api: Builder) -> Cast:
         krim_caseworker=await make_user(session, roles={Role.CASEWORKER}, agency=krim),
         fritid_coordinator=await make_user(session, roles={Role.COORDINATOR}, agency=fritid),
         client_id=uuid.UUID(client["id"]),
+        named_officer=await make_user(session, roles={Role.CASEWORKER}, agency=world.pol),
     )
 
 
@@ -199,6 +202,7 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
                     "family_name": _canary("Vhefternamn"),
                     "personal_number": _number(1978),
                     "has_custody": True,
+                    "contact": _canary("Kontakt"),
                 }
                 for _ in range(guardians)
             ],
@@ -216,6 +220,7 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
             crawl.add("guardian.given_name", sent["given_name"], owner)
             crawl.add("guardian.family_name", sent["family_name"], owner)
             crawl.add("guardian.personal_number", spellings(sent["personal_number"]), owner)
+            crawl.add("guardian.contact", sent["contact"], owner)
         crawl.pool("individual_id", made["id"])
         crawl.numbers.append(number)
         return made["id"], number, made["guardians"], (given, family)
@@ -341,6 +346,58 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
         crawl.add("emergency.reason", reason, ("grant", uuid.UUID(made["id"])))
         crawl.pool("grant_id", made["id"])
 
+    async def goal(by: User, case_id: str, *, follow_up: bool = False) -> None:
+        description = _canary("Mal")
+        made = await api(
+            by,
+            "POST",
+            f"/cases/{case_id}/goals",
+            json={
+                "area": "education",
+                "description": description,
+                "target_date": (now + timedelta(days=100)).date().isoformat(),
+                "follow_up_on": (now + timedelta(days=2)).date().isoformat(),
+            },
+        )
+        owner = ("goal", uuid.UUID(made["id"]))
+        crawl.add("goal.description", description, owner)
+        if follow_up:
+            note, outcome = _canary("Uppfoljning"), _canary("Maluttfall")
+            await api(
+                by,
+                "PATCH",
+                f"/goals/{made['id']}",
+                json={"status": "partly_achieved", "note": note, "outcome": outcome},
+            )
+            crawl.add("goal.follow_up.note", note, owner)
+            crawl.add("goal.outcome", outcome, owner)
+        crawl.pool("goal_id", made["id"])
+
+    async def meeting(
+        by: User, case_id: str, attendees: list[dict[str, Any]], decisions: list[Any]
+    ) -> None:
+        minutes, decided = _canary("Protokoll"), [_canary("Beslut") for _ in decisions]
+        made = await api(
+            by,
+            "POST",
+            f"/cases/{case_id}/meetings",
+            json={
+                "held_at": (now - timedelta(hours=3)).isoformat(),
+                "kind": "intake",
+                "individual_present": True,
+                "attendees": attendees,
+                "minutes": minutes,
+                "decisions": [
+                    {"title": title, "responsible_agency_id": str(agency.id)}
+                    for title, agency in zip(decided, decisions, strict=True)
+                ],
+            },
+        )
+        crawl.add("meeting.minutes", minutes, ("meeting", uuid.UUID(made["id"])))
+        for title, action_id in zip(decided, made["action_ids"], strict=True):
+            crawl.add("meeting.decision", title, ("action", uuid.UUID(action_id)))
+        crawl.pool("meeting_id", made["id"])
+
     # --- the minor: every consent state, on a case with four agencies ----------------------
     minor, minor_number, guardians, names = await individual(w.soc_coordinator, 2011, guardians=2)
     by_guardians = [{"role": "guardian", "guardian_id": g["id"]} for g in guardians]
@@ -386,6 +443,9 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
         cm, minor, by_guardians, [w.soc, cast.fritid], ["contact"], supersedes_id=superseded
     )  # partial, superseding
     await consent(cm, minor, by_guardians, [w.soc, w.skola], ["school"])  # another agency
+    # the leisure agency reads the plan (goals, meetings) but not who the person is: the
+    # guardian attending a meeting stays unnamed to it
+    await consent(cm, minor, by_guardians, [w.soc, cast.fritid], ["plan"])
     await entry(w.soc_caseworker, cm, "social_services", correct=True)
     await entry(w.pol_caseworker, cm, "police")
     await entry(w.skola_coordinator, cm, "school")
@@ -394,6 +454,47 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
     await action(w.soc_caseworker, cm, w.pol)  # for the police, under the consent
     await action(w.skola_coordinator, cm, w.skola)
     await grant(w.pol_caseworker, cm, "osl_10_18a")
+    # casework: goals, meetings (a guardian and a named police officer attending), the
+    # threat assessment (its dates are its canaries), and a corrected name
+    await goal(w.soc_caseworker, cm, follow_up=True)
+    await goal(w.pol_caseworker, cm)
+    await goal(w.skola_coordinator, cm)
+    officer = _canary("Polisnamn")
+    cast.named_officer.display_name = officer
+    await session.flush()
+    crawl.add(
+        "meeting.attendee.display_name",
+        officer,
+        ("case_staff", uuid.UUID(cm)),
+        ("accounts", cast.named_officer.id),
+    )
+    await meeting(
+        w.soc_coordinator,
+        cm,
+        [
+            {"agency_id": str(w.pol.id), "user_id": str(cast.named_officer.id)},
+            {"guardian_id": guardians[0]["id"], "role": "vårdnadshavare"},
+        ],
+        [w.soc, w.pol],
+    )
+    await meeting(w.skola_coordinator, cm, [{"agency_id": str(w.skola.id)}], [w.skola])
+    reviewed = date(2020, 1, 1) + timedelta(days=secrets.randbelow(1500))
+    due = date(2031, 1, 1) + timedelta(days=secrets.randbelow(1500))
+    await api(
+        w.pol_coordinator,
+        "PATCH",
+        f"/cases/{cm}",
+        json={
+            "threat_level": "high",
+            "threat_reviewed_on": reviewed.isoformat(),
+            "threat_review_due_on": due.isoformat(),
+        },
+    )
+    for name, day in (("case.threat_reviewed_on", reviewed), ("case.threat_review_due_on", due)):
+        crawl.add(name, day.isoformat(), ("threat", uuid.UUID(cm)))
+    renamed = _canary("Nyttnamn")
+    await api(w.soc_coordinator, "PATCH", f"/individuals/{minor}", json={"given_name": renamed})
+    crawl.add("individual.given_name", renamed, ("identity", uuid.UUID(minor)))
 
     # --- the adult: registered twice; a Trefas case and a closed one -------------------------
     adult, adult_number, _, _ = await individual(w.soc_coordinator, 1998)
@@ -414,11 +515,16 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
     await entry(w.pol_caseworker, cc, "police")
     await action(w.soc_caseworker, cc, w.soc)
     await grant(w.pol_caseworker, cc, "osl_10_18a")
+    await goal(w.soc_caseworker, cc)
     await api(
         w.soc_coordinator,
         "PATCH",
         f"/cases/{cc}",
         json={"status": "closed", "closure_reason": "completed"},
+    )
+    # the open Trefas case is related to the closed SIG case
+    await api(
+        w.soc_coordinator, "POST", f"/cases/{ca}/links", json={"case_id": cc, "kind": "related"}
     )
     # an expired grant (time cannot be waited for in a test)
     expired = EmergencyGrant(
@@ -497,6 +603,13 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
 
 # --- the oracle: app/policy decides -----------------------------------------------------------
 
+SHARED: dict[str, Any] = {
+    "entry": entry_service.ENTRIES,
+    "action": action_service.ACTIONS,
+    "goal": goal_service.GOALS,
+    "meeting": meeting_service.MEETINGS,
+}
+
 
 async def _allowed(session: AsyncSession, actor: Actor, question: Question) -> bool:
     kind, ident = question
@@ -505,11 +618,26 @@ async def _allowed(session: AsyncSession, actor: Actor, question: Question) -> b
         assert individual is not None
         facts = await individual_service.facts(session, individual)
         return (await individual_service.identity_decision(session, actor, facts)).allowed
-    if kind in {"entry", "action"}:
-        shared: Any = entry_service.ENTRIES if kind == "entry" else action_service.ACTIONS
-        row = await session.get(Entry if kind == "entry" else CaseAction, ident)
+    if kind in SHARED:
+        shared: Any = SHARED[kind]
+        row = await session.get(shared.model, ident)
         facts = await shared.facts(session, row, None)
         return (await decide_read(session, actor, shared, row, facts)).allowed
+    if kind == "threat":
+        case = await session.get(Case, ident)
+        assert case is not None
+        facts = await case_service.case_facts(session, case)
+        return (await case_service.threat_decision(session, actor, case, facts)).allowed
+    if kind == "case_staff":  # staff of an agency taking part in the case
+        case = await session.get(Case, ident)
+        assert case is not None
+        facts = await case_service.case_facts(session, case)
+        return enforce.decide(actor, Action.CASE_READ, facts).allowed
+    if kind == "accounts":  # administrators see accounts (their names) by account.manage
+        user = await session.get(User, ident)
+        assert user is not None
+        account = AccountFacts(id=user.id, agency_id=user.agency_id)
+        return enforce.decide(actor, Action.ACCOUNT_MANAGE, account).allowed
     if kind == "consent_case":
         case = await session.get(Case, ident)
         assert case is not None
