@@ -6,7 +6,8 @@ pending, expired, withdrawn, superseded from a past moment, superseded from a fu
 naming any agencies and categories; emergency grants, live, expired and ended, some issued
 while the user belonged to another agency; entries
 from any agency in any category; actions planned by any agency for any agency — and random
-actors (every role mix, and integration clients with any scopes). For each actor, the rows
+actors (every role mix, and integration clients with any scopes); goals (meetings share
+their filter) and threat assessments recorded by any agency. For each actor, the rows
 each SQL filter returns must be exactly the rows the decision point permits.
 """
 
@@ -33,6 +34,7 @@ from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.entries.models import Entry
 from app.events import service as event_service
 from app.events.models import Event, EventType, ResourceType
+from app.goals.models import Goal
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.policy import enforce, filters
@@ -42,7 +44,7 @@ from app.policy.grounds import grounds_for
 from app.users.models import Role
 from tests.factories import make_agency, make_user
 
-CATEGORIES = ["identity", "plan", "police", "social_services"]
+CATEGORIES = ["identity", "plan", "police", "social_services", "threat_assessment"]
 KINDS = ["socialtjanst", "polis", "skola", "kriminalvard"]
 BASES = ["osl_10_18a", "osl_10_2", "osl_10_19", "osl_25_12"]
 STATES = ["active", "pending", "expired", "withdrawn", "superseded", "superseded_later"]
@@ -83,6 +85,10 @@ world = st.fixed_dictionaries(
         ),
         # the scopes of the integration clients among the actors
         "client_scopes": st.sets(st.sampled_from(list(Scope))),
+        # goals (and so meetings: the same filter) set by an agency on a case
+        "goals": st.lists(st.tuples(st.integers(0, 4), st.integers(0, 3)), max_size=3),
+        # a threat assessment recorded on a case by an agency
+        "threats": st.lists(st.tuples(st.integers(0, 4), st.integers(0, 3)), max_size=2),
         "grants": st.lists(
             st.tuples(
                 st.integers(0, 4),
@@ -170,6 +176,22 @@ async def _ids(session: AsyncSession, column: Any, condition: ColumnElement[bool
         "actions": [],
         "actors": [(0, {Role.CASEWORKER}, False)],
         "grants": [(0, 0, {"identity", "social_services"}, "moved", "osl_10_18a")],
+    }
+)
+# A threat assessment and a goal on a closed case, and a consent covering both on the
+# individual's other, open case: closing a case ends what it shares, whatever the consent.
+@example(
+    spec={
+        "agencies": ["polis", "socialtjanst"],
+        "individuals": [(1, False)],
+        "cases": [(0, 1, {0}, True), (0, 1, {0}, False)],
+        "consents": [(1, {0, 1}, {"threat_assessment", "plan"}, "active")],
+        "entries": [],
+        "actions": [],
+        "actors": [(1, {Role.CASEWORKER}, False)],
+        "grants": [],
+        "goals": [(0, 0)],
+        "threats": [(0, 0)],
     }
 )
 async def test_sql_filters_agree_with_cedar(session: AsyncSession, spec: dict[str, Any]) -> None:
@@ -303,6 +325,31 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
                     updated_at=now,
                 )
             )
+        for case_index, agency in spec.get("goals", []):
+            case = cases[case_index % len(cases)]
+            session.add(
+                Goal(
+                    id=uuid.uuid4(),
+                    case_id=case.id,
+                    individual_id=case.individual_id,
+                    agency_id=pick(agency),
+                    area="education",
+                    description="d",
+                    set_on=now.date(),
+                    target_date=now.date(),
+                    follow_up_on=None,
+                    status="open",
+                    outcome=None,
+                    version=1,
+                    created_by=uuid.uuid4(),
+                    created_at=now,
+                    updated_by=uuid.uuid4(),
+                    updated_at=now,
+                )
+            )
+        for case_index, agency in spec.get("threats", []):
+            case = cases[case_index % len(cases)]
+            case.threat_level, case.threat_agency_id = "high", pick(agency)
     await session.flush()
 
     actors: list[Actor] = []
@@ -372,9 +419,22 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
             for c in (await session.execute(select(Consent))).scalars()
         ),
         *((EventType.EMERGENCY_GRANTED, ResourceType.EMERGENCY_GRANT, g) for g in all_grants),
+        *(
+            (EventType.GOAL_UPDATED, ResourceType.GOAL, g)
+            for g in (await session.execute(select(Goal))).scalars()
+        ),
+        *(
+            (EventType.CASE_THREAT_RAISED, ResourceType.THREAT, c)
+            for c in all_cases
+            if c.threat_agency_id is not None
+        ),
     ]
     for event_type, resource_type, row in rows:
-        case_id = row.id if resource_type is ResourceType.CASE else getattr(row, "case_id", None)
+        case_id = (
+            row.id
+            if resource_type in {ResourceType.CASE, ResourceType.THREAT}
+            else getattr(row, "case_id", None)
+        )
         await event_service.emit(
             session,
             event_type,
@@ -469,6 +529,30 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
                 grants.add(grant.id)
         assert await _ids(session, EmergencyGrant.id, filters.grants_visible_to(actor)) == grants
 
+        goals = set()
+        for goal in (await session.execute(select(Goal))).scalars():
+            goal_facts = await case_service.recorded_facts(
+                session,
+                goal,
+                case_facts[goal.case_id],
+                source_agency_id=goal.agency_id,
+                category="plan",
+            )
+            grounds = await grounds_for(
+                session, actor, individual_id=goal.individual_id, case_id=goal.case_id, now=now
+            )
+            if enforce.decide(actor, Action.ENTRY_READ, goal_facts, grounds).allowed:
+                goals.add(goal.id)
+        visible_goals = filters.plan_records_visible_to(Goal)(actor, now)
+        assert await _ids(session, Goal.id, visible_goals) == goals
+
+        threats = set()
+        for case in all_cases:
+            decided = await case_service.threat_decision(session, actor, case, case_facts[case.id])
+            if case.threat_agency_id is not None and decided.allowed:
+                threats.add(case.id)
+        assert await _ids(session, Case.id, filters.threat_visible_to(actor, now)) == threats
+
         # the event feed: an event is seen exactly when what it is about may be read
         by_case = {ResourceType.CASE, ResourceType.PARTICIPANT, ResourceType.CONSENT}
         readable_rows = {
@@ -476,6 +560,8 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
             ResourceType.ENTRY: entries,
             ResourceType.ACTION: actions,
             ResourceType.EMERGENCY_GRANT: grants,
+            ResourceType.GOAL: goals,
+            ResourceType.THREAT: threats,
         }
         expected_events = set()
         may_list = enforce.decide(actor, Action.EVENT_LIST, AgencyFacts(id=actor.agency_id))
