@@ -9,29 +9,45 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.actions import service as action_service
-from app.actions.schemas import ActionCreate
 from app.agencies.models import Agency, AgencyKind
 from app.audit import writer as audit
 from app.audit.records import Origin, Record
+from app.auth.actor import Actor
 from app.auth.service import user_actor
+from app.cases import links as link_service
 from app.cases import service as case_service
-from app.cases.models import Case, Programme
-from app.cases.schemas import CaseCreate, ParticipantCreate
+from app.cases.models import (
+    Case,
+    CaseStatus,
+    ClosureReason,
+    CustodyStatus,
+    ExitStatus,
+    LinkKind,
+    Programme,
+    ThreatLevel,
+)
+from app.cases.schemas import CaseCreate, CaseUpdate, Custody, Exit, LinkCreate, ParticipantCreate
 from app.consents import service as consent_service
 from app.consents.models import ConsentMethod, SignatoryRole
 from app.consents.schemas import ConsentCreate, SignatoryIn
 from app.entries import service as entry_service
 from app.entries.schemas import EntryCreate
 from app.errors import Conflict
+from app.goals import service as goal_service
+from app.goals.models import GoalArea
+from app.goals.schemas import GoalCreate, GoalUpdate
+from app.individuals import changes as individual_changes
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
-from app.individuals.schemas import IndividualCreate
+from app.individuals.schemas import IndividualCreate, IndividualUpdate
+from app.meetings import service as meeting_service
+from app.meetings.models import MeetingKind
+from app.meetings.schemas import AttendeeIn, DecisionIn, MeetingCreate
 from app.security import hash_secret_async
 from app.users import service as user_service
 from app.users.models import Role, User
@@ -237,6 +253,7 @@ async def _seed_demo_case(
             .where(
                 Individual.registering_agency_id == social.id,
                 Individual.personal_number == DEMO_PERSONAL_NUMBER.replace("-", ""),
+                Case.programme == Programme.SIG.value,
             )
         )
     ).first()
@@ -247,17 +264,48 @@ async def _seed_demo_case(
         await session.execute(select(User).where(User.username == "demo.samordnare"))
     ).scalar_one()
     actor = user_actor(coordinator, Origin(request_id="samverkan-demo"))
+    # registered first without his number (a reserve id), then corrected: a version
     individual = await individual_service.create_individual(
         session,
         actor,
         data=IndividualCreate(
-            personal_number=DEMO_PERSONAL_NUMBER,
-            given_name="Tolvan",
-            family_name="Tolvansson",
+            given_name="Tolvan", family_name="Tolvansson", birth_date=date(1912, 12, 12)
         ),
+    )
+    await individual_changes.update_individual(
+        session,
+        actor,
+        individual_id=individual.id,
+        data=IndividualUpdate(personal_number=DEMO_PERSONAL_NUMBER),
+    )
+    # the Trefas case before his release: social services and the frivård, now closed
+    trefas = await case_service.create_case(
+        session, actor, data=CaseCreate(individual_id=individual.id, programme=Programme.TREFAS)
+    )
+    await case_service.add_participant(
+        session, actor, case_id=trefas.id, data=ParticipantCreate(agency_id=probation.id)
+    )
+    await case_service.update_case(
+        session,
+        actor,
+        case_id=trefas.id,
+        data=CaseUpdate(
+            custody=Custody(
+                status=CustodyStatus.RELEASED, release_on=(now - timedelta(days=30)).date()
+            )
+        ),
+    )
+    await case_service.update_case(
+        session,
+        actor,
+        case_id=trefas.id,
+        data=CaseUpdate(status=CaseStatus.CLOSED, closure_reason=ClosureReason.COMPLETED),
     )
     case = await case_service.create_case(
         session, actor, data=CaseCreate(individual_id=individual.id, programme=Programme.SIG)
+    )
+    await link_service.create_link(
+        session, actor, case_id=case.id, data=LinkCreate(case_id=trefas.id, kind=LinkKind.CONTINUES)
     )
     for agency in (police, probation, school):
         await case_service.add_participant(
@@ -275,7 +323,15 @@ async def _seed_demo_case(
                 )
             ],
             agency_ids=[social.id, police.id, probation.id, school.id],
-            categories=["identity", "contact", "social_services", "school", "probation", "plan"],
+            categories=[
+                "identity",
+                "contact",
+                "social_services",
+                "school",
+                "probation",
+                "plan",
+                "threat_assessment",
+            ],
             purpose="Samordnat stöd inom SIG för att lämna kriminalitet",
             valid_from=signed,
             valid_until=signed + timedelta(days=180),
@@ -293,34 +349,103 @@ async def _seed_demo_case(
             case_id=case.id,
             data=EntryCreate(category=category, title=title, body=body),
         )
-    # The action plan (insatser), drawn up by the lead coordinator for each agency: the
-    # consent names all three and covers the plan, so every participant sees all of it.
-    by_kind = {
-        "socialtjanst": social,
-        "polis": police,
-        "kriminalvard": probation,
-        "skola": school,
-    }
-    for kind, action_type, title, due_in_days in _DEMO_ACTIONS:
-        await action_service.create_action(
-            session,
-            actor,
-            case_id=case.id,
-            data=ActionCreate(
-                type=action_type,
-                title=title,
-                responsible_agency_id=by_kind[kind].id,
-                due_date=(now + timedelta(days=due_in_days)).date(),
-            ),
-        )
+    await _seed_demo_casework(session, actor, case.id, agencies, now)
     return individual.id, case.id
 
 
+async def _seed_demo_casework(
+    session: AsyncSession,
+    actor: Actor,
+    case_id: uuid.UUID,
+    agencies: list[Agency],
+    now: datetime,
+) -> None:
+    """The intake meeting, whose decisions are the action plan (insatser) for each agency —
+    the consent names all four and covers the plan, so every participant sees all of it —;
+    the goals, one followed up; a threat assessment; custody and the wish to leave crime."""
+    by_kind = {agency.kind: agency for agency in agencies}
+    await meeting_service.record_meeting(
+        session,
+        actor,
+        case_id=case_id,
+        data=MeetingCreate(
+            held_at=now - timedelta(days=1),
+            kind=MeetingKind.INTAKE,
+            individual_present=True,
+            attendees=[
+                AttendeeIn(agency_id=agency.id, role=role)
+                for agency, role in zip(
+                    agencies,
+                    ("samordnare", "områdespolis", "frivårdsinspektör", "mentor"),
+                    strict=True,
+                )
+            ],
+            minutes="Tolvan vill lämna kriminaliteten, studera klart och få ett eget boende.",
+            decisions=[
+                DecisionIn(
+                    title=title,
+                    responsible_agency_id=by_kind[kind].id,
+                    due_date=(now + timedelta(days=due_in_days)).date(),
+                )
+                for kind, title, due_in_days in _DEMO_ACTIONS
+            ],
+        ),
+    )
+    school_user = (
+        await session.execute(select(User).where(User.username == "demo.skola"))
+    ).scalar_one()
+    teacher = user_actor(school_user, Origin(request_id="samverkan-demo"))
+    studies = await goal_service.create_goal(
+        session,
+        teacher,
+        case_id=case_id,
+        data=GoalCreate(
+            area=GoalArea.EDUCATION,
+            description="Slutföra gymnasiet med godkända betyg i kärnämnena",
+            target_date=(now + timedelta(days=300)).date(),
+            follow_up_on=(now + timedelta(days=5)).date(),
+        ),
+    )
+    await goal_service.update_goal(
+        session, teacher, goal_id=studies.id, data=GoalUpdate(note="Närvaron har ökat.")
+    )
+    for area, description, days in (
+        (GoalArea.WORK, "Feriearbete genom kommunen i sommar", 180),
+        (GoalArea.HOUSING, "Eget förstahandskontrakt", 365),
+    ):
+        await goal_service.create_goal(
+            session,
+            actor,
+            case_id=case_id,
+            data=GoalCreate(
+                area=area,
+                description=description,
+                target_date=(now + timedelta(days=days)).date(),
+                follow_up_on=(now + timedelta(days=30)).date(),
+            ),
+        )
+    await case_service.update_case(
+        session,
+        actor,
+        case_id=case_id,
+        data=CaseUpdate(
+            threat_level=ThreatLevel.ELEVATED,
+            threat_reviewed_on=now.date(),
+            custody=Custody(
+                status=CustodyStatus.RELEASED, release_on=(now - timedelta(days=30)).date()
+            ),
+            exit=Exit(
+                status=ExitStatus.IN_PROGRESS, requested_on=(now - timedelta(days=20)).date()
+            ),
+        ),
+    )
+
+
 _DEMO_ACTIONS = (
-    ("socialtjanst", "familjebehandling", "Familjebehandling varannan vecka", 60),
-    ("skola", "studiestod", "Anpassad studiegång och mentor", 30),
-    ("polis", "samtal", "Motiverande samtal med områdespolis", 14),
-    ("kriminalvard", "frivardskontakt", "Kontakt med frivården inför villkorlig frigivning", 21),
+    ("socialtjanst", "Familjebehandling varannan vecka", 60),
+    ("skola", "Anpassad studiegång och mentor", 30),
+    ("polis", "Motiverande samtal med områdespolis", 14),
+    ("kriminalvard", "Kontakt med frivården efter villkorlig frigivning", 21),
 )
 
 _DEMO_ENTRIES = (

@@ -21,6 +21,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import __version__, bootstrap
+from app.actions.models import CaseAction
 from app.agencies.models import Agency
 from app.audit.chain import verify_chain
 from app.cases.models import Case, CaseParticipant
@@ -28,6 +29,7 @@ from app.consents import service as consent_service
 from app.consents.models import Consent
 from app.db import create_engine
 from app.entries.models import Entry
+from app.goals.models import Goal
 from app.migrate import current_revisions, head_revisions, reset
 from app.security import verify_secret
 from app.users.models import User
@@ -210,8 +212,10 @@ async def test_demo_data_is_idempotent_and_signs_in(session: AsyncSession) -> No
     ).scalar_one()
     assert await verify_secret(second[0].password, user.password_hash)
     assert not await verify_secret(first[0].password, user.password_hash)
-    [(case_id, programme)] = (await session.execute(select(Case.id, Case.programme))).all()
-    assert programme == "sig"
+    cases = dict((await session.execute(select(Case.programme, Case.id))).all())
+    assert set(cases) == {"sig", "trefas"}  # the SIG case continues the Trefas case
+    case_id = cases["sig"]
+    assert second_seed.case_id == case_id
     [consent] = (await session.execute(select(Consent))).scalars()
     assert consent.case_id == case_id
     assert consent_service.status_of(consent, datetime.now(UTC)) == "active"
@@ -221,6 +225,13 @@ async def test_demo_data_is_idempotent_and_signs_in(session: AsyncSession) -> No
     assert participants.scalar_one() == 4
     entries = await session.execute(select(Entry.category).where(Entry.case_id == case_id))
     assert sorted(entries.scalars()) == ["police", "probation", "school", "social_services"]
+    # the casework: the intake meeting's decisions are the plan; goals, one followed up
+    decisions = await session.execute(
+        select(func.count()).select_from(CaseAction).where(CaseAction.meeting_id.is_not(None))
+    )
+    assert decisions.scalar_one() == 4
+    goals = (await session.execute(select(Goal).where(Goal.case_id == case_id))).scalars()
+    assert sorted(g.version for g in goals) == [1, 1, 2]
 
 
 async def test_the_demo_shows_a_newcomer_what_the_consent_allows(

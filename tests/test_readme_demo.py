@@ -89,9 +89,11 @@ def test_the_readme_walkthrough_works_when_pasted(tmp_path: Path) -> None:
         case,
         search,
         police_entries,
+        police_meetings,
         social_entries,
         frivard_plan,
         school_plan,
+        work,
         withdrawn,
         police_after,
         extract,
@@ -107,8 +109,12 @@ def test_the_readme_walkthrough_works_when_pasted(tmp_path: Path) -> None:
         "school",
         "social_services",
     }
+    [intake] = police_meetings["items"]
+    assert intake["kind"] == "intake"
+    assert len(intake["action_ids"]) == 4
     assert "police" not in {e["category"] for e in social_entries["items"]}
     assert len(frivard_plan["items"]) == len(school_plan["items"]) == 4
+    assert set(work) >= {"overdue_actions", "follow_ups_due", "consents_expiring", "reviews_due"}
     assert withdrawn["status"] == "withdrawn"
     assert {e["category"] for e in police_after["items"]} == {"police"}
     assert any(e["basis"] == "consent" for e in extract["entries"])
