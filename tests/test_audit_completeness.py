@@ -82,11 +82,29 @@ ACTIONS = {
     ("DELETE", "/emergency-access/{grant}"): "emergency.end",
     ("GET", "/individuals/{individual}/access-log"): "audit.access_log",
     ("GET", "/events"): "event.list",
+    ("PATCH", "/individuals/{individual}"): "individual.update",
+    ("GET", "/individuals/{individual}/versions"): "individual.versions",
+    ("POST", "/individuals/{individual}/guardians"): "guardian.add",
+    ("PATCH", "/guardians/{guardian}"): "guardian.update",
+    ("POST", "/cases/{case}/goals"): "goal.create",
+    ("GET", "/cases/{case}/goals"): "goal.list",
+    ("GET", "/goals/{soc_goal}"): "goal.read",
+    ("PATCH", "/goals/{soc_goal}"): "goal.update",
+    ("POST", "/cases/{case}/meetings"): "meeting.create",
+    ("GET", "/cases/{case}/meetings"): "meeting.list",
+    ("GET", "/meetings/{soc_meeting}"): "meeting.read",
+    ("POST", "/cases/{case}/links"): "case.link",
+    ("GET", "/cases/{case}/links"): "case.links",
+    ("GET", "/me/work"): "work.list",
 }
+# A route whose work is recorded besides its own record: a meeting's decisions are each an
+# action planned (``action.create``), in the same request.
+ALSO_RECORDED = {"meeting.create": "action.create"}
 BAD_QUERY = {  # the GET routes without an id in the path: a query they refuse
     "/individuals": "?personal_number=1",
     "/cases": "?limit=0",
     "/events": "?after=not-a-cursor",
+    "/me/work": "?limit=0",
 }
 
 
@@ -179,6 +197,11 @@ def _item_problems(
     outcome: Outcome, response: httpx.Response, items: list[AuditEvent], event: AuditEvent
 ) -> list[str]:
     """A list or search records each item it disclosed, as a read of that item."""
+    also = ALSO_RECORDED.get(event.action)
+    if also and outcome in {PERMIT, FAILED_LATE}:
+        if any(e.action != also or e.request_id != event.request_id for e in items):
+            return [f"records besides the request's own and its {also}"]
+        return []
     if outcome not in {PERMIT, FAILED_LATE} or not event.action.endswith((".list", ".search")):
         return [f"records besides the request's own: {[(e.action, e.reason) for e in items]}"]
     problems = []

@@ -43,11 +43,12 @@ from app.external_refs import service as external_refs
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.pagination import Page, cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
-from app.policy import enforce, filters, get_engine
+from app.policy import enforce, filters, get_engine, reads
 from app.policy.engine import Action, Basis, PolicyDecision
 from app.policy.entities import CaseFacts, EntryFacts
-from app.policy.filters import THREAT_ASSESSMENT
+from app.policy.filters import PLAN, THREAT_ASSESSMENT
 from app.policy.grounds import grounds_for
+from app.policy.reads import SharedKind
 from app.users.models import User
 
 
@@ -113,6 +114,63 @@ async def recorded_facts(
         case=case,
         source_agency_kind=await agency_service.kind_of(session, source_agency_id),
     )
+
+
+def plan_record_kind(model: type[Any], resource_type: str) -> SharedKind[Any, EntryFacts]:
+    """Goals and meetings: information of category ``plan`` recorded on a case by the
+    agency in the row's ``agency_id``, read like an entry of that agency (``entry.read``)."""
+
+    async def facts(session: AsyncSession, row: Any, case: CaseFacts | None) -> EntryFacts:
+        return await recorded_facts(
+            session, row, case, source_agency_id=row.agency_id, category=PLAN
+        )
+
+    def record(actor: Actor, action: str, row: Any, decision: PolicyDecision) -> Record:
+        return actor.record(
+            action,
+            policy_id=decision.policy_id,
+            **kind.fields(row),
+            **individual_service.read_basis(decision, "own_agency"),
+        )
+
+    kind: SharedKind[Any, EntryFacts] = SharedKind(
+        model=model,
+        resource_type=resource_type,
+        read=Action.ENTRY_READ,
+        facts=facts,
+        visible=filters.plan_records_visible_to(model),
+        record=record,
+    )
+    return kind
+
+
+async def case_page(
+    session: AsyncSession,
+    actor: Actor,
+    kind: SharedKind[Any, Any],
+    *,
+    case_id: uuid.UUID,
+    limit: int,
+    cursor: str | None,
+    newest_first: bool,
+) -> tuple[list[Any], str | None, CaseFacts]:
+    """A page of the case's rows of ``kind`` the caller may read (app.policy.reads), once it
+    may see the case (404 otherwise); audited as ``<kind>.list`` and a read per row."""
+    case, facts, decision = await load_case(
+        session, actor, case_id, action=Action.CASE_READ, audit_action=f"{kind.resource_type}.list"
+    )
+    rows, next_cursor = await reads.read_page(
+        session,
+        actor,
+        kind,
+        case=case,
+        case_facts=facts,
+        list_policy_id=decision.policy_id,
+        limit=limit,
+        cursor=cursor,
+        newest_first=newest_first,
+    )
+    return rows, next_cursor, facts
 
 
 async def load_case(

@@ -215,18 +215,7 @@ async def list_entries(
 ) -> Page[EntryRead]:
     """Only the entries the sharing rule lets the caller read, filtered in SQL; newest first.
     One audit record per entry returned, with its basis."""
-    case, case_facts, list_decision = await case_service.load_case(
-        session, actor, case_id, action=Action.CASE_READ, audit_action="entry.list"
-    )
-    rows, next_cursor = await reads.read_page(
-        session,
-        actor,
-        ENTRIES,
-        case=case,
-        case_facts=case_facts,
-        list_policy_id=list_decision.policy_id,
-        limit=limit,
-        cursor=cursor,
-        newest_first=True,
+    rows, next_cursor, _case_facts = await case_service.case_page(
+        session, actor, ENTRIES, case_id=case_id, limit=limit, cursor=cursor, newest_first=True
     )
     return Page[EntryRead](items=await _to_reads(session, rows), next_cursor=next_cursor)

@@ -34,9 +34,6 @@ class GoalStatus(StrEnum):
     ABANDONED = "abandoned"
 
 
-GOAL_CATEGORY = "plan"
-
-
 class Goal(Base):
     __tablename__ = "goal"
     __table_args__ = (

@@ -12,19 +12,17 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import writer as audit
-from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases import service as case_service
 from app.errors import ValidationFailed
 from app.events import service as events
 from app.events.models import EventType, ResourceType
-from app.goals.models import GOAL_CATEGORY, Goal, GoalArea, GoalFollowUp, GoalStatus
+from app.goals.models import Goal, GoalArea, GoalFollowUp, GoalStatus
 from app.goals.schemas import GoalCreate, GoalFollowUpRead, GoalRead, GoalUpdate
-from app.individuals.service import read_basis
 from app.pagination import Page
-from app.policy import enforce, filters, reads
-from app.policy.engine import Action, PolicyDecision
-from app.policy.entities import CaseFacts, EntryFacts
+from app.policy import enforce, reads
+from app.policy.engine import Action
+from app.policy.entities import EntryFacts
 from app.policy.reads import SharedKind
 
 
@@ -32,29 +30,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _facts(session: AsyncSession, goal: Goal, case: CaseFacts | None) -> EntryFacts:
-    return await case_service.recorded_facts(
-        session, goal, case, source_agency_id=goal.agency_id, category=GOAL_CATEGORY
-    )
-
-
-def _read_record(actor: Actor, action: str, goal: Goal, decision: PolicyDecision) -> Record:
-    return actor.record(
-        action,
-        policy_id=decision.policy_id,
-        **GOALS.fields(goal),
-        **read_basis(decision, "own_agency"),
-    )
-
-
-GOALS: SharedKind[Goal, EntryFacts] = SharedKind(
-    model=Goal,
-    resource_type="goal",
-    read=Action.ENTRY_READ,
-    facts=_facts,
-    visible=filters.plan_records_visible_to(Goal),
-    record=_read_record,
-)
+GOALS: SharedKind[Goal, EntryFacts] = case_service.plan_record_kind(Goal, "goal")
 
 _FOLLOW_UPS = (
     select(GoalFollowUp)
@@ -154,7 +130,7 @@ async def get_goal(session: AsyncSession, actor: Actor, *, goal_id: uuid.UUID) -
     goal, _, decision = await reads.readable(
         session, actor, GOALS, goal_id, audit_action="goal.read"
     )
-    audit.append_at_commit(session, [_read_record(actor, "goal.read", goal, decision)])
+    audit.append_at_commit(session, [GOALS.record(actor, "goal.read", goal, decision)])
     [shown] = await _to_reads(session, [goal])
     return shown
 
@@ -227,18 +203,7 @@ async def list_goals(
     session: AsyncSession, actor: Actor, *, case_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page[GoalRead]:
     """The goals the sharing rule lets the caller see, filtered in SQL; oldest first."""
-    case, case_facts, list_decision = await case_service.load_case(
-        session, actor, case_id, action=Action.CASE_READ, audit_action="goal.list"
-    )
-    rows, next_cursor = await reads.read_page(
-        session,
-        actor,
-        GOALS,
-        case=case,
-        case_facts=case_facts,
-        list_policy_id=list_decision.policy_id,
-        limit=limit,
-        cursor=cursor,
-        newest_first=False,
+    rows, next_cursor, _case_facts = await case_service.case_page(
+        session, actor, GOALS, case_id=case_id, limit=limit, cursor=cursor, newest_first=False
     )
     return Page[GoalRead](items=await _to_reads(session, rows), next_cursor=next_cursor)

@@ -16,7 +16,6 @@ from app.actions import service as action_service
 from app.actions.models import CaseAction
 from app.actions.schemas import ActionCreate
 from app.audit import writer as audit
-from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases import service as case_service
 from app.cases.models import CaseParticipant
@@ -29,12 +28,11 @@ from app.meetings.models import Meeting, MeetingAttendee, MeetingKind
 from app.meetings.schemas import AttendeeRead, MeetingCreate, MeetingRead
 from app.pagination import Page
 from app.policy import filters, reads
-from app.policy.engine import Action, PolicyDecision
+from app.policy.engine import Action
 from app.policy.entities import CaseFacts, EntryFacts
 from app.policy.reads import SharedKind
 from app.users.models import User
 
-MEETING_CATEGORY = "plan"
 DECISION_TYPE = "meeting_decision"
 
 
@@ -42,29 +40,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _facts(session: AsyncSession, meeting: Meeting, case: CaseFacts | None) -> EntryFacts:
-    return await case_service.recorded_facts(
-        session, meeting, case, source_agency_id=meeting.agency_id, category=MEETING_CATEGORY
-    )
-
-
-def _read_record(actor: Actor, action: str, meeting: Meeting, decision: PolicyDecision) -> Record:
-    return actor.record(
-        action,
-        policy_id=decision.policy_id,
-        **MEETINGS.fields(meeting),
-        **individual_service.read_basis(decision, "own_agency"),
-    )
-
-
-MEETINGS: SharedKind[Meeting, EntryFacts] = SharedKind(
-    model=Meeting,
-    resource_type="meeting",
-    read=Action.ENTRY_READ,
-    facts=_facts,
-    visible=filters.plan_records_visible_to(Meeting),
-    record=_read_record,
-)
+MEETINGS: SharedKind[Meeting, EntryFacts] = case_service.plan_record_kind(Meeting, "meeting")
 
 _ATTENDEES = (
     select(MeetingAttendee, User.display_name, Guardian.given_name, Guardian.family_name)
@@ -255,7 +231,7 @@ async def get_meeting(session: AsyncSession, actor: Actor, *, meeting_id: uuid.U
     meeting, facts, decision = await reads.readable(
         session, actor, MEETINGS, meeting_id, audit_action="meeting.read"
     )
-    audit.append_at_commit(session, [_read_record(actor, "meeting.read", meeting, decision)])
+    audit.append_at_commit(session, [MEETINGS.record(actor, "meeting.read", meeting, decision)])
     [shown] = await _to_reads(session, actor, [meeting], facts.case)
     return shown
 
@@ -264,19 +240,8 @@ async def list_meetings(
     session: AsyncSession, actor: Actor, *, case_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page[MeetingRead]:
     """The meetings the sharing rule lets the caller see, filtered in SQL; newest first."""
-    case, case_facts, list_decision = await case_service.load_case(
-        session, actor, case_id, action=Action.CASE_READ, audit_action="meeting.list"
-    )
-    rows, next_cursor = await reads.read_page(
-        session,
-        actor,
-        MEETINGS,
-        case=case,
-        case_facts=case_facts,
-        list_policy_id=list_decision.policy_id,
-        limit=limit,
-        cursor=cursor,
-        newest_first=True,
+    rows, next_cursor, case_facts = await case_service.case_page(
+        session, actor, MEETINGS, case_id=case_id, limit=limit, cursor=cursor, newest_first=True
     )
     return Page[MeetingRead](
         items=await _to_reads(session, actor, rows, case_facts), next_cursor=next_cursor

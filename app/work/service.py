@@ -108,25 +108,25 @@ def _threats(actor: Actor, now: datetime, today: date, *, raised: bool) -> Items
 def _record(actor: Actor, kind: WorkKind, row: Any, policy_id: str) -> Record:
     """The read of one item: what it is, on which case; shown as one's own work (the
     filters admit only the caller's agency's items, or its lead cases' plan and consents)."""
-    resource = {
-        WorkKind.ACTION: "action",
-        WorkKind.GOAL: "goal",
-        WorkKind.CONSENT: "consent",
-    }.get(kind, "threat_assessment")
+    resource, read = {
+        WorkKind.ACTION: ("action", "action.read"),
+        WorkKind.GOAL: ("goal", "goal.read"),
+        WorkKind.CONSENT: ("consent", "consent.read"),
+    }.get(kind, ("threat_assessment", "case.read"))
     return actor.record(
-        "work.list",
+        read,
         resource_type=resource,
         resource_id=str(row[0]),
         case_id=row[1],
         individual_id=row[2],
         policy_id=policy_id,
         basis="own_agency",
-        reason=kind.value,
+        reason=f"work list: {kind.value}",
     )
 
 
-async def my_work(session: AsyncSession, actor: Actor) -> Work:
-    """Case staff only (403 otherwise): ``work.list``."""
+async def my_work(session: AsyncSession, actor: Actor, *, limit: int) -> Work:
+    """Case staff only (403 otherwise): ``work.list``; at most ``limit`` items a list."""
     decision = enforce.require(
         session,
         actor,
@@ -148,7 +148,7 @@ async def my_work(session: AsyncSession, actor: Actor) -> Work:
     found: dict[str, list[WorkItem]] = {}
     records: list[Record] = []
     for name, (kind, query) in lists.items():
-        rows = (await session.execute(query.limit(200))).all()
+        rows = (await session.execute(query.limit(limit))).all()
         found[name] = [
             WorkItem(id=row[0], kind=kind, case_id=row[1], due_on=_day(row[3])) for row in rows
         ]
