@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions.models import CaseAction
 from app.audit.models import AuditEvent
-from app.cases.models import CaseLink
-from app.goals.models import Goal
+from app.cases.models import CaseLink, CustodyStatus, ExitStatus, LinkKind, ThreatLevel
+from app.goals.models import Goal, GoalArea, GoalStatus
 from app.individuals.models import IndividualVersion
-from app.meetings.models import Meeting
+from app.meetings.models import Meeting, MeetingKind
 from app.users.models import User
 from tests.scenarios import CHILD_NUMBER, Scenario, World, call, register_consent
 
@@ -580,3 +580,71 @@ async def test_the_work_list_holds_what_is_due_and_only_what_the_caller_may_see(
     read = {(r.action, r.resource_id) for r in records}
     assert read >= {("action.read", mine["id"]), ("consent.read", consent.json()["id"])}
     assert date.fromisoformat(late) < TODAY
+
+
+async def test_every_value_of_every_casework_enum_is_taken_and_shown(
+    client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
+) -> None:
+    """Enumerated from the enums, so that a new value is tried without anyone adding it:
+    goal areas and statuses, meeting kinds, custody, exit and threat levels, link kinds."""
+    soc = world.soc_coordinator
+    case = scenario.case["id"]
+    for area in GoalArea:
+        goal = await _ok(
+            client, app, soc, "POST", f"/cases/{case}/goals", 201, json=_goal(area=area)
+        )
+        assert goal["area"] == area.value
+    for status in GoalStatus:
+        body: dict[str, Any] = {"status": status.value}
+        if status is not GoalStatus.OPEN:
+            body["outcome"] = "Utfall"
+        assert (await _ok(client, app, soc, "PATCH", f"/goals/{goal['id']}", json=body))[
+            "status"
+        ] == status.value
+    for kind in MeetingKind:
+        meeting = await _ok(
+            client, app, soc, "POST", f"/cases/{case}/meetings", 201, json=_meeting(kind=kind)
+        )
+        assert meeting["kind"] == kind.value
+    for custody in CustodyStatus:
+        for exit_status in ExitStatus:
+            shown = await _ok(
+                client,
+                app,
+                soc,
+                "PATCH",
+                f"/cases/{case}",
+                json={"custody": {"status": custody}, "exit": {"status": exit_status}},
+            )
+            assert (shown["custody"]["status"], shown["exit"]["status"]) == (custody, exit_status)
+    for level in ThreatLevel:
+        shown = await _ok(
+            client,
+            app,
+            soc,
+            "PATCH",
+            f"/cases/{case}",
+            json={"threat_level": level, "threat_reviewed_on": TODAY.isoformat()},
+        )
+        assert shown["threat_level"] == level.value
+        assert (shown["threat_review_due_on"] is None) == (level is ThreatLevel.NONE)
+    for kind in LinkKind:
+        other = await _ok(
+            client,
+            app,
+            soc,
+            "POST",
+            "/cases",
+            201,
+            json={"individual_id": scenario.individual["id"], "programme": "other"},
+        )
+        link = await _ok(
+            client,
+            app,
+            soc,
+            "POST",
+            f"/cases/{case}/links",
+            201,
+            json={"case_id": other["id"], "kind": kind},
+        )
+        assert link["kind"] == kind.value

@@ -9,7 +9,7 @@ from app.actions.schemas import ActionCreate, ActionRead, ActionUpdate
 from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
-from app.errors import ONE_RESOURCE
+from app.errors import ONE_RESOURCE, STATE_CHANGE
 from app.idempotency.deps import creates, idempotent
 from app.pagination import CursorQuery, LimitQuery, Page
 
@@ -21,7 +21,7 @@ _ONE = ONE_RESOURCE
     "/cases/{case_id}/actions",
     dependencies=[audited("action.create"), idempotent()],
     status_code=201,
-    responses=_ONE,
+    responses=STATE_CHANGE,  # 409: the case is closed
 )
 @creates
 async def create_action(

@@ -9,7 +9,7 @@ from app.auth.deps import CurrentActor
 from app.db import SessionDep
 from app.entries import service as entry_service
 from app.entries.schemas import CorrectionCreate, EntryCreate, EntryRead
-from app.errors import ONE_RESOURCE
+from app.errors import ONE_RESOURCE, STATE_CHANGE
 from app.idempotency.deps import creates, idempotent
 from app.pagination import CursorQuery, LimitQuery, Page
 
@@ -21,7 +21,7 @@ _ONE = ONE_RESOURCE
     "/cases/{case_id}/entries",
     dependencies=[audited("entry.create"), idempotent()],
     status_code=201,
-    responses=_ONE,
+    responses=STATE_CHANGE,  # 409: the case is closed
 )
 @creates
 async def create_entry(

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
-from app.errors import ONE_RESOURCE
+from app.errors import ONE_RESOURCE, STATE_CHANGE
 from app.goals import service as goal_service
 from app.goals.schemas import GoalCreate, GoalRead, GoalUpdate
 from app.idempotency.deps import creates, idempotent
@@ -15,14 +15,13 @@ from app.pagination import CursorQuery, LimitQuery, Page
 
 router = APIRouter(tags=["casework"])
 _ONE = ONE_RESOURCE
-_CHANGE = {**_ONE, 409: {"description": "The case is closed"}}
 
 
 @router.post(
     "/cases/{case_id}/goals",
     dependencies=[audited("goal.create"), idempotent()],
     status_code=201,
-    responses=_CHANGE,
+    responses=STATE_CHANGE,
 )
 @creates
 async def create_goal(
@@ -51,7 +50,7 @@ async def get_goal(goal_id: uuid.UUID, actor: CurrentActor, session: SessionDep)
     return await goal_service.get_goal(session, actor, goal_id=goal_id)
 
 
-@router.patch("/goals/{goal_id}", dependencies=[audited("goal.update")], responses=_CHANGE)
+@router.patch("/goals/{goal_id}", dependencies=[audited("goal.update")], responses=STATE_CHANGE)
 async def follow_up_goal(
     goal_id: uuid.UUID, data: GoalUpdate, actor: CurrentActor, session: SessionDep
 ) -> GoalRead:

@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from app.audit.deps import audited
 from app.auth.deps import CurrentActor
 from app.db import SessionDep
-from app.errors import ONE_RESOURCE
+from app.errors import ONE_RESOURCE, STATE_CHANGE
 from app.idempotency.deps import creates, idempotent
 from app.meetings import service as meeting_service
 from app.meetings.schemas import MeetingCreate, MeetingRead
@@ -21,7 +21,7 @@ _ONE = ONE_RESOURCE
     "/cases/{case_id}/meetings",
     dependencies=[audited("meeting.create"), idempotent()],
     status_code=201,
-    responses={**_ONE, 409: {"description": "The case is closed"}},
+    responses=STATE_CHANGE,
 )
 @creates
 async def record_meeting(
