@@ -756,6 +756,7 @@ ROWS: list[Row] = [
     # --- reference data ------------------------------------------------------------------
     Row("GET", "/categories", _everyone(200), audit="none", states=ONCE),
     Row("GET", "/legal-bases", _everyone(200), audit="none", states=ONCE),
+    Row("GET", "/labels?lang=sv", _everyone(200), audit="none", states=ONCE),
 ]
 
 

@@ -103,6 +103,14 @@ class LocalSettings(_Strict):
     audit: AuditSettings
 
 
+class Label(_Strict):
+    sv: str = Field(min_length=1, max_length=120)
+    en: str = Field(min_length=1, max_length=120)
+
+
+Labels = dict[str, dict[str, Label]]
+
+
 class _CategoryFile(_Strict):
     categories: list[Category]
 
@@ -115,6 +123,20 @@ class ReferenceData(_Strict):
     categories: dict[str, Category]
     legal_bases: dict[str, LegalBasis]
     settings: LocalSettings
+    # enum name (snake_case) -> value -> its Swedish and English label (labels.yaml)
+    labels: Labels = Field(default_factory=dict)
+
+    def labels_in(self, lang: Literal["sv", "en"]) -> dict[str, dict[str, str]]:
+        """Every enum's labels in one language, with the categories' and legal bases'."""
+        shown = {
+            name: {value: getattr(label, lang) for value, label in values.items()}
+            for name, values in self.labels.items()
+        }
+        shown["category"] = {c.code: getattr(c, f"label_{lang}") for c in self.categories.values()}
+        shown["legal_basis"] = {
+            b.code: getattr(b, f"label_{lang}") for b in self.legal_bases.values()
+        }
+        return dict(sorted(shown.items()))
 
     @model_validator(mode="after")
     def _consistent(self) -> ReferenceData:
@@ -143,4 +165,5 @@ def load_reference(directory: Path) -> ReferenceData:
         categories={c.code: c for c in categories.categories},
         legal_bases={b.code: b for b in bases.legal_bases},
         settings=LocalSettings.model_validate(_load_yaml(directory / "settings.yaml")),
+        labels=_load_yaml(directory / "labels.yaml"),
     )

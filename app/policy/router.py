@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 
 from app.auth.deps import CurrentActor
 from app.policy.engine import PolicyEngine
@@ -32,3 +32,39 @@ async def list_legal_bases(actor: CurrentActor, policy: PolicyDep) -> list[Legal
     """Provisions that allow a read without consent. The entries are examples that each
     organisation's legal counsel must confirm (`example: true`)."""
     return list(policy.reference.legal_bases.values())
+
+
+def preferred_language(accept_language: str | None) -> Literal["sv", "en"]:
+    """``sv`` when the Accept-Language header prefers Swedish to English, else ``en``."""
+    best: tuple[float, str] = (0.0, "en")
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        language = tag.strip().lower().split("-")[0]
+        if language in {"sv", "en"} and quality > best[0]:
+            best = (quality, language)
+    return "sv" if best[1] == "sv" else "en"
+
+
+@router.get("/labels", responses={401: {"description": "No or invalid token"}})
+async def list_labels(
+    request: Request,
+    actor: CurrentActor,
+    policy: PolicyDep,
+    lang: Annotated[
+        Literal["sv", "en"] | None,
+        Query(description="Without it, the language Accept-Language prefers (sv or en)."),
+    ] = None,
+) -> dict[str, dict[str, str]]:
+    """Every enum the API returns, `{<enum name>: {<value>: label}}`, in Swedish or English:
+    statuses, programmes, closure reasons, agency kinds, roles, categories, goal areas,
+    meeting kinds, threat levels, event types … (policies/labels.yaml)."""
+    chosen = lang or preferred_language(request.headers.get("accept-language"))
+    return policy.reference.labels_in(chosen)
