@@ -33,6 +33,7 @@ from app.goals.router import router as goals_router
 from app.idempotency import deps as idempotency
 from app.individuals.router import guardians_router
 from app.individuals.router import router as individuals_router
+from app.lagesbild.router import router as lagesbild_router
 from app.logging import configure_logging
 from app.meetings.router import router as meetings_router
 from app.middleware import RequestContextMiddleware
@@ -136,6 +137,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         goals_router,
         meetings_router,
         work_router,
+        lagesbild_router,
         events_router,
         webhooks_router,
         audit_router,

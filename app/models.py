@@ -22,6 +22,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "app.meetings.models",
     "app.actions.models",
     "app.goals.models",
+    "app.lagesbild.models",
     "app.events.models",
     "app.idempotency.models",
     "app.external_refs.models",

@@ -140,6 +140,7 @@ class Row:
     body: Callable[[str, Ctx], dict[str, Any]] | None = None
     audit: str = "personal"  # personal | admin | none
     states: frozenset[str] = frozenset(STATES)
+    csv: str | None = None  # a text/csv body (the lägesbild import)
 
 
 def _staff_or(status_for_staff: int, outsider: int = 404) -> Rule:
@@ -398,6 +399,26 @@ def _goal_body(actor: str, ctx: Ctx) -> dict[str, Any]:
         "description": "Godkänt i matematik",
         "target_date": (datetime.now(UTC).date() + timedelta(days=90)).isoformat(),
     }
+
+
+LAGESBILD_STAFF = PARTICIPANTS | {"skola_coordinator"}  # all in the same municipality
+LAGESBILD_WRITERS = {"soc_coordinator", "pol_coordinator"}
+
+
+def _lagesbild_reader(actor: str, ctx: Ctx) -> Expect:
+    return Expect(200 if actor in LAGESBILD_STAFF else 403)
+
+
+def _lagesbild_writer(ok: int, *, outsider: int) -> Rule:
+    """Social services' and the police's coordinators; the municipality's other staff are
+    told no (403); those who may not read it: ``outsider``."""
+
+    def rule(actor: str, ctx: Ctx) -> Expect:
+        if actor in LAGESBILD_WRITERS:
+            return Expect(ok)
+        return Expect(403 if actor in LAGESBILD_STAFF else outsider)
+
+    return rule
 
 
 WEBHOOK_MANAGERS = {"soc_coordinator", "pol_coordinator", "skola_coordinator", "soc_admin"}
@@ -753,6 +774,34 @@ ROWS: list[Row] = [
         audit="admin",
         states=ONCE,
     ),
+    # --- the lägesbild: no personal data; the municipality's staff read, its social services'
+    # and police coordinators write -------------------------------------------------------
+    Row(
+        "POST",
+        "/areas",
+        _lagesbild_writer(201, outsider=403),
+        body=lambda a, c: {"name": "Blackeberg"},
+        audit="admin",
+        states=ONCE,
+    ),
+    Row("GET", "/areas", _lagesbild_reader, audit="admin", states=ONCE),
+    Row(
+        "PUT",
+        "/lagesbild/{year}/{week}/{area}",
+        _lagesbild_writer(200, outsider=404),
+        body=lambda a, c: {"level": 3, "critical_events": ["arson"]},
+        audit="admin",
+        states=ONCE,
+    ),
+    Row("GET", "/lagesbild/{year}?format=svg", _lagesbild_reader, audit="admin", states=ONCE),
+    Row(
+        "POST",
+        "/lagesbild/{year}/import",
+        _lagesbild_writer(200, outsider=403),
+        csv="Vecka,Råcksta\n10,2\n11,4\n",
+        audit="admin",
+        states=ONCE,
+    ),
     # --- reference data ------------------------------------------------------------------
     Row("GET", "/categories", _everyone(200), audit="none", states=ONCE),
     Row("GET", "/legal-bases", _everyone(200), audit="none", states=ONCE),
@@ -775,6 +824,9 @@ def _template_route(row: Row) -> tuple[str, str]:
         "soc_meeting": "meeting_id",
         "pol_meeting": "meeting_id",
         "guardian": "guardian_id",
+        "area": "area_id",
+        "year": "year",
+        "week": "week",
         "pol": "agency_id",
         "soc": "agency_id",
         "skola": "agency_id",
@@ -865,6 +917,10 @@ async def _build(
             )
         )["id"]
     ctx.ids["guardian"] = scenario.individual["guardians"][0]["id"]
+    ctx.ids |= {"year": "2026", "week": "10"}
+    ctx.ids["area"] = (
+        await made(world.soc_coordinator, "POST", "/areas", json={"name": "Råcksta"})
+    )["id"]
     # two more cases of the individual that SOC alone takes part in: the case continues the
     # old one; the other is there to be linked to
     for name, programme in (("old_case", "trefas"), ("other_case", "sspf")):
@@ -1085,6 +1141,8 @@ async def test_authorization_matrix(
             kwargs: dict[str, Any] = {}
             if row.body is not None:
                 kwargs["json"] = row.body(actor, ctx)
+            elif row.csv is not None:
+                kwargs |= {"content": row.csv.encode(), "headers": {"Content-Type": "text/csv"}}
             elif row.method == "PUT":
                 kwargs["content"] = PDF
             savepoint = await connection.begin_nested()

@@ -71,6 +71,10 @@ NO_EVENT = {
     "webhook.create",
     "webhook.delete",
     "webhook.retry",
+    # the lägesbild: areas and their weekly levels, about no case and no one
+    "area.create",
+    "lagesbild.write",
+    "lagesbild.import",
 }
 THIN = {"id", "type", "occurred_at", "case_id", "individual_id", "resource_type", "resource_id"}
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.lagesbild.models import Level
 from app.main import create_app
 from app.policy.engine import PolicyEngine, PolicyError, policies_dir
 from tests.conftest import make_settings
@@ -34,6 +35,8 @@ def _enums() -> dict[str, list[str]]:
 
 
 ENUMS = _enums()
+# the lägesbild's level is an integer in the API, labelled all the same
+ENUMS["lagesbild_level"] = [str(level.value) for level in Level]
 
 
 def test_the_api_has_enums_to_label() -> None:
@@ -74,6 +77,8 @@ def test_swedish_labels_are_swedish() -> None:
         "extract_format.json",
         "extract_format.csv",
         "extract_format.html",
+        "table_format.json",
+        "table_format.csv",
         "programme.trefas",
         "scope.webhooks",
     }

@@ -578,8 +578,12 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
     ):
         for value in values:
             crawl.pool(name, value)
+    # the lägesbild (no personal data): an area, and the year its table is read for
+    await api(w.soc_coordinator, "POST", "/areas", json={"name": "Vällingby"})
+    crawl.pools["year"] = ["2026"]
     for pool in crawl.pools.values():
-        pool.append(str(uuid.uuid4()))  # and one that does not exist
+        if pool is not crawl.pools["year"]:
+            pool.append(str(uuid.uuid4()))  # and one that does not exist
     # audit records: those of the writes that carried free text, the newest, and none
     seqs = list(
         (

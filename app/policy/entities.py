@@ -93,6 +93,18 @@ class AuditRecordFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class AreaFacts:
+    """A lägesbild area as read or written by ``actor_agency`` (whose kind and municipality
+    the rules compare); ``municipality`` is the area's."""
+
+    municipality: str
+    actor_agency_id: uuid.UUID
+    actor_agency_kind: str
+    actor_agency_municipality: str | None
+    id: str = "new"
+
+
+@dataclass(frozen=True, slots=True)
 class ConsentGrant:
     """An active consent of the individual: who it names and what it covers."""
 
@@ -128,6 +140,7 @@ Resource = (
     | GrantFacts
     | AccountFacts
     | AuditRecordFacts
+    | AreaFacts
 )
 
 # The user an audit record names where it names none (a system record; not about a user).
@@ -216,7 +229,7 @@ def _individual_entity(facts: IndividualFacts) -> dict[str, Any]:
 
 def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """The resource's uid and the entities a decision about it needs (agencies included)."""
-    if isinstance(resource, AgencyFacts | AccountFacts | AuditRecordFacts):
+    if isinstance(resource, AgencyFacts | AccountFacts | AuditRecordFacts | AreaFacts):
         return _administration_entities(resource)
     if isinstance(resource, IndividualFacts):
         agencies = {resource.registering_agency_id, *resource.case_agency_ids}
@@ -275,9 +288,19 @@ def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str
 
 
 def _administration_entities(
-    resource: AgencyFacts | AccountFacts | AuditRecordFacts,
+    resource: AgencyFacts | AccountFacts | AuditRecordFacts | AreaFacts,
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """An agency, an account as administered, or an audit record as reviewed."""
+    """An agency, an account as administered, an audit record as reviewed, or a lägesbild
+    area (with the acting agency's kind and municipality, which its rules compare)."""
+    if isinstance(resource, AreaFacts):
+        uid = _uid("Area", resource.id)
+        agency: dict[str, Any] = {"kind": resource.actor_agency_kind}
+        if resource.actor_agency_municipality is not None:
+            agency["municipality"] = resource.actor_agency_municipality
+        return uid, [
+            {"uid": uid, "attrs": {"municipality": resource.municipality}, "parents": []},
+            {"uid": _uid("Agency", resource.actor_agency_id), "attrs": agency, "parents": []},
+        ]
     if isinstance(resource, AgencyFacts):
         uid = _uid("Agency", resource.id)
         return uid, [{"uid": uid, "attrs": {"kind": resource.kind}, "parents": []}]
