@@ -143,8 +143,12 @@ def to_svg(table: YearTable, labels: dict[int, str], title: str) -> str:
             f'<text x="{x}" y="{y}" text-anchor="middle">medel {mean}, max {summary.max or "-"}'
             f"</text>"
         )
+        out.append(
+            f'<text x="{x}" y="{y + 14}" text-anchor="middle">'
+            f"{summary.weeks_at_4_or_more} v. på nivå 4-5</text>"
+        )
     out.append(f'<text x="8" y="{y}">År {table.year}</text>')
-    y += 20
+    y += 34
     for level, colour in COLOURS.items():
         x = left + (level - 1) * 128
         out.append(f'<rect x="{x}" y="{y}" width="14" height="14" fill="{colour}"/>')
