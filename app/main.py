@@ -45,6 +45,7 @@ from app.ops.router import router as ops_router
 from app.policy import get_engine
 from app.policy.router import router as policy_router
 from app.security import ProviderTokenVerifier, TokenService
+from app.statistics.router import router as statistics_router
 from app.users.router import router as users_router
 from app.webhooks.router import router as webhooks_router
 from app.work.router import router as work_router
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         meetings_router,
         work_router,
         lagesbild_router,
+        statistics_router,
         events_router,
         webhooks_router,
         audit_router,

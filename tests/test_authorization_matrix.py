@@ -802,6 +802,14 @@ ROWS: list[Row] = [
         audit="admin",
         states=ONCE,
     ),
+    # --- follow-up statistics: coordinators and auditors; counts only, small ones hidden ---
+    Row(
+        "GET",
+        "/statistics?group_by=sex",
+        lambda a, c: Expect(200 if a.endswith("_coordinator") or a == "soc_auditor" else 403),
+        audit="admin",
+        states=ONCE,
+    ),
     # --- reference data ------------------------------------------------------------------
     Row("GET", "/categories", _everyone(200), audit="none", states=ONCE),
     Row("GET", "/legal-bases", _everyone(200), audit="none", states=ONCE),

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from app.lagesbild.models import Level
 from app.main import create_app
 from app.policy.engine import PolicyEngine, PolicyError, policies_dir
+from app.statistics.service import AGE_BANDS
 from tests.conftest import make_settings
 from tests.scenarios import World, call
 
@@ -37,6 +38,8 @@ def _enums() -> dict[str, list[str]]:
 ENUMS = _enums()
 # the lägesbild's level is an integer in the API, labelled all the same
 ENUMS["lagesbild_level"] = [str(level.value) for level in Level]
+# the statistics' age bands are group names in its rows
+ENUMS["age_band"] = list(AGE_BANDS)
 
 
 def test_the_api_has_enums_to_label() -> None:

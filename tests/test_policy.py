@@ -17,6 +17,7 @@ from app.policy.entities import (
     AccountFacts,
     ActionFacts,
     AgencyFacts,
+    AreaFacts,
     AuditRecordFacts,
     CaseFacts,
     ConsentGrant,
@@ -82,6 +83,14 @@ def _resource(spec: dict[str, Any]) -> Resource:
             agency_id=_agency(grant["agency"]),
             grantee_id=_user(grant["grantee"]),
             case=case,
+        )
+    if "area" in spec:  # the lägesbild: the area's municipality, and the acting agency's
+        acting = spec["area"]["acting_agency"]
+        return AreaFacts(
+            municipality=spec["area"]["municipality"],
+            actor_agency_id=_agency(acting["name"]),
+            actor_agency_kind=KINDS[acting["name"]],
+            actor_agency_municipality=acting.get("municipality"),
         )
     if "agency" in spec:
         return AgencyFacts(id=_agency(spec["agency"]))

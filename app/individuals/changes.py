@@ -167,7 +167,7 @@ async def update_individual(
             individual.personal_number = number.value
             individual.number_kind = number.kind.value
             individual.birth_date = number.birth_date
-    for name in ("given_name", "family_name", "protected_identity"):
+    for name in ("given_name", "family_name", "protected_identity", "sex"):
         value = getattr(data, name)
         if value is not None and value != getattr(individual, name):
             before[name] = getattr(individual, name)

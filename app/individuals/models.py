@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, UtcDateTime
+
+
+class Sex(StrEnum):
+    """Optional, for follow-up statistics; ``unknown`` unless given."""
+
+    FEMALE = "female"
+    MALE = "male"
+    UNKNOWN = "unknown"
 
 
 class Individual(Base):
@@ -31,6 +40,9 @@ class Individual(Base):
     family_name: Mapped[str] = mapped_column(String(100))
     birth_date: Mapped[date] = mapped_column(Date)
     protected_identity: Mapped[bool] = mapped_column(Boolean)
+    sex: Mapped[str] = mapped_column(
+        String(10), default=Sex.UNKNOWN.value, server_default=Sex.UNKNOWN.value
+    )
     created_by: Mapped[uuid.UUID] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.external_refs.schemas import ExternalRefRead, ExternalRefsIn
+from app.individuals.models import Sex
 from app.inputs import Flag, InputModel
 
 Name = Annotated[str, Field(min_length=1, max_length=100)]
@@ -61,13 +62,21 @@ class IndividualUpdate(InputModel):
     family_name: Name | None = None
     personal_number: NumberText | None = None
     protected_identity: Flag | None = None
+    sex: Sex | None = None
     external_refs: ExternalRefsIn | None = None
 
     @model_validator(mode="after")
     def _something(self) -> IndividualUpdate:
         _changes_something(
             self,
-            ("given_name", "family_name", "personal_number", "protected_identity", "external_refs"),
+            (
+                "given_name",
+                "family_name",
+                "personal_number",
+                "protected_identity",
+                "sex",
+                "external_refs",
+            ),
         )
         return self
 
@@ -83,6 +92,7 @@ class IndividualCreate(InputModel):
     family_name: Name
     birth_date: date | None = None
     protected_identity: Flag = False
+    sex: Sex = Sex.UNKNOWN
     guardians: Annotated[list[GuardianCreate], Field(max_length=4)] = []  # noqa: RUF012 - pydantic copies it
     external_refs: ExternalRefsIn = []  # noqa: RUF012 - pydantic copies it
 
@@ -110,6 +120,7 @@ class IndividualRead(BaseModel):
     given_name: str | None
     family_name: str | None
     birth_date: date | None
+    sex: Sex | None = Field(description="With the identity (a personnummer tells it too).")
     guardians: list[GuardianRead]
     external_refs: list[ExternalRefRead] = Field(
         description="Ids in the agencies' own systems: identity data, empty unless shown."

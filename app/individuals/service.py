@@ -24,7 +24,7 @@ from app.errors import Conflict, ValidationFailed
 from app.events import service as events
 from app.events.models import EventType, ResourceType
 from app.external_refs import service as external_refs
-from app.individuals.models import Guardian, Individual
+from app.individuals.models import Guardian, Individual, Sex
 from app.individuals.numbers import InvalidPersonalNumber, PersonalNumber, parse_personal_number
 from app.individuals.schemas import GuardianRead, IndividualCreate, IndividualRead
 from app.pagination import Page
@@ -260,6 +260,7 @@ async def to_read(
         given_name=individual.given_name if visible else None,
         family_name=individual.family_name if visible else None,
         birth_date=individual.birth_date if visible else None,
+        sex=Sex(individual.sex) if visible else None,
         guardians=guardians,
         external_refs=refs,
         version=individual.version,
@@ -321,6 +322,7 @@ async def create_individual(
         family_name=data.family_name,
         birth_date=number.birth_date if number else data.birth_date,
         protected_identity=data.protected_identity,
+        sex=data.sex.value,
         created_by=actor.id,
         created_at=datetime.now(UTC),
         version=1,

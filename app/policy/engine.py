@@ -63,6 +63,7 @@ class Action(StrEnum):
     AREA_CREATE = "area.create"
     LAGESBILD_READ = "lagesbild.read"
     LAGESBILD_WRITE = "lagesbild.write"
+    STATISTICS_READ = "statistics.read"
     EVENT_LIST = "event.list"
     WEBHOOK_MANAGE = "webhook.manage"
     ACCOUNT_MANAGE = "account.manage"
