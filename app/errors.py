@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from contextvars import ContextVar
+from functools import lru_cache
+from typing import Any, ClassVar, Literal
 
 import structlog
 from fastapi import FastAPI, Request
@@ -45,6 +47,64 @@ class ProblemResponse(JSONResponse):
     media_type = PROBLEM_MEDIA_TYPE
 
 
+# The language of this request's problem documents: set from Accept-Language by the
+# request middleware (app.middleware), read where a problem is rendered.
+problem_language: ContextVar[Literal["sv", "en"]] = ContextVar("problem_language", default="en")
+
+
+def preferred_language(accept_language: str | None) -> Literal["sv", "en"]:
+    """``sv`` when the Accept-Language header prefers Swedish to English, else ``en``."""
+    best: tuple[float, str] = (0.0, "en")
+    for part in (accept_language or "").split(","):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        language = tag.strip().lower().split("-")[0]
+        if language in {"sv", "en"} and quality > best[0]:
+            best = (quality, language)
+    return "sv" if best[1] == "sv" else "en"
+
+
+@lru_cache(maxsize=1)
+def _swedish() -> tuple[dict[str, str], dict[str, str], list[tuple[re.Pattern[str], str]]]:
+    """policies/messages.sv.yaml: titles, details, and the details with ``{}`` as patterns."""
+    from app.policy import get_engine  # noqa: PLC0415 - the decision point imports this module
+
+    messages = get_engine().reference.messages_sv
+    patterns = [
+        (re.compile("^" + "(.+?)".join(map(re.escape, english.split("{}"))) + "$"), swedish)
+        for english, swedish in messages.details.items()
+        if "{}" in english
+    ]
+    return messages.titles, messages.details, patterns
+
+
+def in_swedish(title: str, detail: str) -> tuple[str, str]:
+    """The problem's title and detail in Swedish; a detail without a translation (none
+    should be: tests/test_problem_language.py) is logged and kept in English."""
+    titles, details, patterns = _swedish()
+    shown = details.get(detail) or titles.get(detail)
+    if shown is None:
+        for pattern, swedish in patterns:
+            match = pattern.match(detail)
+            if match:
+                parts = swedish.split("{}")
+                shown = parts[0] + "".join(
+                    value + part for value, part in zip(match.groups(), parts[1:], strict=True)
+                )
+                break
+    if shown is None:
+        log.warning("problem detail without a Swedish text", detail_length=len(detail))
+        shown = detail
+    return titles.get(title, title), shown
+
+
 def problem_body(
     *,
     status: int,
@@ -54,6 +114,10 @@ def problem_body(
     request_id: str | None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The problem document, in Swedish where the request prefers it (title and detail;
+    the machine-readable ``type`` and field errors stay as they are)."""
+    if problem_language.get() == "sv":
+        title, detail = in_swedish(title, detail)
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_PREFIX + slug,
         "title": title,

@@ -14,12 +14,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import structlog
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import PayloadTooLarge, internal_error_response, render
+from app.errors import (
+    PayloadTooLarge,
+    internal_error_response,
+    preferred_language,
+    problem_language,
+    render,
+)
 from app.logging import redact_text
 from app.ops import metrics
 
@@ -108,6 +114,14 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
 
+        accept_language = Headers(scope=scope).get("accept-language")
+        language = problem_language.set(preferred_language(accept_language))
+        try:
+            await self._handle(scope, receive, send)
+        finally:
+            problem_language.reset(language)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _request_id_from(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.clear_contextvars()

@@ -111,6 +111,20 @@ class Label(_Strict):
 Labels = dict[str, dict[str, Label]]
 
 
+class Messages(_Strict):
+    """Problem texts in Swedish: English as the code writes it -> Swedish."""
+
+    titles: dict[str, str] = Field(default_factory=dict)
+    details: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _same_blanks(self) -> Messages:
+        for english, swedish in self.details.items():
+            if english.count("{}") != swedish.count("{}"):
+                raise ValueError(f"messages.sv.yaml: the blanks of {english!r} do not match")
+        return self
+
+
 class _CategoryFile(_Strict):
     categories: list[Category]
 
@@ -125,6 +139,7 @@ class ReferenceData(_Strict):
     settings: LocalSettings
     # enum name (snake_case) -> value -> its Swedish and English label (labels.yaml)
     labels: Labels = Field(default_factory=dict)
+    messages_sv: Messages = Field(default_factory=Messages)
 
     def labels_in(self, lang: Literal["sv", "en"]) -> dict[str, dict[str, str]]:
         """Every enum's labels in one language, with the categories' and legal bases'."""
@@ -166,4 +181,5 @@ def load_reference(directory: Path) -> ReferenceData:
         legal_bases={b.code: b for b in bases.legal_bases},
         settings=LocalSettings.model_validate(_load_yaml(directory / "settings.yaml")),
         labels=_load_yaml(directory / "labels.yaml"),
+        messages_sv=Messages.model_validate(_load_yaml(directory / "messages.sv.yaml")),
     )

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from app.auth.deps import CurrentActor
+from app.errors import preferred_language
 from app.policy.engine import PolicyEngine
 from app.policy.reference import Category, LegalBasis
 
@@ -32,25 +33,6 @@ async def list_legal_bases(actor: CurrentActor, policy: PolicyDep) -> list[Legal
     """Provisions that allow a read without consent. The entries are examples that each
     organisation's legal counsel must confirm (`example: true`)."""
     return list(policy.reference.legal_bases.values())
-
-
-def preferred_language(accept_language: str | None) -> Literal["sv", "en"]:
-    """``sv`` when the Accept-Language header prefers Swedish to English, else ``en``."""
-    best: tuple[float, str] = (0.0, "en")
-    for part in (accept_language or "").split(","):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        for param in params.split(";"):
-            name, _, value = param.strip().partition("=")
-            if name == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    quality = 0.0
-        language = tag.strip().lower().split("-")[0]
-        if language in {"sv", "en"} and quality > best[0]:
-            best = (quality, language)
-    return "sv" if best[1] == "sv" else "en"
 
 
 @router.get("/labels", responses={401: {"description": "No or invalid token"}})
