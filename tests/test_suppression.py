@@ -62,7 +62,7 @@ def _recover_by_bounds(
     return pinned
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(table=tables())
 def test_no_hidden_cell_can_be_worked_out_from_the_published_totals(
     table: tuple[dict[Hashable, int], list[Line]],
@@ -73,6 +73,25 @@ def test_no_hidden_cell_can_be_worked_out_from_the_published_totals(
     assert all(values[c] > 0 for c in hidden)  # 0 is shown as 0
     for line in lines:  # never one hidden cell alone in a line
         assert sum(1 for c in line.cells if c in hidden) != 1
+    assert determined(lines, values, hidden) == set()
+    assert _recover_by_bounds(values, lines, hidden) == set()
+
+
+def test_a_cell_worked_out_along_a_chain_of_lines_is_protected() -> None:
+    """Found by the property test: the total of reason 2 follows from rows 0 and 1 (each
+    closed for reason 2 only) and the column of closed cases, whose total is shown."""
+    rows, measures = [0, 1, 2, "total"], ["closed", "reason0", "reason1", "reason2", "reason3"]
+    values: dict[Hashable, int] = {(r, m): 0 for r in rows for m in measures}
+    values |= {
+        (0, "reason2"): 2, (0, "closed"): 2, (1, "reason2"): 1, (1, "closed"): 1,
+        (2, "reason1"): 1, (2, "reason3"): 4, (2, "closed"): 5, ("total", "closed"): 8,
+        ("total", "reason1"): 1, ("total", "reason2"): 3, ("total", "reason3"): 4,
+    }  # fmt: skip
+    lines = [Line(("total", m), tuple((g, m) for g in rows[:3])) for m in measures]
+    lines += [Line((r, "closed"), tuple((r, f"reason{i}") for i in range(4))) for r in rows]
+    primary = {c for c, v in values.items() if 1 <= v <= 4}
+    assert determined(lines, values, primary) == {("total", "reason2")}
+    hidden = suppress(values, lines)
     assert determined(lines, values, hidden) == set()
     assert _recover_by_bounds(values, lines, hidden) == set()
 
