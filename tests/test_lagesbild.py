@@ -168,6 +168,23 @@ async def test_a_joint_assessment_keeps_who_agreed_and_its_corrections(
     assert "#a50026" in svg
     assert "explosion, shooting" in svg
     assert all(label in svg for label in ("Normalt läge", "Kritiskt läge", "kritisk händelse"))
+    # an import corrects the level and keeps the week's critical events and note
+    await _ok(
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        f"/lagesbild/{YEAR}/import",
+        content="Vecka,Vällingby\n12,3\n".encode(),
+        headers={"Content-Type": "text/csv"},
+    )
+    [stored] = (await session.execute(select(Assessment))).scalars()
+    await session.refresh(stored)
+    assert (stored.level, stored.critical_events, stored.version) == (
+        3,
+        ["explosion", "shooting"],
+        3,
+    )
 
 
 @pytest.mark.parametrize(

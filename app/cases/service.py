@@ -533,7 +533,7 @@ async def _record_threat(
         )
     category = get_engine().reference.categories[THREAT_ASSESSMENT]
     kind = await agency_service.kind_of(session, actor.agency_id)
-    if kind not in {k.value for k in category.recorded_by}:
+    if not category.recorded_by_kind(kind):
         raise enforce.deny(
             session,
             actor,

@@ -116,7 +116,7 @@ async def create_entry(
     if category is None:
         raise ValidationFailed.for_field("body.category", "Unknown category.", "unknown_category")
     kind = await agency_service.kind_of(session, actor.agency_id)
-    if kind not in {k.value for k in category.recorded_by}:
+    if not category.recorded_by_kind(kind):
         raise ValidationFailed.for_field(
             "body.category", "Your agency may not record in this category.", "category_not_allowed"
         )

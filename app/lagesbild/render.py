@@ -32,7 +32,6 @@ def to_csv(table: YearTable) -> str:
 
 @dataclass(frozen=True)
 class ParsedRow:
-    line: int
     week: int
     levels: dict[str, int | None]
 
@@ -83,7 +82,7 @@ def parse_csv(text: str, weeks_in_year: int) -> tuple[list[str], list[ParsedRow]
             if value not in {"1", "2", "3", "4", "5"}:
                 raise CsvProblem(f"{where}, column {name}", "A level is 1-5 (or empty).")
             levels[name] = int(value)
-        parsed.append(ParsedRow(number, week, levels))
+        parsed.append(ParsedRow(week, levels))
     return names, parsed
 
 

@@ -30,7 +30,7 @@ from app.lagesbild.schemas import (
     YearTable,
 )
 from app.pagination import Page
-from app.policy import enforce, get_engine
+from app.policy import enforce, filters, get_engine
 from app.policy.engine import Action, PolicyDecision
 from app.policy.entities import AreaFacts
 
@@ -138,7 +138,7 @@ async def _readable_areas(
         detail="The lägesbild is read by the staff of the municipality's agencies.",
         resource_type="area",
     )
-    query = select(Area).where(Area.municipality == agency.municipality)
+    query = select(Area).where(filters.areas_visible_to(agency.municipality))
     if district is not None:
         query = query.where(Area.district == district)
     areas = list((await session.execute(query.order_by(Area.name_key))).scalars())
@@ -237,8 +237,10 @@ async def _store(
     year: int,
     week: int,
     values: dict[str, Any],
+    keep: tuple[str, ...] = (),
 ) -> Assessment:
-    """Insert, or correct keeping what the correction replaced."""
+    """Insert, or correct keeping what the correction replaced; the fields in ``keep`` stay
+    as stored (an import corrects the level, not the events or the note)."""
     now = datetime.now(UTC)
     row = await session.get(Assessment, (area.id, year, week), with_for_update=True)
     if row is None:
@@ -266,7 +268,8 @@ async def _store(
         )
     )
     for name, value in values.items():
-        setattr(row, name, value)
+        if name not in keep:
+            setattr(row, name, value)
     row.version += 1
     row.recorded_by, row.recorded_at = actor.id, now
     await session.flush()
@@ -405,7 +408,6 @@ async def import_year(session: AsyncSession, actor: Actor, *, year: int, text: s
                 decisions[area.id] = (
                     await _writable_area(session, actor, area.id, "lagesbild.import")
                 )[2]
-            existing = await session.get(Assessment, (area.id, year, row.week))
             await _store(
                 session,
                 actor,
@@ -414,10 +416,11 @@ async def import_year(session: AsyncSession, actor: Actor, *, year: int, text: s
                 row.week,
                 {
                     "level": level,
-                    "critical_events": existing.critical_events if existing else [],
-                    "note": existing.note if existing else None,
+                    "critical_events": [],
+                    "note": None,
                     "agreed_by": sorted({str(agency.id)}),
                 },
+                keep=("critical_events", "note"),
             )
             count += 1
     await audit.append(

@@ -23,6 +23,7 @@ from app.entries.models import Entry
 from app.events.models import Event, ResourceType
 from app.goals.models import Goal
 from app.individuals.models import Individual
+from app.lagesbild.models import Area
 from app.meetings.models import Meeting
 from app.policy import get_engine
 from app.users.models import Role
@@ -59,6 +60,20 @@ def _open(case_id: SqlValue, *, of: Any) -> ColumnElement[bool]:
     nothing through a closed case. Correlated to ``of`` by name: inside a query over cases
     (a list) an automatic correlation could pick the outer case instead."""
     return exists(select(Case.id).where(Case.id == case_id, Case.status != CLOSED)).correlate(of)
+
+
+def cases_taken_part_in(actor: Actor) -> ColumnElement[bool]:
+    """Cases the actor's agency takes part in, whatever its role: the scope of the follow-up
+    statistics (``statistics.read`` lets coordinators and auditors count them)."""
+    return _participates(actor, Case.id)
+
+
+def areas_visible_to(municipality: str | None) -> ColumnElement[bool]:
+    """``lagesbild.read.municipality_staff`` over areas, for an agency working in
+    ``municipality`` (none without one); the role is decided once for the list."""
+    if municipality is None:
+        return false()
+    return Area.municipality == municipality
 
 
 def cases_visible_to(actor: Actor) -> ColumnElement[bool]:

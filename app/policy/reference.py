@@ -41,6 +41,10 @@ class Category(_Strict):
     recorded_by: list[AgencyKind]
     sensitive: bool
 
+    def recorded_by_kind(self, kind: str) -> bool:
+        """Whether an agency of ``kind`` may record information in this category."""
+        return kind in {k.value for k in self.recorded_by}
+
 
 class LegalBasis(_Strict):
     code: str = Field(pattern=r"^[a-z0-9_]{2,40}$")

@@ -12,19 +12,19 @@ from datetime import UTC, date, datetime, time
 from statistics import median
 from typing import Any
 
-from sqlalchemy import exists, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.actions.models import ActionStatus, CaseAction
 from app.agencies.models import Agency
 from app.audit import writer as audit
 from app.auth.actor import Actor
-from app.cases.models import Case, CaseParticipant, ClosureReason, Programme
+from app.cases.models import Case, ClosureReason, Programme
 from app.consents.models import Consent
 from app.errors import ValidationFailed
 from app.goals.models import Goal, GoalStatus
 from app.individuals.models import Individual, Sex
-from app.policy import enforce
+from app.policy import enforce, filters
 from app.policy.engine import Action
 from app.policy.entities import AgencyFacts
 from app.statistics.schemas import Count, GroupBy, Statistics
@@ -92,14 +92,7 @@ async def _cases(
         )
         .join(Individual, Individual.id == Case.individual_id)
         .join(Agency, Agency.id == Case.lead_agency_id)
-        .where(
-            exists(
-                select(CaseParticipant.case_id).where(
-                    CaseParticipant.case_id == Case.id,
-                    CaseParticipant.agency_id == actor.agency_id,
-                )
-            )
-        )
+        .where(filters.cases_taken_part_in(actor))
     )
     if programme is not None:
         query = query.where(Case.programme == programme.value)
