@@ -194,7 +194,8 @@ async def test_a_goal_leaving_open_needs_an_outcome_and_a_follow_up_keeps_histor
         ({"threat_level": "high"}, "body.threat_reviewed_on"),
         ({"threat_reviewed_on": TODAY.isoformat()}, "body.threat_level"),
         (
-            {"threat_level": "low", "threat_reviewed_on": (TODAY + timedelta(days=1)).isoformat()},
+            # two days on: still the future if the run goes past midnight
+            {"threat_level": "low", "threat_reviewed_on": (TODAY + timedelta(days=2)).isoformat()},
             "body.threat_reviewed_on",
         ),
         (
