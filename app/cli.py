@@ -1,5 +1,5 @@
 """The samverkan command: serve, migrate, create-admin, demo, audit verify|checkpoint,
-version."""
+retention plan|run, worker, version."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -34,6 +35,10 @@ from app.db import Database
 from app.errors import Conflict
 from app.logging import configure_logging
 from app.migrate import head_revisions, reset, upgrade
+from app.policy.engine import PolicyEngine
+from app.retention import lock as retention_lock
+from app.retention import service as retention_service
+from app.retention.rules import RetentionRules
 from app.security import TokenService
 from app.users.schemas import UserCreate
 from app.webhooks import worker as webhook_worker
@@ -290,6 +295,73 @@ def _audit_checkpoint(_: argparse.Namespace) -> int:
     return 0
 
 
+def _retention_rules(settings: Settings) -> RetentionRules:
+    rules = PolicyEngine().reference.retention  # validated as at start-up
+    assert rules is not None
+    return rules
+
+
+def _retention_plan(_: argparse.Namespace) -> int:
+    """What a run would cull now and why, as JSON (counts, rule ids, agencies; no personal
+    data)."""
+    settings = get_settings()
+    configure_logging(level="WARNING", fmt=settings.effective_log_format)
+    rules = _retention_rules(settings)
+
+    async def run() -> dict[str, object]:
+        database = Database.from_settings(settings)
+        try:
+            async with database.engine.connect() as connection:
+                return await retention_service.plan(connection, rules, datetime.now(UTC))
+        finally:
+            await database.dispose()
+
+    sys.stdout.write(json.dumps(asyncio.run(run()), indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _retention_run(args: argparse.Namespace) -> int:
+    """Cull what is due, a batch per transaction; a progress bar at a terminal, one JSON
+    line of what was culled on stdout. Exits 4 while another run holds the lock."""
+    settings = get_settings()
+    configure_logging(level="WARNING", fmt=settings.effective_log_format)
+    if settings.is_sqlite:
+        upgrade(settings.database_url)
+    rules = _retention_rules(settings)
+    signer = CheckpointSigner(settings)
+
+    async def run() -> retention_service.RunResult:
+        database = Database.from_settings(settings)
+        try:
+            async with retention_lock.held(database.engine):
+                async with database.engine.connect() as connection:
+                    due = await retention_service.plan(connection, rules, datetime.now(UTC))
+                total = sum(int(kind["due"]) for kind in due["kinds"].values())
+                with _progress("records") as tell:
+                    return await retention_service.run(
+                        database.sessionmaker,
+                        rules,
+                        signer,
+                        datetime.now(UTC),
+                        batch_size=args.batch_size,
+                        audit_batch_size=args.audit_batch_size,
+                        tell=lambda _kind, done: tell(done, max(total, done)),
+                    )
+        finally:
+            await database.dispose()
+
+    try:
+        result = asyncio.run(run())
+    except retention_lock.RunInProgress:
+        sys.stderr.write(
+            "samverkan: another retention run holds the lock; nothing was culled. "
+            "Wait for it to finish (or for its process to end) and run again.\n"
+        )
+        return 4
+    sys.stdout.write(json.dumps(result.as_json()) + "\n")
+    return 0
+
+
 def _version(_: argparse.Namespace) -> int:
     sys.stdout.write(f"samverkan {__version__}\n")
     return 0
@@ -364,9 +436,35 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--once", action="store_true", help="one round, then exit")
     worker.set_defaults(handler=_worker)
 
+    retention = commands.add_parser(
+        "retention", help="culling (gallring) by policies/retention.yaml (docs/audit.md)"
+    )
+    retention_commands = retention.add_subparsers(dest="retention_command", required=True)
+    retention_commands.add_parser(
+        "plan", help="print, as JSON, what a run would cull now and under which rule"
+    ).set_defaults(handler=_retention_plan)
+    cull = retention_commands.add_parser(
+        "run", help="cull what is due, in batches (one transaction each; resumable)"
+    )
+    cull.add_argument("--batch-size", type=_positive, default=200, help="records per batch")
+    cull.add_argument(
+        "--audit-batch-size",
+        type=_positive,
+        default=50_000,
+        help="audit records removed per batch (each batch leaves a signed anchor)",
+    )
+    cull.set_defaults(handler=_retention_run)
+
     version = commands.add_parser("version", help="print the version")
     version.set_defaults(handler=_version)
     return parser
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
 
 
 def _unreachable(exc: BaseException) -> str:

@@ -30,6 +30,7 @@ from app.entries.router import router as entries_router
 from app.errors import document_problems, install_error_handlers
 from app.events.router import router as events_router
 from app.goals.router import router as goals_router
+from app.holds.router import router as holds_router
 from app.idempotency import deps as idempotency
 from app.individuals.router import guardians_router
 from app.individuals.router import router as individuals_router
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         statistics_router,
         events_router,
         webhooks_router,
+        holds_router,
         audit_router,
     ):
         app.include_router(router, prefix=API_PREFIX)

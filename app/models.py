@@ -27,6 +27,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "app.idempotency.models",
     "app.external_refs.models",
     "app.webhooks.models",
+    "app.holds.models",
+    "app.retention.models",
 )
 
 

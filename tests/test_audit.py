@@ -143,7 +143,7 @@ async def _disable_protection(connection: AsyncConnection, backend: str) -> None
         await connection.execute(text("ALTER TABLE audit_event DISABLE TRIGGER USER"))
     else:
         await connection.execute(text("DROP TRIGGER audit_event_no_update"))
-        await connection.execute(text("DROP TRIGGER audit_event_no_delete"))
+        await connection.execute(text("DROP TRIGGER audit_event_delete_below_anchor"))
 
 
 @pytest.mark.parametrize(

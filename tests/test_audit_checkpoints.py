@@ -40,7 +40,7 @@ async def _unprotect(connection: AsyncConnection, backend: str) -> None:
     else:
         for trigger in (
             "audit_event_no_update",
-            "audit_event_no_delete",
+            "audit_event_delete_below_anchor",
             "audit_chain_head_forward_only",
             "audit_checkpoint_no_delete",
         ):

@@ -25,6 +25,7 @@ from app.policy.entities import (
     EntryFacts,
     GrantFacts,
     Grounds,
+    HoldFacts,
     IndividualFacts,
     Resource,
 )
@@ -73,6 +74,13 @@ def _resource(spec: dict[str, Any]) -> Resource:
             seq=1,
             actor_user_id=_user(record["actor"]) if "actor" in record else None,
             about_user_id=_user(record["about"]) if "about" in record else None,
+        )
+    if "legal_hold" in spec:
+        hold = spec["legal_hold"]
+        return HoldFacts(
+            id=uuid.uuid5(uuid.NAMESPACE_URL, "legal_hold"),
+            agency_id=_agency(hold["agency"]),
+            requested_by=_user(hold["requested_by"]),
         )
     if "grant" in spec:
         grant = spec["grant"]

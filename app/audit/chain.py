@@ -130,10 +130,11 @@ class VerifyResult:
     problem: str | None = None
 
 
-async def _records(connection: AsyncConnection) -> AsyncIterator[Sequence[Any]]:
-    """Rows of (seq, *BODY_FIELDS, prev_hash, hash) as plain tuples, in batches."""
+async def _records(connection: AsyncConnection, after: int = 0) -> AsyncIterator[Sequence[Any]]:
+    """Rows of (seq, *BODY_FIELDS, prev_hash, hash) after ``after``, as plain tuples, in
+    batches."""
     columns = [getattr(AuditEvent, name) for name in ("seq", *BODY_FIELDS, "prev_hash", "hash")]
-    last = 0
+    last = after
     while True:
         rows = (
             await connection.execute(
@@ -158,10 +159,21 @@ def _untold(done: int, total: int) -> None:
     """No one is watching."""
 
 
+# Where the chain begins: (0, the genesis hash), or the audit anchor retention left (the
+# seq of the last record it removed and that record's hash; app.audit.checkpoints).
+Start = tuple[int, str]
+GENESIS: Start = (0, GENESIS_HASH)
+
+
 async def verify_chain(
-    connection: AsyncConnection, *, jobs: int = 1, progress: Progress | None = None
+    connection: AsyncConnection,
+    *,
+    jobs: int = 1,
+    progress: Progress | None = None,
+    start: Start = GENESIS,
 ) -> VerifyResult:
-    """Recompute every record's hash in order; report the first record that does not fit.
+    """Recompute every record's hash in order from ``start``; report the first record that
+    does not fit.
 
     On PostgreSQL the database recomputes the hashes (see :data:`_PG_VERIFY_HASHES`), ``jobs``
     ranges at a time on connections of their own (so only for committed records: tests
@@ -170,15 +182,17 @@ async def verify_chain(
     """
     tell = progress or _untold
     if connection.dialect.name == "postgresql":
-        return await _verify_in_database(connection, jobs, tell)
-    return await _verify_here(connection, tell)
+        return await _verify_in_database(connection, jobs, tell, start)
+    return await _verify_here(connection, tell, start)
 
 
-async def _verify_here(connection: AsyncConnection, tell: Progress = _untold) -> VerifyResult:
-    expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
+async def _verify_here(
+    connection: AsyncConnection, tell: Progress = _untold, start: Start = GENESIS
+) -> VerifyResult:
+    expected_prev, expected_seq, checked = start[1], start[0] + 1, 0
     last = len(BODY_FIELDS) + 1
-    total = (await _head(connection))[0]
-    async for row in _records(connection):
+    total = (await _head(connection))[0] - start[0]
+    async for row in _records(connection, start[0]):
         if checked % VERIFY_BATCH == 0:
             tell(checked, total)
         seq, prev_hash, stored_hash = row[0], row[last], row[last + 1]
@@ -284,8 +298,12 @@ _UNHASHED = "record content does not match its hash"
 _HASH = 2  # a hash problem comes after a gap or a broken link at the same seq
 
 
-async def _check_range(connection: AsyncConnection, lo: int, hi: int) -> _RangeResult:
-    params = {"lo": lo, "hi": hi, "genesis": GENESIS_HASH}
+async def _check_range(
+    connection: AsyncConnection, lo: int, hi: int, start: Start = GENESIS
+) -> _RangeResult:
+    # The record before the range is ``lo``; at the start it is gone (or never was) and
+    # the start's hash stands for it.
+    params = {"lo": lo, "hi": hi, "genesis": start[1] if lo == start[0] else GENESIS_HASH}
     links = (await connection.execute(_PG_VERIFY_LINKS, params)).all()
     unhashed = (await connection.execute(_PG_VERIFY_HASHES, {"lo": lo, "hi": hi})).scalars()
     # (seq, order at one seq, records passed before it, first bad seq, problem)
@@ -311,23 +329,23 @@ async def _check_range(connection: AsyncConnection, lo: int, hi: int) -> _RangeR
 
 
 async def _verify_in_database(
-    connection: AsyncConnection, jobs: int, tell: Progress = _untold
+    connection: AsyncConnection, jobs: int, tell: Progress = _untold, start: Start = GENESIS
 ) -> VerifyResult:
     """The chain up to the head as it is now, in ranges; ``jobs`` ranges at a time, each on
     a connection of its own (records appended meanwhile are for the next run)."""
     head_seq, head_hash = await _head(connection)
     size = VERIFY_BATCH_IN_DATABASE
-    ranges = [(lo, min(lo + size, head_seq)) for lo in range(0, head_seq, size)]
+    ranges = [(lo, min(lo + size, head_seq)) for lo in range(start[0], head_seq, size)]
     results: list[_RangeResult] = []
     if jobs <= 1:
         for lo, hi in ranges:
-            results.append(await _check_range(connection, lo, hi))
-            tell(hi, head_seq)
+            results.append(await _check_range(connection, lo, hi, start))
+            tell(hi - start[0], head_seq - start[0])
             if results[-1].problem is not None:
                 break
     else:
-        results = await _check_ranges_at_once(connection, ranges, jobs, tell, head_seq)
-    checked, last_hash = 0, GENESIS_HASH
+        results = await _check_ranges_at_once(connection, ranges, jobs, tell, head_seq, start)
+    checked, last_hash = 0, start[1]
     for result in results:
         if result.problem is not None:
             return VerifyResult(
@@ -351,6 +369,7 @@ async def _check_ranges_at_once(
     jobs: int,
     tell: Progress,
     total: int,
+    start: Start,
 ) -> list[_RangeResult]:
     pending = iter(enumerate(ranges))
     results: dict[int, _RangeResult] = {}
@@ -360,10 +379,10 @@ async def _check_ranges_at_once(
         nonlocal done
         async with connection.engine.connect() as own:
             for index, (lo, hi) in pending:
-                results[index] = await _check_range(own, lo, hi)
+                results[index] = await _check_range(own, lo, hi, start)
                 await own.rollback()
                 done += hi - lo
-                tell(done, total)
+                tell(done, total - start[0])
 
     await asyncio.gather(*(work() for _ in range(min(jobs, len(ranges)))))
     return [results[i] for i in range(len(ranges))]

@@ -23,11 +23,17 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit.chain import format_at
-from app.audit.models import AuditChainHead, AuditCheckpoint, AuditEvent
+from app.audit.models import (
+    AuditAnchor,
+    AuditChainHead,
+    AuditCheckpoint,
+    AuditEvent,
+    AuditReview,
+)
 from app.config import Environment, Settings
 from app.security import dev_keys_lock
 
@@ -41,9 +47,15 @@ class Checkpoint:
     key_id: str
 
 
-def message(seq: int, chain_hash: str, at: datetime) -> bytes:
+CHECKPOINT = "samverkan-audit-checkpoint"
+# An anchor (retention's cut) is signed under another prefix: a checkpoint's signature can
+# never be passed off as an anchor's, which would let the log be cut at a checkpoint.
+ANCHOR = "samverkan-audit-anchor"
+
+
+def message(seq: int, chain_hash: str, at: datetime, purpose: str = CHECKPOINT) -> bytes:
     """What is signed: a fixed prefix, so a signature means nothing anywhere else."""
-    return f"samverkan-audit-checkpoint|{seq}|{chain_hash}|{format_at(at)}".encode("ascii")
+    return f"{purpose}|{seq}|{chain_hash}|{format_at(at)}".encode("ascii")
 
 
 class CheckpointSigner:
@@ -69,8 +81,10 @@ class CheckpointSigner:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()
 
-    def sign(self, seq: int, chain_hash: str, at: datetime) -> Checkpoint:
-        signature = self._key.sign(message(seq, chain_hash, at))
+    def sign(
+        self, seq: int, chain_hash: str, at: datetime, purpose: str = CHECKPOINT
+    ) -> Checkpoint:
+        signature = self._key.sign(message(seq, chain_hash, at, purpose))
         return Checkpoint(
             seq=seq,
             hash=chain_hash,
@@ -79,13 +93,13 @@ class CheckpointSigner:
             key_id=self.key_id,
         )
 
-    def valid(self, checkpoint: Checkpoint) -> bool:
+    def valid(self, checkpoint: Checkpoint, purpose: str = CHECKPOINT) -> bool:
         if checkpoint.key_id != self.key_id:
             return False
         try:
             self.public_key.verify(
                 base64.b64decode(checkpoint.signature, validate=True),
-                message(checkpoint.seq, checkpoint.hash, checkpoint.at),
+                message(checkpoint.seq, checkpoint.hash, checkpoint.at, purpose),
             )
         except (InvalidSignature, ValueError):
             return False
@@ -141,9 +155,13 @@ async def problems(
     signer: CheckpointSigner,
     checkpoints: Iterable[Checkpoint],
     head_seq: int,
+    anchor: Checkpoint | None = None,
 ) -> list[str]:
-    """What the checkpoints say is wrong with the log as it is now (empty: nothing)."""
+    """What the checkpoints say is wrong with the log as it is now (empty: nothing). A
+    checkpoint below the ``anchor`` (retention removed its record) still proves the log was
+    not rolled back behind it; one at the anchor must name the anchor's hash."""
     found: list[str] = []
+    cut = anchor.seq if anchor is not None else 0
     newest_at: datetime | None = None
     newest_seq = 0
     for checkpoint in sorted(checkpoints, key=lambda c: c.at):
@@ -159,9 +177,85 @@ async def problems(
         if checkpoint.seq > head_seq:
             found.append(f"{name}: the log ends at seq {head_seq} (rolled back or cut)")
             continue
-        recorded = await connection.scalar(
-            select(AuditEvent.hash).where(AuditEvent.seq == checkpoint.seq)
+        if checkpoint.seq < cut:
+            continue  # culled under a signed anchor: nothing left to compare it with
+        recorded = (
+            anchor.hash
+            if anchor is not None and checkpoint.seq == cut
+            else await connection.scalar(
+                select(AuditEvent.hash).where(AuditEvent.seq == checkpoint.seq)
+            )
         )
         if recorded != checkpoint.hash:
             found.append(f"{name}: the record there has another hash (rewritten)")
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """Where the chain begins after retention: the signed hash of the last removed record."""
+
+    signed: Checkpoint
+    rule_id: str
+    last_culled_at: datetime
+
+    @property
+    def seq(self) -> int:
+        return self.signed.seq
+
+    @property
+    def hash(self) -> str:
+        return self.signed.hash
+
+
+async def newest_anchor(connection: AsyncConnection) -> Anchor | None:
+    row = (
+        await connection.execute(
+            select(
+                AuditAnchor.seq,
+                AuditAnchor.hash,
+                AuditAnchor.at,
+                AuditAnchor.signature,
+                AuditAnchor.key_id,
+                AuditAnchor.rule_id,
+                AuditAnchor.last_culled_at,
+            )
+            .order_by(AuditAnchor.seq.desc(), AuditAnchor.id.desc())
+            .limit(1)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return Anchor(Checkpoint(*row[:5]), rule_id=row[5], last_culled_at=row[6])
+
+
+async def cut(
+    connection: AsyncConnection, signer: CheckpointSigner, *, through: int, rule_id: str
+) -> Anchor:
+    """Remove the records up to ``through`` (and their review marks) behind a signed anchor
+    of record ``through``'s hash, in the caller's transaction. The database refuses the
+    deletes without the anchor row (migration 0018)."""
+    row = (
+        await connection.execute(
+            select(AuditEvent.hash, AuditEvent.at).where(AuditEvent.seq == through)
+        )
+    ).one()
+    anchor = Anchor(
+        signer.sign(through, row[0], datetime.now(UTC), ANCHOR),
+        rule_id=rule_id,
+        last_culled_at=row[1],
+    )
+    await connection.execute(
+        insert(AuditAnchor).values(
+            seq=through,
+            hash=anchor.hash,
+            at=anchor.signed.at,
+            signature=anchor.signed.signature,
+            key_id=anchor.signed.key_id,
+            rule_id=rule_id,
+            last_culled_at=anchor.last_culled_at,
+        )
+    )
+    await connection.execute(delete(AuditReview).where(AuditReview.seq <= through))
+    await connection.execute(delete(AuditEvent).where(AuditEvent.seq <= through))
+    return anchor

@@ -121,6 +121,25 @@ class AuditCheckpoint(Base):
     key_id: Mapped[str] = mapped_column(String(64))
 
 
+class AuditAnchor(Base):
+    """Where the chain now begins: retention removed the records up to ``seq``, and this
+    signed statement of record ``seq``'s hash is what the first remaining record chains to
+    (docs/audit.md, "Retention"). Append-only; the newest is the chain's anchor, and the
+    database refuses to delete a record above it."""
+
+    __tablename__ = "audit_anchor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    signature: Mapped[str] = mapped_column(String(200))
+    key_id: Mapped[str] = mapped_column(String(64))
+    rule_id: Mapped[str] = mapped_column(String(60))
+    # the time of record ``seq``, the newest one culled
+    last_culled_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class AuditReadVolume(Base):
     """When a user was last let at an individual's information: derived from the permit
     records as they are appended, for the ``volume`` flag only (the log stays the record).

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.audit.models import Decision
 from app.inputs import InputModel
+from app.retention.tombstones import CulledRead
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +91,24 @@ class AuditEventDetail(AuditEventRead):
     """One record as GET /audit/events/{seq} shows it: with its review mark and note."""
 
     review: ReviewRead | None
+    # the record's resource, where retention has culled it since: when, and under which rule
+    culled: CulledRead | None = None
+
+
+class AnchorRead(BaseModel):
+    """Where the chain begins since retention removed older records: ``seq`` is the last
+    record removed, ``hash`` its hash (signed), ``last_culled_at`` its time."""
+
+    seq: int
+    hash: str
+    at: datetime
+    rule_id: str
+    last_culled_at: datetime
 
 
 class VerifyRead(BaseModel):
-    """``ok`` only when the chain recomputes *and* every signed checkpoint agrees with it."""
+    """``ok`` only when the chain recomputes *and* every signed checkpoint agrees with it;
+    after retention, from the signed ``anchor`` (whose signature is checked too)."""
 
     ok: bool
     checked: int
@@ -103,6 +118,7 @@ class VerifyRead(BaseModel):
     problem: str | None = None
     checkpoints_checked: int = 0
     checkpoint_problems: list[str] = []
+    anchor: AnchorRead | None = None
 
 
 class CheckpointRead(BaseModel):
@@ -142,3 +158,5 @@ class AccessLogRead(BaseModel):
     individual_id: uuid.UUID
     generated_at: datetime
     entries: list[AccessLogEntry]
+    # what retention culled about the individual (the individual too, once culled)
+    culled: list[CulledRead] = []

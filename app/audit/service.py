@@ -23,12 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.agencies.models import Agency
 from app.audit import checkpoints, flags
 from app.audit import writer as audit
-from app.audit.chain import Progress, verify_chain
+from app.audit.chain import GENESIS, Progress, verify_chain
 from app.audit.models import AuditEvent, AuditReview, Decision
 from app.audit.records import Record
 from app.audit.schemas import (
     AccessLogEntry,
     AccessLogRead,
+    AnchorRead,
     AuditEventDetail,
     AuditEventRead,
     AuditFilters,
@@ -46,6 +47,7 @@ from app.pagination import Page, cursor_int, decode_cursor, encode_cursor
 from app.policy import enforce
 from app.policy.engine import Action
 from app.policy.entities import AgencyFacts, AuditRecordFacts
+from app.retention import tombstones
 from app.users.models import User
 
 EXPORT_BATCH = 2000
@@ -234,7 +236,8 @@ async def get_event(session: AsyncSession, actor: Actor, *, seq: int) -> AuditEv
         if mark is not None
         else None
     )
-    return AuditEventDetail(**to_read(event).model_dump(), review=review)
+    culled = await tombstones.of_resource(session, event.resource_type, event.resource_id)
+    return AuditEventDetail(**to_read(event).model_dump(), review=review, culled=culled)
 
 
 def _user_named(event: AuditEvent) -> uuid.UUID | None:
@@ -312,11 +315,31 @@ async def verify_all(
 ) -> VerifyRead:
     """The chain recomputed, then checked against every stored checkpoint and any kept
     elsewhere (``extra``): the API and ``samverkan audit verify`` report the same."""
-    result = await verify_chain(connection, jobs=jobs, progress=progress)
+    anchor = await checkpoints.newest_anchor(connection)
+    problems: list[str] = []
+    start = GENESIS
+    if anchor is not None:
+        start = (anchor.seq, anchor.hash)
+        if not signer.valid(anchor.signed, checkpoints.ANCHOR):
+            problems.append(
+                f"anchor seq {anchor.seq}: signature does not verify with key {signer.key_id}"
+            )
+    result = await verify_chain(connection, jobs=jobs, progress=progress, start=start)
     known = [*await checkpoints.stored(connection), *extra]
-    problems = await checkpoints.problems(connection, signer, known, result.head_seq)
+    problems += await checkpoints.problems(
+        connection, signer, known, result.head_seq, anchor.signed if anchor else None
+    )
     return VerifyRead(
         ok=result.ok and not problems,
+        anchor=None
+        if anchor is None
+        else AnchorRead(
+            seq=anchor.seq,
+            hash=anchor.hash,
+            at=anchor.signed.at,
+            rule_id=anchor.rule_id,
+            last_culled_at=anchor.last_culled_at,
+        ),
         checked=result.checked,
         first_bad_seq=result.first_bad_seq,
         head_seq=result.head_seq,
@@ -466,7 +489,9 @@ async def access_log(
     """The individual's access extract (loggutdrag): who — which agency and user — read or
     changed what about them, when, and on which basis, refusals included. Oldest first."""
     await _require_auditor(session, actor, "audit.access_log", str(individual_id))
-    if await session.get(Individual, individual_id) is None:
+    culled = await tombstones.of_individual(session, individual_id)
+    exists = await session.get(Individual, individual_id) is not None
+    if not exists and not any(c.resource_type == "individual" for c in culled):
         raise NotFound()
     rows = (
         await session.execute(
@@ -507,11 +532,14 @@ async def access_log(
             resource_id=str(individual_id),
             individual_id=individual_id,
             basis="auditor",
-            reason=f"{len(entries)} record(s)",
+            reason=f"{len(entries)} record(s), {len(culled)} culled",
         ),
     )
     return AccessLogRead(
-        individual_id=individual_id, generated_at=datetime.now(UTC), entries=entries
+        individual_id=individual_id,
+        generated_at=datetime.now(UTC),
+        entries=entries,
+        culled=culled,
     )
 
 

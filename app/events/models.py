@@ -65,7 +65,10 @@ class Event(Base):
     cursor never passes an event that commits later."""
 
     __tablename__ = "event"
-    __table_args__ = (Index("ix_event_resource", "resource_type", "resource_id"),)
+    __table_args__ = (
+        Index("ix_event_resource", "resource_type", "resource_id"),
+        Index("ix_event_occurred_at", "occurred_at"),
+    )
 
     seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True

@@ -71,6 +71,9 @@ class Action(StrEnum):
     CLIENT_MANAGE = "client.manage"
     AUDIT_USE = "audit.use"
     AUDIT_REVIEW = "audit.review"
+    HOLD_REQUEST = "hold.request"
+    HOLD_DECIDE = "hold.decide"
+    HOLD_READ = "hold.read"
 
 
 class PolicyError(RuntimeError):

@@ -105,6 +105,16 @@ class AreaFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldFacts:
+    """A legal hold as decided or read: the agency that asked for it, and who made the
+    request now pending (the hold's, or its lifting's)."""
+
+    id: uuid.UUID
+    agency_id: uuid.UUID
+    requested_by: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
 class ConsentGrant:
     """An active consent of the individual: who it names and what it covers."""
 
@@ -141,6 +151,7 @@ Resource = (
     | AccountFacts
     | AuditRecordFacts
     | AreaFacts
+    | HoldFacts
 )
 
 # The user an audit record names where it names none (a system record; not about a user).
@@ -229,7 +240,7 @@ def _individual_entity(facts: IndividualFacts) -> dict[str, Any]:
 
 def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """The resource's uid and the entities a decision about it needs (agencies included)."""
-    if isinstance(resource, AgencyFacts | AccountFacts | AuditRecordFacts | AreaFacts):
+    if isinstance(resource, AgencyFacts | AccountFacts | AuditRecordFacts | AreaFacts | HoldFacts):
         return _administration_entities(resource)
     if isinstance(resource, IndividualFacts):
         agencies = {resource.registering_agency_id, *resource.case_agency_ids}
@@ -288,10 +299,22 @@ def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str
 
 
 def _administration_entities(
-    resource: AgencyFacts | AccountFacts | AuditRecordFacts | AreaFacts,
+    resource: AgencyFacts | AccountFacts | AuditRecordFacts | AreaFacts | HoldFacts,
 ) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """An agency, an account as administered, an audit record as reviewed, or a lägesbild
-    area (with the acting agency's kind and municipality, which its rules compare)."""
+    """An agency, an account as administered, an audit record as reviewed, a legal hold as
+    decided, or a lägesbild area (with the acting agency's kind and municipality, which its
+    rules compare)."""
+    if isinstance(resource, HoldFacts):
+        uid = _uid("LegalHold", resource.id)
+        hold = {
+            "uid": uid,
+            "attrs": {
+                "agency": _ref("Agency", resource.agency_id),
+                "requested_by": _ref("User", resource.requested_by),
+            },
+            "parents": [],
+        }
+        return uid, [hold, *_agencies([resource.agency_id])]
     if isinstance(resource, AreaFacts):
         uid = _uid("Area", resource.id)
         agency: dict[str, Any] = {"kind": resource.actor_agency_kind}

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BindParameter, ColumnElement, and_, exists, false, or_, select
+from sqlalchemy import BindParameter, ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.orm import aliased
 
 from app.actions.models import CaseAction
@@ -406,3 +406,18 @@ def events_visible_to(actor: Actor, now: datetime) -> ColumnElement[bool]:
         ),
         and_(kind == ResourceType.THREAT.value, about(Case, threat_visible_to(actor, now))),
     )
+
+
+def holds_visible_to(actor: Actor) -> ColumnElement[bool]:
+    """policies/retention.cedar ``hold.read``: auditors every hold, coordinators their
+    agency's requests; an account both administrator and auditor nothing (duties.cedar),
+    integration clients nothing."""
+    from app.holds.models import LegalHold  # noqa: PLC0415 - holds import the filters
+
+    if actor.kind is ActorKind.CLIENT or {Role.ADMIN, Role.AUDITOR} <= actor.roles:
+        return false()
+    if Role.AUDITOR in actor.roles:
+        return true()
+    if Role.COORDINATOR in actor.roles:
+        return LegalHold.agency_id == actor.agency_id
+    return false()

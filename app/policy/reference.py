@@ -14,6 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.agencies.models import AgencyKind
+from app.retention import rules as retention_rules
+from app.retention.rules import RetentionRules
 
 REQUIRED_CATEGORIES = frozenset(
     {
@@ -101,10 +103,16 @@ class AuditSettings(_Strict):
     volume_individuals_per_hour: int = Field(ge=1, le=100_000)
 
 
+class RetentionSettings(_Strict):
+    # The access log is kept at least this long, whatever policies/retention.yaml says.
+    audit_minimum_days: int = Field(ge=1, le=100 * 366)
+
+
 class LocalSettings(_Strict):
     consent: ConsentSettings
     documents: DocumentSettings
     audit: AuditSettings
+    retention: RetentionSettings
 
 
 class Label(_Strict):
@@ -144,6 +152,7 @@ class ReferenceData(_Strict):
     # enum name (snake_case) -> value -> its Swedish and English label (labels.yaml)
     labels: Labels = Field(default_factory=dict)
     messages_sv: Messages = Field(default_factory=Messages)
+    retention: RetentionRules | None = None
 
     def labels_in(self, lang: Literal["sv", "en"]) -> dict[str, dict[str, str]]:
         """Every enum's labels in one language, with the categories' and legal bases'."""
@@ -180,10 +189,14 @@ def load_reference(directory: Path) -> ReferenceData:
     codes = [c.code for c in categories.categories]
     if len(codes) != len(set(codes)):
         raise ValueError("categories.yaml repeats a code")
+    settings = LocalSettings.model_validate(_load_yaml(directory / "settings.yaml"))
     return ReferenceData(
         categories={c.code: c for c in categories.categories},
         legal_bases={b.code: b for b in bases.legal_bases},
-        settings=LocalSettings.model_validate(_load_yaml(directory / "settings.yaml")),
+        settings=settings,
         labels=_load_yaml(directory / "labels.yaml"),
         messages_sv=Messages.model_validate(_load_yaml(directory / "messages.sv.yaml")),
+        retention=retention_rules.load(
+            directory, audit_minimum_days=settings.retention.audit_minimum_days
+        ),
     )
