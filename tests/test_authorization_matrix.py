@@ -810,6 +810,46 @@ ROWS: list[Row] = [
         audit="admin",
         states=ONCE,
     ),
+    # --- legal holds: a coordinator in the case asks, an auditor who did not ask decides ---
+    Row(
+        "POST",
+        "/legal-holds",
+        lambda a, c: Expect(
+            201
+            if a in {"soc_coordinator", "pol_coordinator"}
+            else 403
+            if a in PARTICIPANTS
+            else 404
+        ),
+        body=lambda a, c: {"case_id": c.ids["case"], "reason": "Förundersökning pågår"},
+        states=ONCE,
+    ),
+    Row("GET", "/legal-holds", _everyone(200), audit="admin", states=ONCE),
+    Row(
+        "GET",
+        "/legal-holds/{hold}",
+        lambda a, c: Expect(200 if a in {"soc_coordinator", "soc_auditor"} else 404),
+        states=ONCE,
+    ),
+    Row(
+        "POST",
+        "/legal-holds/{hold}/lift",
+        lambda a, c: Expect(409 if a == "soc_coordinator" else 404),  # not active yet
+        body=lambda a, c: {"reason": "Klart"},
+        states=ONCE,
+    ),
+    *(
+        Row(
+            "POST",
+            f"/legal-holds/{{hold}}/{decision}",
+            lambda a, c: Expect(
+                200 if a == "soc_auditor" else 403 if a == "soc_coordinator" else 404
+            ),
+            body=lambda a, c: {"note": "Beslutat"},
+            states=ONCE,
+        )
+        for decision in ("approve", "reject")
+    ),
     # --- reference data ------------------------------------------------------------------
     Row("GET", "/categories", _everyone(200), audit="none", states=ONCE),
     Row("GET", "/legal-bases", _everyone(200), audit="none", states=ONCE),
@@ -844,6 +884,7 @@ def _template_route(row: Row) -> tuple[str, str]:
         "grant": "grant_id",
         "webhook": "webhook_id",
         "delivery": "delivery_id",
+        "hold": "hold_id",
     }
     return row.method, API + re.sub(r"\{(\w+)\}", lambda m: "{" + names[m.group(1)] + "}", path)
 
@@ -883,6 +924,14 @@ async def _build(
         assert response.status_code in {200, 201}, response.text
         return dict(response.json())
 
+    ctx.ids["hold"] = (
+        await made(
+            world.soc_coordinator,
+            "POST",
+            "/legal-holds",
+            json={"case_id": case, "reason": "Tvist om vårdnaden"},
+        )
+    )["id"]
     entry = {"title": "Anteckning", "body": "Text."}
     ctx.ids["soc_entry"] = (
         await made(

@@ -75,6 +75,11 @@ NO_EVENT = {
     "area.create",
     "lagesbild.write",
     "lagesbild.import",
+    # legal holds: retention's business, decided by auditors; no integration acts on them
+    "legal_hold.request",
+    "legal_hold.lift",
+    "legal_hold.approve",
+    "legal_hold.reject",
 }
 THIN = {"id", "type", "occurred_at", "case_id", "individual_id", "resource_type", "resource_id"}
 

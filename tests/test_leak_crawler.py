@@ -54,6 +54,8 @@ from app.clients.models import Scope
 from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.entries import service as entry_service
 from app.goals import service as goal_service
+from app.holds import service as hold_service
+from app.holds.models import LegalHold
 from app.individuals import service as individual_service
 from app.individuals.models import Individual
 from app.meetings import service as meeting_service
@@ -95,7 +97,7 @@ def spellings(number: str) -> set[str]:
 
 # What governs a canary: the question the oracle asks app/policy.
 # (kind, id): identity | entry | action | goal | meeting | threat | consent_case |
-# case_staff | accounts | grant | auditors
+# case_staff | accounts | grant | auditors | hold
 Question = tuple[str, uuid.UUID]
 
 
@@ -578,6 +580,13 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
     ):
         for value in values:
             crawl.pool(name, value)
+    # a legal hold on the minor's case: its reason is for auditors and the asking agency
+    hold_reason = _canary("Bevarande")
+    held = await api(
+        w.soc_coordinator, "POST", "/legal-holds", json={"case_id": cm, "reason": hold_reason}
+    )
+    crawl.add("legal_hold.reason", hold_reason, ("hold", uuid.UUID(held["id"])))
+    crawl.pool("hold_id", held["id"])
     # the lägesbild (no personal data): an area, and the year its table is read for
     await api(w.soc_coordinator, "POST", "/areas", json={"name": "Vällingby"})
     crawl.pools["year"] = ["2026"]
@@ -647,6 +656,10 @@ async def _allowed(session: AsyncSession, actor: Actor, question: Question) -> b
         assert case is not None
         facts = await case_service.case_facts(session, case)
         return enforce.decide(actor, Action.CONSENT_READ, facts).allowed
+    if kind == "hold":  # a legal hold's reasons: policies/retention.cedar hold.read
+        hold = await session.get(LegalHold, ident)
+        assert hold is not None
+        return enforce.decide(actor, Action.HOLD_READ, hold_service.facts(hold)).allowed
     if kind == "auditors":  # the audit log's own text: app.audit's role gate (audit.use)
         return actor.has_any_role(Role.AUDITOR)
     assert kind == "grant"

@@ -148,7 +148,7 @@ async def _load(
         session,
         actor,
         Action.HOLD_READ,
-        _facts(hold),
+        facts(hold),
         audit_action=audit_action,
         hidden=True,
         **_fields(hold),
@@ -156,7 +156,7 @@ async def _load(
     return hold, decision.policy_id
 
 
-def _facts(hold: LegalHold) -> HoldFacts:
+def facts(hold: LegalHold) -> HoldFacts:
     pending_by = (
         hold.lift_requested_by
         if hold.status == HoldStatus.LIFT_REQUESTED.value and hold.lift_requested_by
@@ -258,7 +258,7 @@ async def decide(
         session,
         actor,
         Action.HOLD_DECIDE,
-        _facts(hold),
+        facts(hold),
         audit_action=audit_action,
         hidden=False,
         detail="A hold is decided by an auditor who did not ask for it.",

@@ -171,7 +171,9 @@ def _check(
         allowed = ", ".join(sorted(TRIGGERS[rule.kind]))
         raise refuse(f"a {rule.kind} is not kept from {rule.trigger} (only {allowed})", "trigger")
     if rule.agency_kind is not None and rule.kind not in BY_AGENCY:
-        raise refuse(f"a {rule.kind} has no recording agency: agency_kind does not apply", "kind")
+        raise refuse(
+            f"a {rule.kind} has no recording agency: agency_kind does not apply", "agency_kind"
+        )
     if any((r.kind, r.agency_kind) == (rule.kind, rule.agency_kind) for r in before):
         raise refuse(f"a second rule for {rule.kind} of the same agency kind", "kind")
     if rule.kind is RecordKind.AUDIT_RECORD and rule.period_days < audit_minimum_days:
