@@ -179,7 +179,11 @@ async def test_one_record_and_its_hash(
     [newest] = await _search(client, app, world, limit=1)
     one = await call(client, app, world.soc_auditor, "GET", f"/audit/events/{newest['seq']}")
     assert one.status_code == 200
-    assert one.json() | {"reviewed": False} == newest | {"reviewed": False, "review": None}
+    assert one.json() | {"reviewed": False} == newest | {
+        "reviewed": False,
+        "review": None,
+        "culled": None,
+    }
     assert len(one.json()["hash"]) == 64
     missing = await call(client, app, world.soc_auditor, "GET", "/audit/events/999999999")
     assert missing.status_code == 404

@@ -96,6 +96,11 @@ ACTIONS = {
     ("POST", "/cases/{case}/links"): "case.link",
     ("GET", "/cases/{case}/links"): "case.links",
     ("GET", "/me/work"): "work.list",
+    ("POST", "/legal-holds"): "legal_hold.request",
+    ("GET", "/legal-holds/{hold}"): "legal_hold.read",
+    ("POST", "/legal-holds/{active_hold}/lift"): "legal_hold.lift",
+    ("POST", "/legal-holds/{hold}/approve"): "legal_hold.approve",
+    ("POST", "/legal-holds/{hold}/reject"): "legal_hold.reject",
 }
 # A route whose work is recorded besides its own record: a meeting's decisions are each an
 # action planned (``action.create``), in the same request.

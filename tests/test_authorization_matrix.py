@@ -833,8 +833,8 @@ ROWS: list[Row] = [
     ),
     Row(
         "POST",
-        "/legal-holds/{hold}/lift",
-        lambda a, c: Expect(409 if a == "soc_coordinator" else 404),  # not active yet
+        "/legal-holds/{active_hold}/lift",
+        lambda a, c: Expect(200 if a == "soc_coordinator" else 404),
         body=lambda a, c: {"reason": "Klart"},
         states=ONCE,
     ),
@@ -885,6 +885,7 @@ def _template_route(row: Row) -> tuple[str, str]:
         "webhook": "webhook_id",
         "delivery": "delivery_id",
         "hold": "hold_id",
+        "active_hold": "hold_id",
     }
     return row.method, API + re.sub(r"\{(\w+)\}", lambda m: "{" + names[m.group(1)] + "}", path)
 
@@ -924,14 +925,17 @@ async def _build(
         assert response.status_code in {200, 201}, response.text
         return dict(response.json())
 
-    ctx.ids["hold"] = (
-        await made(
-            world.soc_coordinator,
-            "POST",
-            "/legal-holds",
-            json={"case_id": case, "reason": "Tvist om vårdnaden"},
-        )
-    )["id"]
+    # two legal holds on the case: one asked for (to decide), one approved (to lift)
+    for key in ("hold", "active_hold"):
+        ctx.ids[key] = (
+            await made(
+                world.soc_coordinator,
+                "POST",
+                "/legal-holds",
+                json={"case_id": case, "reason": "Tvist om vårdnaden"},
+            )
+        )["id"]
+    await made(world.soc_auditor, "POST", f"/legal-holds/{ctx.ids['active_hold']}/approve", json={})
     entry = {"title": "Anteckning", "body": "Text."}
     ctx.ids["soc_entry"] = (
         await made(

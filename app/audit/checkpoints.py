@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -137,16 +138,13 @@ async def create(connection: AsyncConnection, signer: CheckpointSigner) -> Check
     return checkpoint
 
 
+def _signed(model: type[AuditCheckpoint | AuditAnchor]) -> tuple[Any, ...]:
+    """A signed head's columns, in :class:`Checkpoint`'s order."""
+    return (model.seq, model.hash, model.at, model.signature, model.key_id)
+
+
 async def stored(connection: AsyncConnection) -> list[Checkpoint]:
-    rows = await connection.execute(
-        select(
-            AuditCheckpoint.seq,
-            AuditCheckpoint.hash,
-            AuditCheckpoint.at,
-            AuditCheckpoint.signature,
-            AuditCheckpoint.key_id,
-        ).order_by(AuditCheckpoint.id)
-    )
+    rows = await connection.execute(select(*_signed(AuditCheckpoint)).order_by(AuditCheckpoint.id))
     return [Checkpoint(*row) for row in rows]
 
 
@@ -211,15 +209,7 @@ class Anchor:
 async def newest_anchor(connection: AsyncConnection) -> Anchor | None:
     row = (
         await connection.execute(
-            select(
-                AuditAnchor.seq,
-                AuditAnchor.hash,
-                AuditAnchor.at,
-                AuditAnchor.signature,
-                AuditAnchor.key_id,
-                AuditAnchor.rule_id,
-                AuditAnchor.last_culled_at,
-            )
+            select(*_signed(AuditAnchor), AuditAnchor.rule_id, AuditAnchor.last_culled_at)
             .order_by(AuditAnchor.seq.desc(), AuditAnchor.id.desc())
             .limit(1)
         )

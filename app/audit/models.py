@@ -108,12 +108,10 @@ class AuditReview(Base):
     review_seq: Mapped[int] = mapped_column(BigInteger)
 
 
-class AuditCheckpoint(Base):
-    """A signed statement that the chain had ``hash`` at ``seq`` at time ``at``."""
+class _SignedHead:
+    """A signed statement of the chain's hash at ``seq`` (at time ``at``): the columns a
+    checkpoint and an anchor share (app.audit.checkpoints signs and checks both)."""
 
-    __tablename__ = "audit_checkpoint"
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     seq: Mapped[int] = mapped_column(BigInteger, index=True)
     hash: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -121,7 +119,15 @@ class AuditCheckpoint(Base):
     key_id: Mapped[str] = mapped_column(String(64))
 
 
-class AuditAnchor(Base):
+class AuditCheckpoint(_SignedHead, Base):
+    """A signed statement that the chain had ``hash`` at ``seq`` at time ``at``."""
+
+    __tablename__ = "audit_checkpoint"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+
+
+class AuditAnchor(_SignedHead, Base):
     """Where the chain now begins: retention removed the records up to ``seq``, and this
     signed statement of record ``seq``'s hash is what the first remaining record chains to
     (docs/audit.md, "Retention"). Append-only; the newest is the chain's anchor, and the
@@ -130,11 +136,6 @@ class AuditAnchor(Base):
     __tablename__ = "audit_anchor"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    seq: Mapped[int] = mapped_column(BigInteger, index=True)
-    hash: Mapped[str] = mapped_column(String(64))
-    at: Mapped[datetime] = mapped_column(UtcDateTime)
-    signature: Mapped[str] = mapped_column(String(200))
-    key_id: Mapped[str] = mapped_column(String(64))
     rule_id: Mapped[str] = mapped_column(String(60))
     # the time of record ``seq``, the newest one culled
     last_culled_at: Mapped[datetime] = mapped_column(UtcDateTime)

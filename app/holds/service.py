@@ -132,10 +132,19 @@ async def request_hold(
 
 
 async def _load(
-    session: AsyncSession, actor: Actor, hold_id: uuid.UUID, audit_action: str
+    session: AsyncSession,
+    actor: Actor,
+    hold_id: uuid.UUID,
+    audit_action: str,
+    *,
+    for_change: bool = True,
 ) -> tuple[LegalHold, str]:
-    """The hold if the caller may read it (404 as for none otherwise)."""
-    hold = await session.get(LegalHold, hold_id, with_for_update=True)
+    """The hold if the caller may read it (404 as for none otherwise); locked when it is
+    to be changed, so that two decisions on one request never both win."""
+    query = select(LegalHold).where(LegalHold.id == hold_id)
+    if for_change:
+        query = query.with_for_update()
+    hold = (await session.execute(query)).scalar_one_or_none()
     if hold is None:
         raise enforce.not_found(
             session,
@@ -166,7 +175,7 @@ def facts(hold: LegalHold) -> HoldFacts:
 
 
 async def get_hold(session: AsyncSession, actor: Actor, *, hold_id: uuid.UUID) -> LegalHoldRead:
-    hold, policy_id = await _load(session, actor, hold_id, "legal_hold.read")
+    hold, policy_id = await _load(session, actor, hold_id, "legal_hold.read", for_change=False)
     audit.append_at_commit(
         session, [actor.record("legal_hold.read", policy_id=policy_id, **_fields(hold))]
     )
