@@ -148,7 +148,7 @@ async def main() -> None:
     await _admin(f'CREATE DATABASE "{name}"')
     url = f"postgresql+asyncpg://{PG}/{name}"
     try:
-        upgrade(url)
+        await asyncio.to_thread(upgrade, url)
         seeded = await _seed(url, args.individuals, args.audit_records)
         print(json.dumps({"seeded": seeded}), flush=True)
         measured = await _run(url, args.batch_size, args.audit_batch_size)

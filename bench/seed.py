@@ -70,7 +70,7 @@ async def seed_accounts(url: str) -> dict[str, Any]:
     database = Database.from_settings(Settings(database_url=url))
     try:
         async with database.sessionmaker() as session:
-            logins = await seed_demo(session)
+            logins = (await seed_demo(session)).logins
             await session.commit()
     finally:
         await database.dispose()
@@ -355,6 +355,7 @@ async def seed_audit(connection: asyncpg.Connection, count: int) -> float:
             uuid.uuid4().hex,
             "10.0.0.1",
             flags,
+            "password",  # auth_method
         )
         digest = record_hash(prev, seq, _canonical_body_of_row(values))
         batch.append((seq, *values, prev, digest))

@@ -384,28 +384,30 @@ class _Culling:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One query of what is due: ``kind`` under ``rule``."""
+    """One query of what is due: ``kind`` under ``rule``; ``key`` orders it (the id)."""
 
     kind: RecordKind
     rule: Rule
     query: Select[Any]
+    key: Any
     part: Part | None = None
 
 
 def steps(rules: RetentionRules, now: datetime) -> list[Step]:
     """What a run does, in order (the audit log and housekeeping apart)."""
     found = [
-        Step(part.kind, rule, _part_due(part, rule, rules, now), part)
+        Step(part.kind, rule, _part_due(part, rule, rules, now), _key(part), part)
         for part in PARTS
         for rule in rules.of_kind(part.kind)
     ]
     case_rule = rules.for_kind(RecordKind.CASE)
-    found.append(Step(RecordKind.CASE, case_rule, _cases_due(case_rule, now)))
+    found.append(Step(RecordKind.CASE, case_rule, _cases_due(case_rule, now), Case.id))
     found.append(
         Step(
             RecordKind.INDIVIDUAL,
             rules.for_kind(RecordKind.INDIVIDUAL),
             _individuals_due(rules, now),
+            Individual.id,
         )
     )
     return found
@@ -615,7 +617,8 @@ async def run(
             return True
 
     for step in steps(rules, now):
-        while await batch_of(step.kind, partial(_cull_step, step, batch_size)):
+        after = _After()
+        while await batch_of(step.kind, partial(_cull_step, step, batch_size, after)):
             pass
     while await batch_of(RecordKind.IDEMPOTENCY, partial(_cull_keys, rules, now, batch_size)):
         pass
@@ -627,10 +630,23 @@ async def run(
     return result
 
 
-async def _cull_step(step: Step, batch_size: int, culling: _Culling) -> bool:
-    rows = (await culling.connection.execute(step.query.limit(batch_size))).all()
+@dataclass(slots=True)
+class _After:
+    """Where a step's next batch starts: after the last id the step looked at. What it
+    passed over (held, or another agency kind's) stays so for the run's ``now``; without
+    it, every batch would scan again past the rows the batches before it deleted."""
+
+    key: Any = None
+
+
+async def _cull_step(step: Step, batch_size: int, after: _After, culling: _Culling) -> bool:
+    query = step.query.order_by(step.key).limit(batch_size)
+    if after.key is not None:
+        query = query.where(step.key > after.key)
+    rows = (await culling.connection.execute(query)).all()
     if not rows:
         return False
+    after.key = rows[-1][0]
     if step.part is not None:
         await culling.part(step.part, rows, step.rule.id)
     elif step.kind is RecordKind.CASE:
