@@ -97,29 +97,25 @@ def test_the_shipped_file_is_valid_and_says_it_holds_examples() -> None:
     assert "EXAMPLES ONLY" in GOOD
 
 
+async def _retention_run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app.cli", "retention", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 async def test_a_second_run_exits_while_one_holds_the_lock(backend: str, tmp_path: Path) -> None:
     async with migrated_database(backend, tmp_path) as (url, database):
         env = os.environ | {"SAMVERKAN_DATABASE_URL": url, "SAMVERKAN_DATA_DIR": str(tmp_path)}
         async with retention_lock.held(database.engine):
-            blocked = await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, "-m", "app.cli", "retention", "run"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            blocked = await _retention_run(env)
         assert blocked.returncode == 4, blocked.stderr
         assert "another retention run holds the lock" in blocked.stderr
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "app.cli", "retention", "run"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = await _retention_run(env)
         assert done.returncode == 0, done.stderr
         assert '"run_id"' in done.stdout

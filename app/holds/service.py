@@ -125,8 +125,20 @@ async def request_hold(
         requested_at=_now(),
     )
     session.add(hold)
+    return await _recorded(session, actor, hold, "legal_hold.request", policy_id)
+
+
+async def _recorded(
+    session: AsyncSession,
+    actor: Actor,
+    hold: LegalHold,
+    action: str,
+    policy_id: str,
+    reason: str | None = None,
+) -> LegalHoldRead:
+    """The change's audit record (naming the case and the individual), then the hold."""
     await audit.append(
-        session, actor.record("legal_hold.request", policy_id=policy_id, **_fields(hold))
+        session, actor.record(action, policy_id=policy_id, reason=reason, **_fields(hold))
     )
     return to_read(hold)
 
@@ -245,10 +257,7 @@ async def request_lift(
     hold.lift_reason = data.reason
     hold.lift_requested_by = actor.id
     hold.lift_requested_at = _now()
-    await audit.append(
-        session, actor.record("legal_hold.lift", policy_id=policy_id, **_fields(hold))
-    )
-    return to_read(hold)
+    return await _recorded(session, actor, hold, "legal_hold.lift", policy_id)
 
 
 async def decide(
@@ -287,10 +296,6 @@ async def decide(
         hold.decision_note = data.note
     else:
         raise Conflict(f"Nothing to decide: the hold is {hold.status}.")
-    await audit.append(
-        session,
-        actor.record(
-            audit_action, policy_id=decision.policy_id, reason=hold.status, **_fields(hold)
-        ),
+    return await _recorded(
+        session, actor, hold, audit_action, decision.policy_id, reason=hold.status
     )
-    return to_read(hold)
