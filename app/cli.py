@@ -295,7 +295,7 @@ def _audit_checkpoint(_: argparse.Namespace) -> int:
     return 0
 
 
-def _retention_rules(settings: Settings) -> RetentionRules:
+def _retention_rules() -> RetentionRules:
     rules = PolicyEngine().reference.retention  # validated as at start-up
     assert rules is not None
     return rules
@@ -306,7 +306,7 @@ def _retention_plan(_: argparse.Namespace) -> int:
     data)."""
     settings = get_settings()
     configure_logging(level="WARNING", fmt=settings.effective_log_format)
-    rules = _retention_rules(settings)
+    rules = _retention_rules()
 
     async def run() -> dict[str, object]:
         database = Database.from_settings(settings)
@@ -327,16 +327,18 @@ def _retention_run(args: argparse.Namespace) -> int:
     configure_logging(level="WARNING", fmt=settings.effective_log_format)
     if settings.is_sqlite:
         upgrade(settings.database_url)
-    rules = _retention_rules(settings)
+    rules = _retention_rules()
     signer = CheckpointSigner(settings)
 
     async def run() -> retention_service.RunResult:
         database = Database.from_settings(settings)
         try:
             async with retention_lock.held(database.engine):
-                async with database.engine.connect() as connection:
-                    due = await retention_service.plan(connection, rules, datetime.now(UTC))
-                total = sum(int(kind["due"]) for kind in due["kinds"].values())
+                total = 0
+                if sys.stderr.isatty():  # the bar's length; a cron job is spared the counting
+                    async with database.engine.connect() as connection:
+                        due = await retention_service.plan(connection, rules, datetime.now(UTC))
+                    total = sum(int(kind["due"]) for kind in due["kinds"].values())
                 with _progress("records") as tell:
                     return await retention_service.run(
                         database.sessionmaker,

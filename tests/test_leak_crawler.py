@@ -585,7 +585,18 @@ async def _build(session: AsyncSession, api: Builder, cast: Cast) -> CrawlWorld:
     held = await api(
         w.soc_coordinator, "POST", "/legal-holds", json={"case_id": cm, "reason": hold_reason}
     )
-    crawl.add("legal_hold.reason", hold_reason, ("hold", uuid.UUID(held["id"])))
+    # ... approved with a note, and its lifting asked for with a reason: all three texts
+    # are the hold's (auditors and the asking agency's coordinators)
+    decision_note, lift_reason = _canary("Beslut"), _canary("Havning")
+    hold_path = f"/legal-holds/{held['id']}"
+    await api(w.soc_auditor, "POST", f"{hold_path}/approve", json={"note": decision_note})
+    await api(w.soc_coordinator, "POST", f"{hold_path}/lift", json={"reason": lift_reason})
+    for name, text in (
+        ("legal_hold.reason", hold_reason),
+        ("legal_hold.decision_note", decision_note),
+        ("legal_hold.lift_reason", lift_reason),
+    ):
+        crawl.add(name, text, ("hold", uuid.UUID(held["id"])))
     crawl.pool("hold_id", held["id"])
     # the lägesbild (no personal data): an area, and the year its table is read for
     await api(w.soc_coordinator, "POST", "/areas", json={"name": "Vällingby"})

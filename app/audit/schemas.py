@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.audit.models import Decision
 from app.inputs import InputModel
-from app.retention.tombstones import CulledRead
+from app.retention.schemas import CulledRead
 
 
 @dataclass(frozen=True, slots=True)

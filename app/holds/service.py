@@ -17,7 +17,7 @@ from app.cases import service as case_service
 from app.errors import Conflict
 from app.holds.models import HoldStatus, LegalHold
 from app.holds.schemas import LegalHoldCreate, LegalHoldDecision, LegalHoldLift, LegalHoldRead
-from app.individuals import service as individual_service
+from app.individuals import changes as individual_changes
 from app.pagination import Page, decode_cursor, encode_cursor
 from app.policy import enforce, filters
 from app.policy.engine import Action
@@ -52,56 +52,15 @@ async def _require_target(
     """(individual, case, policy id) once the caller may see the target (404 otherwise)
     and ask for a hold on it (403 otherwise)."""
     if case_id is not None:
-        case, facts, _ = await case_service.load_case(
-            session, actor, case_id, action=Action.CASE_READ, audit_action=audit_action
-        )
-        decision = enforce.require(
-            session,
-            actor,
-            Action.HOLD_REQUEST,
-            facts,
-            audit_action=audit_action,
-            hidden=False,
-            detail="A hold on a case is asked for by a coordinator of an agency in it.",
-            resource_type="case",
-            resource_id=str(case.id),
-            case_id=case.id,
-            individual_id=case.individual_id,
+        case, _, decision = await case_service.load_case(
+            session, actor, case_id, action=Action.HOLD_REQUEST, audit_action=audit_action
         )
         return case.individual_id, case.id, decision.policy_id
     assert individual_id is not None
-    known = await individual_service.facts_of(session, individual_id)
-    fields: dict[str, Any] = {
-        "resource_type": "individual",
-        "resource_id": str(individual_id),
-        "individual_id": individual_id,
-    }
-    if known is None:
-        await individual_service.decoy_decision(
-            session, actor, Action.INDIVIDUAL_READ, grounds=False
-        )
-        raise enforce.not_found(session, actor, audit_action=audit_action, **fields)
-    enforce.require(
-        session,
-        actor,
-        Action.INDIVIDUAL_READ,
-        known.individual,
-        audit_action=audit_action,
-        hidden=True,
-        **fields,
+    individual, _, decision = await individual_changes.load_individual(
+        session, actor, individual_id, action=Action.HOLD_REQUEST, audit_action=audit_action
     )
-    decision = enforce.require(
-        session,
-        actor,
-        Action.HOLD_REQUEST,
-        known.individual,
-        audit_action=audit_action,
-        hidden=False,
-        detail="A hold on an individual is asked for by a coordinator of an agency that "
-        "registered them or takes part in their cases.",
-        **fields,
-    )
-    return individual_id, None, decision.policy_id
+    return individual.id, None, decision.policy_id
 
 
 async def request_hold(

@@ -36,7 +36,7 @@ from app.policy.entities import IndividualFacts
 MAX_GUARDIANS = 4
 
 
-async def _load(
+async def load_individual(
     session: AsyncSession,
     actor: Actor,
     individual_id: uuid.UUID,
@@ -140,7 +140,7 @@ async def update_individual(
     session: AsyncSession, actor: Actor, *, individual_id: uuid.UUID, data: IndividualUpdate
 ) -> IndividualRead:
     """409 if the agency has registered the personnummer for someone else."""
-    individual, _, decision = await _load(
+    individual, _, decision = await load_individual(
         session,
         actor,
         individual_id,
@@ -203,7 +203,7 @@ async def add_guardian(
     session: AsyncSession, actor: Actor, *, individual_id: uuid.UUID, data: GuardianCreate
 ) -> GuardianRead:
     """409 beyond four guardians."""
-    individual, _, decision = await _load(
+    individual, _, decision = await load_individual(
         session,
         actor,
         individual_id,
@@ -242,7 +242,7 @@ async def update_guardian(
 ) -> GuardianRead:
     guardian = await session.get(Guardian, guardian_id)
     # an unknown guardian answers as an individual the caller may not know of
-    individual, _, decision = await _load(
+    individual, _, decision = await load_individual(
         session,
         actor,
         guardian.individual_id if guardian else individual_service.NOBODY,
@@ -272,7 +272,7 @@ async def list_versions(
 ) -> Page[IndividualVersionRead]:
     """The individual's changes, oldest first: the values they replaced are identity data,
     so 404 to whoever may not see the identity (as for an individual that does not exist)."""
-    individual, facts, _ = await _load(
+    individual, facts, _ = await load_individual(
         session,
         actor,
         individual_id,

@@ -22,6 +22,7 @@ from app.emergency.models import EmergencyGrant, EmergencyGrantCategory
 from app.entries.models import Entry
 from app.events.models import Event, ResourceType
 from app.goals.models import Goal
+from app.holds.models import LegalHold
 from app.individuals.models import Individual
 from app.lagesbild.models import Area
 from app.meetings.models import Meeting
@@ -412,8 +413,6 @@ def holds_visible_to(actor: Actor) -> ColumnElement[bool]:
     """policies/retention.cedar ``hold.read``: auditors every hold, coordinators their
     agency's requests; an account both administrator and auditor nothing (duties.cedar),
     integration clients nothing."""
-    from app.holds.models import LegalHold  # noqa: PLC0415 - holds import the filters
-
     if actor.kind is ActorKind.CLIENT or {Role.ADMIN, Role.AUDITOR} <= actor.roles:
         return false()
     if Role.AUDITOR in actor.roles:

@@ -553,10 +553,10 @@ class RunResult:
         }
 
 
-async def _commit_batch(
+async def _record_batch(
     session: AsyncSession, run_id: uuid.UUID, batch: Batch, batch_id: uuid.UUID, now: datetime
 ) -> None:
-    """The batch's audit record and row, then COMMIT: all of it or none of it."""
+    """The batch's audit record and row, in the batch's transaction."""
     seq = await audit.append(
         session,
         Record(
@@ -581,7 +581,6 @@ async def _commit_batch(
             audit_seq=seq,
         )
     )
-    await session.commit()
 
 
 async def run(
@@ -602,19 +601,20 @@ async def run(
         _, audit_limit = await audit_cut(await session.connection(), rules, now)
 
     async def batch_of(kind: RecordKind, work: Callable[[_Culling], Awaitable[bool]]) -> bool:
-        async with sessionmaker() as session:
+        """One batch as one unit of work, as the webhook worker's: the transaction commits
+        when the block ends, and rolls back (culling nothing) on any error."""
+        async with sessionmaker() as session, session.begin():
             batch_id = uuid.uuid4()
             culling = _Culling(await session.connection(), Batch(kind), batch_id, now)
             if not await work(culling):
-                await session.rollback()
-                return False
+                return False  # nothing was due: an empty transaction
             await culling.finish()
-            await _commit_batch(session, result.run_id, culling.batch, batch_id, now)
-            result.batches += 1
-            result.counts.update(culling.batch.counts)
-            result.anchor_seq = culling.batch.anchor_seq or result.anchor_seq
-            tell(kind.value, sum(result.counts.values()))
-            return True
+            await _record_batch(session, result.run_id, culling.batch, batch_id, now)
+        result.batches += 1
+        result.counts.update(culling.batch.counts)
+        result.anchor_seq = culling.batch.anchor_seq or result.anchor_seq
+        tell(kind.value, sum(result.counts.values()))
+        return True
 
     for step in steps(rules, now):
         after = _After()

@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.retention.models import Tombstone
-
-
-class CulledRead(BaseModel):
-    """A record retention removed: its ids and dates, never its content."""
-
-    resource_type: str
-    resource_id: str
-    case_id: uuid.UUID | None
-    created_at: datetime | None
-    trigger_at: datetime | None
-    culled_at: datetime
-    rule_id: str
+from app.retention.schemas import CulledRead
 
 
 def _read(row: Tombstone) -> CulledRead:
