@@ -125,6 +125,7 @@ class PolicyEngine:
             details = "; ".join(str(e) for e in result.errors)
             raise PolicyError(f"policies in {self.directory} do not validate: {details}")
         _require_ids(policy_text, files)
+        self._by_action = _policies_by_action(policy_text)
         try:
             self.reference: ReferenceData = load_reference(self.directory)
         except (OSError, ValueError) as exc:
@@ -177,7 +178,10 @@ class PolicyEngine:
                 for context, _, _ in contexts
             ]
         results = cedarpy.is_authorized_batch(
-            requests, self._policies, merged(entities), self._schema
+            requests,
+            self._by_action.get(str(action), self._policies),
+            merged(entities),
+            self._schema,
         )
         size = len(contexts)
         return [
@@ -207,6 +211,39 @@ def _conclude(
             legal_basis=ground.legal_basis if basis is Basis.EMERGENCY_ACCESS else None,
         )
     return PolicyDecision(False, DEFAULT_DENY)
+
+
+def _policies_by_action(policy_text: str) -> dict[str, cedarpy.PolicySet]:
+    """For each action, the policies whose action scope can match it: the same decisions
+    as the whole set (a policy whose scope excludes the action never applies to it), at a
+    fraction of the evaluation (measured: 47 policies 0.2 ms a request, docs/performance.md).
+
+    A scope is read from Cedar's own JSON form of the policies. A scope naming an action
+    this code does not know (an action group, say) puts the policy in every action's set;
+    so does ``action`` alone: the split can only include too much, never too little."""
+    parsed = json.loads(cedarpy.policies_to_json_str(policy_text))
+    if parsed.get("templates") or parsed.get("templateLinks"):
+        return {}  # templates: not split, the whole set decides
+    known = {str(a) for a in Action}
+    scoped: dict[str, dict[str, Any]] = {action: {} for action in known}
+    for name, policy in parsed["staticPolicies"].items():
+        scope = policy["action"]
+        named = [e["id"] for e in scope.get("entities", [scope.get("entity")]) if e]
+        applies = (
+            known
+            if scope["op"] == "All" or any(action not in known for action in named)
+            else set(named)
+        )
+        for action in applies:
+            scoped[action][name] = policy
+    return {
+        action: cedarpy.PolicySet.from_str(
+            cedarpy.policies_from_json_str(
+                json.dumps({"staticPolicies": policies, "templates": {}, "templateLinks": []})
+            )
+        )
+        for action, policies in scoped.items()
+    }
 
 
 def _read(path: Path) -> str:
