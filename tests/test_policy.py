@@ -234,7 +234,7 @@ def test_every_policy_is_asked_for_each_action_it_can_apply_to() -> None:
             or str(action)
             in {e["id"] for e in p["action"].get("entities", [p["action"].get("entity")]) if e}
         }
-        split = ENGINE._by_action[str(action)]  # noqa: SLF001 - what the engine asks
+        split = ENGINE._by_action[str(action)]
         ids = {
             p["annotations"]["id"]
             for p in json.loads(cedarpy.policies_to_json_str(str(split)))["staticPolicies"].values()
