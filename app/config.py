@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=200)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    db_ping_after_idle_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="A pooled connection idle this long is pinged before use (0: always).",
+    )
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, le=60_000)
     docs_enabled: bool = True
 

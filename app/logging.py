@@ -8,6 +8,7 @@ not checked for a valid checksum before they are masked.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -47,17 +48,36 @@ _KEY_VALUE_SECRET = re.compile(
 )
 
 
+# What each pattern cannot match without (every line passes here: skipping a pattern whose
+# necessary part is absent keeps a request's log line from costing 0.2 ms of CPU).
+_SIX_DIGITS = re.compile(r"\d{6}")  # YYMMDD, inside every personal number
+_SECRET_WORDS = ("passw", "secret", "token", "external_ref")
+
+
 def redact_text(text: str) -> str:
     """Mask personal numbers, bearer tokens, JWTs and inline secrets in free text."""
-    text = _JWT.sub(REDACTED, text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    text = _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}:{REDACTED}@", text)
-    text = _KEY_VALUE_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
-    return _PERSONAL_NUMBER.sub(REDACTED, text)
+    lowered = text.lower()
+    if "eyJ" in text:
+        text = _JWT.sub(REDACTED, text)
+    if "bearer" in lowered or "basic" in lowered:
+        text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    if "://" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group('scheme')}:{REDACTED}@", text)
+    if any(word in lowered for word in _SECRET_WORDS):
+        text = _KEY_VALUE_SECRET.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", text)
+    if _SIX_DIGITS.search(text):
+        text = _PERSONAL_NUMBER.sub(REDACTED, text)
+    return text
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    """Whether values under ``key`` are secrets (keys repeat: each is asked once)."""
+    return _SECRET_KEYS.search(key) is not None
 
 
 def redact_value(value: Any, key: str | None = None) -> Any:
-    if key is not None and _SECRET_KEYS.search(key):
+    if key is not None and _secret_key(key):
         return REDACTED
     if isinstance(value, str):
         return redact_text(value)

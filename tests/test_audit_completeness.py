@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app import db as db_module
 from app.audit import writer
 from app.audit.models import AuditEvent
 from app.auth import service as auth_service
@@ -189,13 +190,24 @@ def _failing(*methods: str) -> Iterator[None]:
 
         return fail_once
 
+    fetch = db_module._fetch
+
+    async def fail_fetch_once(raw: Any, statement: Any, *args: Any) -> Any:
+        """The hot path's statements on PostgreSQL go past the session (app.db.rows_of)."""
+        if "execute" in methods and not state["failed"] and not _finds_the_caller(statement):
+            state["failed"] = True
+            raise RuntimeError("simulated failure of execute")
+        return await fetch(raw, statement, *args)
+
     for method in methods:
         setattr(AsyncSession, method, failing(method))
+    db_module._fetch = fail_fetch_once
     try:
         yield
     finally:
         for method, original in originals.items():
             setattr(AsyncSession, method, original)
+        db_module._fetch = fetch
 
 
 def _item_problems(

@@ -8,12 +8,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db import Database
 from app.main import create_app
-from tests.conftest import client_for, make_settings, throwaway_database
+from tests.conftest import _postgres_admin, client_for, make_settings, throwaway_database
 from tests.support import PROBE_TABLE_DDL, install_probe
 
 
@@ -141,3 +141,36 @@ async def test_savepoints_work_inside_the_request_transaction(
     await nested.rollback()
     await connection.execute(text("INSERT INTO probe (id, note) VALUES (2, 'outer')"))
     assert await _notes(connection) == ["outer"]
+
+
+@pytest.mark.only_backend("postgresql")
+@pytest.mark.parametrize("idle_seconds", [0.0, 3600.0], ids=["pinged", "not-pinged"])
+async def test_a_pooled_connection_that_died_while_idle_is_replaced_before_use(
+    tmp_path: Path, idle_seconds: float
+) -> None:
+    """The database ended the pooled connection while it sat idle (a restart, a
+    terminated backend). Idle at least ``db_ping_after_idle_seconds``, it is pinged at
+    checkout and replaced, and the statement succeeds; handed on sooner it is not pinged
+    (that is the saving), and the statement meets the dead connection."""
+    async with throwaway_database("postgresql", tmp_path) as url:
+        database = Database.from_settings(
+            make_settings(url, db_pool_size=1, db_ping_after_idle_seconds=idle_seconds)
+        )
+        try:
+            async with database.engine.connect() as connection:
+                pid = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            admin = await _postgres_admin()
+            try:
+                assert await admin.fetchval("SELECT pg_terminate_backend($1, 5000)", pid)
+            finally:
+                await admin.close()
+            if idle_seconds:
+                with pytest.raises(DBAPIError):
+                    async with database.engine.connect() as connection:
+                        await connection.execute(text("SELECT 1"))
+                return
+            async with database.engine.connect() as connection:
+                again = (await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            assert again != pid
+        finally:
+            await database.dispose()

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from fastapi import FastAPI
 from jose import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import security
 from app.audit.checkpoints import CheckpointSigner
 from app.security import InvalidToken, TokenService, TokenType
 from app.users.models import Role, User
@@ -246,3 +248,27 @@ def test_workers_starting_together_on_a_fresh_directory_share_one_set_of_keys(
     ) as pool:
         results = list(pool.map(_key_ids, [str(tmp_path / "data")] * 12))
     assert len(set(results)) == 1
+
+
+async def test_a_verified_token_is_checked_again_at_every_use(
+    client: httpx.AsyncClient, tokens: TokenService, user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service keeps what it verified (the signature check is the costly part), but a
+    token kept that has since expired is refused, a refresh token kept is still not an
+    access token, and an edited copy of a token kept is checked from scratch."""
+    now = int(time.time())
+    token = _sign(tokens, _claims(tokens, user, exp=now + 60))
+    assert await _status(client, token) == 200
+    header, payload, signature = token.split(".")
+    edited = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    edited["sub"] = f"user:{uuid.uuid4()}"
+    assert await _status(client, f"{header}.{_b64(edited)}.{signature}") == 401
+    refresh = tokens.issue(subject=f"user:{user.id}", token_type=TokenType.REFRESH, ttl_seconds=60)
+    assert tokens.decode(refresh.token, expected_type=TokenType.REFRESH).subject
+    with pytest.raises(InvalidToken):
+        tokens.decode(refresh.token, expected_type=TokenType.ACCESS)
+    later = SimpleNamespace(time=lambda: now + 60 + 60)  # well past the 30 s of clock skew
+    monkeypatch.setattr(security, "time", later)
+    assert await _status(client, token) == 401
+    with pytest.raises(InvalidToken):
+        tokens.decode(refresh.token, expected_type=TokenType.REFRESH)

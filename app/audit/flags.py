@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit.models import AuditReadVolume, Decision
+from app.db import rows_of
 from app.individuals.models import Individual
 from app.policy import get_engine
 
@@ -118,9 +119,8 @@ async def flags_for(
     if individual_id is None:
         return flags
     if ("protected", individual_id) not in known:
-        known[("protected", individual_id)] = bool(
-            await connection.scalar(_PROTECTED, {"individual_id": individual_id})
-        )
+        found = await rows_of(connection, _PROTECTED, {"individual_id": individual_id})
+        known[("protected", individual_id)] = bool(found and found[0][0])
     if known[("protected", individual_id)]:
         flags.add(PROTECTED_IDENTITY)
     if actor_user_id is not None and decision is Decision.PERMIT:
@@ -140,7 +140,8 @@ async def _over_volume(
     """Distinct individuals this user was let at in the hour up to now, this one included,
     over the threshold."""
     threshold = audit_settings().volume_individuals_per_hour
-    others = await connection.scalar(
+    [[others]] = await rows_of(
+        connection,
         _OTHERS_READ,
         {
             "user_id": actor_user_id,

@@ -38,7 +38,7 @@ from app.audit.chain import BODY_FIELDS, canonical_body, record_hash
 from app.audit.flags import flags_for
 from app.audit.models import AuditChainHead, AuditEvent, Decision
 from app.audit.records import Record
-from app.db import after_rollback, before_commit, keep_whatever_the_outcome
+from app.db import after_rollback, before_commit, keep_whatever_the_outcome, rows_of
 from app.errors import ServiceUnavailable, status_of
 from app.events import outbox
 from app.events.models import Event
@@ -240,14 +240,13 @@ async def _write(session: AsyncSession, record: Record) -> int:
         if connection.dialect.name == "postgresql":
             event = outbox.take(session)
             if event is None:
-                row = (await connection.execute(_PG_APPEND, {**columns, "body": body})).one()
+                [row] = await rows_of(connection, _PG_APPEND, {**columns, "body": body})
             else:
-                row = (
-                    await connection.execute(
-                        _PG_APPEND_ANNOUNCING,
-                        {**columns, "body": body, **event.params("event_")},
-                    )
-                ).one()
+                [row] = await rows_of(
+                    connection,
+                    _PG_APPEND_ANNOUNCING,
+                    {**columns, "body": body, **event.params("event_")},
+                )
             seq = int(row[0])
         else:
             head = (

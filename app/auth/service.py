@@ -23,7 +23,7 @@ from app.auth.actor import Actor, ActorKind
 from app.auth.models import RefreshToken, SignIn
 from app.clients.models import IntegrationClient
 from app.config import Settings
-from app.db import keep_whatever_the_outcome
+from app.db import keep_whatever_the_outcome, rows_of
 from app.errors import TooManyRequests, Unauthorized
 from app.inputs import has_controls
 from app.security import InvalidToken, TokenService, TokenType, verify_secret
@@ -45,14 +45,22 @@ def _now() -> datetime:
 
 def user_actor(user: User, origin: Origin) -> Actor:
     """The actor a user is, with roles and agency as stored now."""
+    return _user_actor(
+        user.id, user.agency_id, user.roles, user.username, user.display_name, origin
+    )
+
+
+def _user_actor(
+    user_id: uuid.UUID, agency_id: uuid.UUID, roles: str, username: str, name: str, origin: Origin
+) -> Actor:
     return Actor(
         kind=ActorKind.USER,
-        id=user.id,
-        agency_id=user.agency_id,
-        roles=parse_roles(user.roles),
+        id=user_id,
+        agency_id=agency_id,
+        roles=parse_roles(roles),
         scopes=frozenset(),
-        username=user.username,
-        name=user.display_name,
+        username=username,
+        name=name,
         origin=origin,
     )
 
@@ -70,7 +78,7 @@ class SignInEnd(StrEnum):
 # The user behind a token, if the token's sign-in has not ended: one statement, the same
 # round trip the request made before sign-ins were state.
 _SIGNED_IN_USER = (
-    select(User)
+    select(User.id, User.agency_id, User.roles, User.username, User.display_name)
     .join(SignIn, SignIn.user_id == User.id)
     .where(
         User.id == bindparam("user_id"),
@@ -94,14 +102,13 @@ async def load_actor(
     if kind == ActorKind.USER:
         if sign_in_id is None:
             return None
-        user = (
-            await session.execute(
-                _SIGNED_IN_USER, {"user_id": subject_id, "sign_in_id": sign_in_id}
-            )
-        ).scalar_one_or_none()
-        if user is None:
+        found = await rows_of(
+            session, _SIGNED_IN_USER, {"user_id": subject_id, "sign_in_id": sign_in_id}
+        )
+        if not found:
             return None
-        return user_actor(user, origin)
+        user_id, agency_id, roles, username, name = found[0]
+        return _user_actor(user_id, agency_id, roles, username, name, origin)
     if kind == ActorKind.CLIENT:
         client = await session.get(IntegrationClient, subject_id)
         if client is None or client.revoked_at is not None:

@@ -15,6 +15,7 @@ from app.audit import writer as audit
 from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases import service as case_service
+from app.db import rows_of
 from app.entries.models import Entry, EntryVersion
 from app.entries.schemas import CorrectionCreate, EntryCreate, EntryRead, EntryVersionRead
 from app.errors import ValidationFailed
@@ -56,10 +57,25 @@ ENTRIES: SharedKind[Entry, EntryFacts] = SharedKind(
 )
 
 
+_VERSION_COLUMNS = (
+    EntryVersion.entry_id,
+    EntryVersion.version,
+    EntryVersion.title,
+    EntryVersion.body,
+    EntryVersion.reason,
+    EntryVersion.author_id,
+    EntryVersion.recorded_at,
+)
+_ORDER = (EntryVersion.entry_id, EntryVersion.version)
 _VERSIONS = (
-    select(EntryVersion)
+    select(*_VERSION_COLUMNS)
     .where(EntryVersion.entry_id.in_(bindparam("entry_ids", expanding=True)))
-    .order_by(EntryVersion.entry_id, EntryVersion.version)
+    .order_by(*_ORDER)
+)
+_VERSIONS_OF_ONE = (
+    select(*_VERSION_COLUMNS)
+    .where(EntryVersion.entry_id == bindparam("entry_id"))
+    .order_by(*_ORDER)
 )
 
 
@@ -67,10 +83,22 @@ async def _to_reads(session: AsyncSession, entries: list[Entry]) -> list[EntryRe
     """The entries as shown, their versions loaded in one statement (a page, or one)."""
     if not entries:
         return []
-    versions: dict[uuid.UUID, list[EntryVersion]] = {e.id: [] for e in entries}
-    rows = await session.execute(_VERSIONS, {"entry_ids": list(versions)})
-    for version in rows.scalars():
-        versions[version.entry_id].append(version)
+    versions: dict[uuid.UUID, list[EntryVersionRead]] = {e.id: [] for e in entries}
+    if len(entries) == 1:
+        rows = await rows_of(session, _VERSIONS_OF_ONE, {"entry_id": entries[0].id})
+    else:
+        rows = (await session.execute(_VERSIONS, {"entry_ids": list(versions)})).all()
+    for entry_id, version, title, body, reason, author_id, recorded_at in rows:
+        versions[entry_id].append(
+            EntryVersionRead(
+                version=version,
+                title=title,
+                body=body,
+                reason=reason,
+                author_id=author_id,
+                recorded_at=recorded_at,
+            )
+        )
     return [_shown(entry, versions[entry.id]) for entry in entries]
 
 
@@ -79,7 +107,7 @@ async def _to_read(session: AsyncSession, entry: Entry) -> EntryRead:
     return shown
 
 
-def _shown(entry: Entry, versions: list[EntryVersion]) -> EntryRead:
+def _shown(entry: Entry, versions: list[EntryVersionRead]) -> EntryRead:
     current = versions[-1]
     return EntryRead(
         id=entry.id,
@@ -90,17 +118,7 @@ def _shown(entry: Entry, versions: list[EntryVersion]) -> EntryRead:
         version=current.version,
         title=current.title,
         body=current.body,
-        history=[
-            EntryVersionRead(
-                version=v.version,
-                title=v.title,
-                body=v.body,
-                reason=v.reason,
-                author_id=v.author_id,
-                recorded_at=v.recorded_at,
-            )
-            for v in versions
-        ],
+        history=versions,
     )
 
 

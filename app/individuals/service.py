@@ -20,6 +20,7 @@ from app.audit import writer as audit
 from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases.models import Case, CaseParticipant, CaseStatus
+from app.db import rows_of
 from app.errors import Conflict, ValidationFailed
 from app.events import service as events
 from app.events.models import EventType, ResourceType
@@ -83,7 +84,7 @@ async def facts_of(session: AsyncSession, individual_id: uuid.UUID) -> KnownFact
     """The individual's facts and those of each of their cases, in one statement (a read
     asks it once instead of seven times). The agency kinds and the protected flag it read
     are kept for the rest of the request (the audit flags, later decisions)."""
-    rows = (await session.execute(_FACTS, {"individual_id": individual_id})).all()
+    rows = await rows_of(session, _FACTS, {"individual_id": individual_id})
     if not rows:
         return None
     registering_agency_id, protected, registering_kind = rows[0][:3]

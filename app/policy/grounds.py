@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.auth.actor import Actor
 from app.cases.models import Case
 from app.consents.models import Consent, ConsentAgency, ConsentCategory
+from app.db import rows_of
 from app.emergency.models import EmergencyGrant as GrantRow
 from app.emergency.models import EmergencyGrantCategory
 from app.policy import get_engine
@@ -83,9 +84,9 @@ async def grounds_for(
         "now": now,
     }
     if case_id is not None:
-        rows = await session.execute(_GROUNDS_FOR_CASE, params | {"case_id": case_id})
+        rows = await rows_of(session, _GROUNDS_FOR_CASE, params | {"case_id": case_id})
     else:
-        rows = await session.execute(_GROUNDS, params)
+        rows = await rows_of(session, _GROUNDS, params)
     agencies: dict[uuid.UUID, set[uuid.UUID]] = {}
     categories: dict[uuid.UUID, set[str]] = {}
     grants: dict[uuid.UUID, tuple[str, set[str]]] = {}

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -21,6 +22,7 @@ from app.audit import writer as audit
 from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases.models import Case
+from app.db import rows_of
 from app.individuals import service as individual_service
 from app.pagination import cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
 from app.policy import enforce
@@ -83,7 +85,11 @@ async def readable(
     """The row if the sharing rule lets the caller read it now; else an audited 404 that
     reads exactly like one for a row that does not exist. ``for_update`` locks the row
     (PostgreSQL), so two changes of it never interleave."""
-    row = await session.get(kind.model, row_id, with_for_update=for_update)
+    row = (
+        await session.get(kind.model, row_id, with_for_update=True)
+        if for_update
+        else await _row_to_read(session, kind.model, row_id)
+    )
     if row is None:
         # the same statements and decision as for a hidden row, so that the answer takes
         # as long: the time must not tell a guessed id exists
@@ -107,6 +113,26 @@ async def readable(
             **kind.fields(row),
         )
     return row, facts, decision
+
+
+_BY_ID: dict[type[Any], tuple[Select[Any], tuple[str, ...]]] = {}
+
+
+async def _row_to_read(session: AsyncSession, model: type[RowT], row_id: uuid.UUID) -> RowT | None:
+    """The row as a detached copy of the mapped class, for reading only (a change loads
+    it with ``for_update`` through the session): one statement on the hot path of every
+    single read, without the ORM's loading (docs/performance.md)."""
+    if model not in _BY_ID:
+        mapper = sa_inspect(model)
+        [key] = mapper.primary_key  # one id column
+        attributes = mapper.column_attrs
+        statement = select(*(a.columns[0] for a in attributes)).where(key == bindparam("row_id"))
+        _BY_ID[model] = (statement, tuple(a.key for a in attributes))
+    statement, keys = _BY_ID[model]
+    found = await rows_of(session, statement, {"row_id": row_id})
+    if not found:
+        return None
+    return model(**dict(zip(keys, found[0], strict=True)))
 
 
 async def read_page(
