@@ -406,7 +406,8 @@ async def main() -> None:
             )
         }
         # Ids for the load scripts: entries the police may read under an active consent
-        # (recorded by social services), cases with such a consent, individuals to search.
+        # (recorded by social services) on a case not closed (a closed case shares nothing
+        # and takes no entries), those cases, individuals to search.
         readable = await connection.fetch(
             """
             SELECT e.id, e.case_id FROM entry AS e
@@ -415,6 +416,7 @@ async def main() -> None:
             JOIN agency AS a ON a.id = ca.agency_id AND a.kind = 'polis'
             JOIN consent_category AS cc ON cc.consent_id = c.id AND cc.category = e.category
             JOIN agency AS s ON s.id = e.source_agency_id AND s.kind = 'socialtjanst'
+            JOIN case_file AS k ON k.id = e.case_id AND k.status <> 'closed'
             WHERE c.withdrawn_at IS NULL AND c.valid_from <= now() AND now() < c.valid_until
             ORDER BY e.id LIMIT 5000
             """

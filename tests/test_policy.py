@@ -223,6 +223,19 @@ def test_each_action_decides_with_its_policies_as_with_all(
     assert ENGINE.decide(*ask) == split
 
 
+@pytest.mark.parametrize(
+    "case",
+    [c for c in CASES if not c.get("grounds") and not c.get("context")],
+    ids=[c["name"] for c in CASES if not c.get("grounds") and not c.get("context")],
+)
+def test_actions_decided_together_are_decided_as_one_by_one(case: dict[str, Any]) -> None:
+    """``decide_actions`` (one Cedar call for a case read and the change asked for) says
+    for every action on the table's principal and resource what ``decide`` says."""
+    actor, resource = _actor(case["principal"]), _resource(case["resource"])
+    together = ENGINE.decide_actions(actor, list(Action), resource)
+    assert together == [ENGINE.decide(actor, action, resource) for action in Action]
+
+
 def test_every_policy_is_asked_for_each_action_it_can_apply_to() -> None:
     """Read back from each action's set: a policy is in it when its scope is ``action``
     alone or names the action (directly or in a list)."""

@@ -195,13 +195,13 @@ async def load_case(
         "case_id": case.id,
         "individual_id": case.individual_id,
     }
-    read = enforce.require(
-        session, actor, Action.CASE_READ, facts, audit_action=audit_action, hidden=True, **fields
-    )
     if action is Action.CASE_READ:
+        read = enforce.require(
+            session, actor, action, facts, audit_action=audit_action, hidden=True, **fields
+        )
         return case, facts, read
-    decision = enforce.require(
-        session, actor, action, facts, audit_action=audit_action, hidden=False, **fields
+    _, decision = enforce.require_to_see_and(
+        session, actor, Action.CASE_READ, action, facts, audit_action=audit_action, **fields
     )
     return case, facts, decision
 

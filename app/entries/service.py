@@ -66,6 +66,7 @@ _VERSION_COLUMNS = (
     EntryVersion.author_id,
     EntryVersion.recorded_at,
 )
+_SHOWN = tuple(c.key for c in _VERSION_COLUMNS[1:])  # EntryVersionRead's fields
 _ORDER = (EntryVersion.entry_id, EntryVersion.version)
 _VERSIONS = (
     select(*_VERSION_COLUMNS)
@@ -88,17 +89,8 @@ async def _to_reads(session: AsyncSession, entries: list[Entry]) -> list[EntryRe
         rows = await rows_of(session, _VERSIONS_OF_ONE, {"entry_id": entries[0].id})
     else:
         rows = (await session.execute(_VERSIONS, {"entry_ids": list(versions)})).all()
-    for entry_id, version, title, body, reason, author_id, recorded_at in rows:
-        versions[entry_id].append(
-            EntryVersionRead(
-                version=version,
-                title=title,
-                body=body,
-                reason=reason,
-                author_id=author_id,
-                recorded_at=recorded_at,
-            )
-        )
+    for entry_id, *version in rows:
+        versions[entry_id].append(EntryVersionRead(**dict(zip(_SHOWN, version, strict=True))))
     return [_shown(entry, versions[entry.id]) for entry in entries]
 
 
@@ -149,19 +141,16 @@ async def create_entry(
         created_at=now,
         current_version=1,
     )
-    session.add(entry)
-    await session.flush()
-    session.add(
-        EntryVersion(
-            entry_id=entry.id,
-            version=1,
-            title=data.title,
-            body=data.body,
-            reason=None,
-            author_id=actor.id,
-            recorded_at=now,
-        )
+    first = EntryVersion(
+        entry_id=entry.id,
+        version=1,
+        title=data.title,
+        body=data.body,
+        reason=None,
+        author_id=actor.id,
+        recorded_at=now,
     )
+    session.add_all([entry, first])  # one flush: the entry's row goes first (foreign key)
     await session.flush()
     await events.emit_about(session, EventType.ENTRY_RECORDED, ResourceType.ENTRY, entry)
     await audit.append(
@@ -173,7 +162,7 @@ async def create_entry(
             **ENTRIES.fields(entry),
         ),
     )
-    return await _to_read(session, entry)
+    return _shown(entry, [EntryVersionRead.model_validate(first, from_attributes=True)])
 
 
 async def get_entry(session: AsyncSession, actor: Actor, *, entry_id: uuid.UUID) -> EntryRead:

@@ -68,6 +68,32 @@ def not_found(
     )
 
 
+def require_to_see_and(
+    session: AsyncSession,
+    actor: Actor,
+    seen: Action,
+    action: Action,
+    resource: Resource,
+    *,
+    audit_action: str,
+    **fields: Any,
+) -> tuple[PolicyDecision, PolicyDecision]:
+    """:func:`require` of ``seen`` (hidden: a 404) and then of ``action`` (a 403), decided
+    together in one call of the decision point."""
+    decisions = get_engine().decide_actions(actor, [seen, action], resource)
+    for decision, hidden in zip(decisions, (True, False), strict=True):
+        if not decision.allowed:
+            raise deny(
+                session,
+                actor,
+                audit_action=audit_action,
+                policy_id=decision.policy_id,
+                hidden=hidden,
+                **fields,
+            )
+    return decisions[0], decisions[1]
+
+
 def require(
     session: AsyncSession,
     actor: Actor,

@@ -151,6 +151,30 @@ class PolicyEngine:
         itself carries (an emergency request's basis and categories)."""
         return self.decide_each(actor, action, [resource], grounds, context)[0]
 
+    def decide_actions(
+        self, actor: Actor, actions: Sequence[Action], resource: Resource
+    ) -> list[PolicyDecision]:
+        """:meth:`decide` of each of ``actions`` on one resource, without grounds, in one
+        Cedar call (a call parses the entities once: most of its cost)."""
+        principal_uid, principal = principal_entity(actor)
+        resource_uid, needed = resource_entities(resource)
+        results = cedarpy.is_authorized_batch(
+            [
+                {
+                    "principal": principal_uid,
+                    "action": {"type": "Action", "id": str(action)},
+                    "resource": resource_uid,
+                    "context": {},
+                }
+                for action in actions
+            ],
+            self._policies,  # the actions' sets together are the whole set's part that applies
+            merged([principal, *needed]),
+            self._decision_schema,
+        )
+        alone: list[tuple[dict[str, Any], Basis, Any]] = [({}, Basis.POLICY, None)]
+        return [_conclude([result], alone) for result in results]
+
     def decide_each(
         self,
         actor: Actor,
