@@ -80,18 +80,10 @@ def require_to_see_and(
 ) -> tuple[PolicyDecision, PolicyDecision]:
     """:func:`require` of ``seen`` (hidden: a 404) and then of ``action`` (a 403), decided
     together in one call of the decision point."""
-    decisions = get_engine().decide_actions(actor, [seen, action], resource)
-    for decision, hidden in zip(decisions, (True, False), strict=True):
-        if not decision.allowed:
-            raise deny(
-                session,
-                actor,
-                audit_action=audit_action,
-                policy_id=decision.policy_id,
-                hidden=hidden,
-                **fields,
-            )
-    return decisions[0], decisions[1]
+    may_see, may_do = get_engine().decide_actions(actor, [seen, action], resource)
+    _permitted(session, actor, may_see, audit_action=audit_action, hidden=True, **fields)
+    _permitted(session, actor, may_do, audit_action=audit_action, hidden=False, **fields)
+    return may_see, may_do
 
 
 def require(
@@ -108,6 +100,22 @@ def require(
 ) -> PolicyDecision:
     """The permit that allows ``action``; otherwise an audited 404 (hidden) or 403."""
     decision = decide(actor, action, resource, context=context)
+    return _permitted(
+        session, actor, decision, audit_action=audit_action, hidden=hidden, detail=detail, **fields
+    )
+
+
+def _permitted(
+    session: AsyncSession,
+    actor: Actor,
+    decision: PolicyDecision,
+    *,
+    audit_action: str,
+    hidden: bool,
+    detail: str = "Your role or agency does not allow this.",
+    **fields: Any,
+) -> PolicyDecision:
+    """``decision`` if it permits; otherwise the audited denial is raised."""
     if not decision.allowed:
         raise deny(
             session,
