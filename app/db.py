@@ -220,19 +220,21 @@ class _Compiled:
     constants: dict[str, Any]  # the values the statement carries itself (literals)
 
 
-_COMPILED: dict[int, _Compiled] = {}
+# By the statement's id, the statement kept with it so that the id is never reused.
+_COMPILED: dict[int, tuple[object, _Compiled]] = {}
 
 
 Statement = Select[*tuple[Any, ...]] | CompoundSelect[*tuple[Any, ...]] | TextClause
 
 
 def _compiled(statement: Statement, dialect: Dialect) -> _Compiled:
-    known = _COMPILED.get(id(statement))
-    if known is None:
-        compiled = statement.compile(dialect=dialect)
-        names = tuple(compiled.positiontup or ())
-        known = _Compiled(str(compiled), names, {n: compiled.params[n] for n in names})
-        _COMPILED[id(statement)] = known
+    kept = _COMPILED.get(id(statement))
+    if kept is not None:
+        return kept[1]
+    compiled = statement.compile(dialect=dialect)
+    names = tuple(compiled.positiontup or ())
+    known = _Compiled(str(compiled), names, {n: compiled.params[n] for n in names})
+    _COMPILED[id(statement)] = (statement, known)
     return known
 
 
