@@ -197,8 +197,11 @@ class PolicyEngine:
                 }
                 for action in actions
             ],
-            self._policies,  # the actions' sets together are the whole set's part that applies
-            merged([principal, *needed]),
+            self._policies,  # several actions: the whole set (each one's part is in it)
+            self._entities(
+                [principal, *(e for e in needed if e["uid"] != resource_uid)],
+                [e for e in needed if e["uid"] == resource_uid],
+            ),
             self._decision_schema,
         )
         alone: list[tuple[dict[str, Any], Basis, Any]] = [({}, Basis.POLICY, None)]
