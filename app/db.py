@@ -234,6 +234,15 @@ def _compiled(statement: Statement, dialect: Dialect) -> _Compiled:
     compiled = statement.compile(dialect=dialect)
     names = tuple(compiled.positiontup or ())
     known = _Compiled(str(compiled), names, {n: compiled.params[n] for n in names})
+    if compiled.post_compile_params:
+        # An IN list of constants (a filter's ``kind IN (...)``): rendered out once, as
+        # SQLAlchemy does at each execution. A list bound at execution is not supported.
+        if any(p.value is None or p.callable for p in compiled.post_compile_params):
+            raise ValueError("rows_of: an expanding parameter must carry its values")
+        unknown = {n: None for n in names if compiled.params[n] is None}
+        expanded = compiled.construct_expanded_state(unknown)
+        names = tuple(expanded.positiontup or ())
+        known = _Compiled(expanded.statement, names, {n: expanded.parameters[n] for n in names})
     _COMPILED[id(statement)] = (statement, known)
     return known
 

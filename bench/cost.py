@@ -1,6 +1,7 @@
-"""What a read costs: CPU per step of ``GET /entries/{id}``, in process.
+"""What a read costs: CPU per step of ``GET /entries/{id}`` (or, with ``--page``, of
+``GET /cases/{id}/entries?limit=20``), in process.
 
-    python bench/cost.py DATABASE_URL SEED_JSON [--reads 500]
+    python bench/cost.py DATABASE_URL SEED_JSON [--reads 500] [--page]
 
 Against a population seeded by bench/seed.py (bench/run leaves none behind; seed one with
 the commands in docs/performance.md). The app is called in this process through ASGI,
@@ -40,8 +41,11 @@ STEPS = [
     ("sqlalchemy.ext.asyncio.session", "AsyncSession.get", "the entry row"),  # before d87672d
     ("app.individuals.service", "facts_of", "facts: individual, cases, agencies"),
     ("app.policy.reads", "grounds_for", "grounds: consents and grants"),
+    ("app.cases.service", "case_facts", "facts: individual, cases, agencies"),  # a page's
     ("app.policy.enforce", "decide", "decision (Cedar)"),
-    ("app.entries.service", "_to_read", "versions and the answer's model"),
+    ("app.policy.enforce", "decide_each", "decision (Cedar)"),
+    ("app.policy.reads", "_page_rows", "the page's rows"),
+    ("app.entries.service", "_to_reads", "versions and the answer's model"),
     ("app.audit.writer", "write_deferred", "audit: flags, chained append"),
     ("sqlalchemy.ext.asyncio.session", "AsyncSession.commit", "COMMIT"),
     ("app.middleware", "_log_access", "access log line"),
@@ -80,7 +84,7 @@ def _wrap(module_name: str, attribute: str, step: str) -> None:
     setattr(owner, name, timed)
 
 
-async def measure(seed: dict[str, Any], reads: int) -> dict[str, Any]:
+async def measure(seed: dict[str, Any], reads: int, *, page: bool) -> dict[str, Any]:
     import httpx  # noqa: PLC0415 - after the wrapping, as the app imports
 
     from app.main import create_app  # noqa: PLC0415
@@ -99,6 +103,8 @@ async def measure(seed: dict[str, Any], reads: int) -> dict[str, Any]:
             )
         token = signed_in.json()["access_token"]
         paths = [f"/api/v1/entries/{e}" for e in seed["readable_entries"]]
+        if page:
+            paths = [f"/api/v1/cases/{c}/entries" for c in seed["shared_cases"]]
 
         async def read(path: str) -> None:
             scope = {
@@ -109,7 +115,7 @@ async def measure(seed: dict[str, Any], reads: int) -> dict[str, Any]:
                 "scheme": "http",
                 "path": path,
                 "raw_path": path.encode(),
-                "query_string": b"",
+                "query_string": b"limit=20" if page else b"",
                 "root_path": "",
                 "headers": [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())],
                 "client": ("127.0.0.1", 5000),
@@ -147,6 +153,7 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("seed")
     parser.add_argument("--reads", type=int, default=500)
+    parser.add_argument("--page", action="store_true", help="a page of 20 entries instead")
     args = parser.parse_args()
     os.environ["SAMVERKAN_DATABASE_URL"] = args.url
     os.environ.setdefault("SAMVERKAN_DB_POOL_SIZE", "4")
@@ -160,7 +167,7 @@ def main() -> None:
     configure_logging(level="INFO", fmt="json")  # as in production; written, unread
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
     seed = json.loads(Path(args.seed).read_text())
-    result = asyncio.run(measure(seed, args.reads))
+    result = asyncio.run(measure(seed, args.reads, page=args.page))
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
 
 

@@ -14,6 +14,7 @@ each SQL filter returns must be exactly the rows the decision point permits.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -105,6 +106,20 @@ world = st.fixed_dictionaries(
 
 async def _ids(session: AsyncSession, column: Any, condition: ColumnElement[bool]) -> set[Any]:
     return set((await session.execute(select(column).where(condition))).scalars())
+
+
+async def _stand_in_ids(
+    session: AsyncSession,
+    column: Any,
+    visible: Callable[[Actor, filters.Moment], ColumnElement[bool]],
+    actor: Actor,
+    now: datetime,
+) -> set[Any]:
+    """The filter as a list's cached statement holds it (app.policy.reads): built for the
+    actor's stand-in and the parameter NOW, the actor and the moment bound at execution."""
+    condition = visible(filters.stand_in(actor), filters.NOW)
+    params = filters.stand_in_params(actor, now)
+    return set((await session.execute(select(column).where(condition), params)).scalars())
 
 
 @settings(
@@ -499,6 +514,8 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
             if enforce.decide(actor, Action.ENTRY_READ, facts, grounds).allowed:
                 entries.add(entry.id)
         assert await _ids(session, Entry.id, filters.entries_visible_to(actor, now)) == entries
+        stand_in_entries = filters.entries_visible_to
+        assert await _stand_in_ids(session, Entry.id, stand_in_entries, actor, now) == entries
 
         actions = set()
         for action in all_actions:
@@ -516,6 +533,8 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
             if enforce.decide(actor, Action.ACTION_READ, action_facts, grounds).allowed:
                 actions.add(action.id)
         assert await _ids(session, CaseAction.id, filters.actions_visible_to(actor, now)) == actions
+        stand_in_actions = filters.actions_visible_to
+        assert await _stand_in_ids(session, CaseAction.id, stand_in_actions, actor, now) == actions
 
         grants = set()
         for grant in all_grants:
@@ -545,6 +564,8 @@ async def _check(session: AsyncSession, spec: dict[str, Any]) -> None:
                 goals.add(goal.id)
         visible_goals = filters.plan_records_visible_to(Goal)(actor, now)
         assert await _ids(session, Goal.id, visible_goals) == goals
+        stand_in_goals = filters.plan_records_visible_to(Goal)
+        assert await _stand_in_ids(session, Goal.id, stand_in_goals, actor, now) == goals
 
         threats = set()
         for case in all_cases:

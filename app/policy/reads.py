@@ -25,7 +25,7 @@ from app.cases.models import Case
 from app.db import rows_of
 from app.individuals import service as individual_service
 from app.pagination import cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
-from app.policy import enforce
+from app.policy import enforce, filters, get_engine
 from app.policy.engine import Action, PolicyDecision
 from app.policy.entities import CaseFacts, Resource
 from app.policy.grounds import grounds_for
@@ -44,7 +44,7 @@ class SharedKind(Generic[RowT, FactsT]):
     # the facts a decision needs; the case's facts are passed in when already loaded
     facts: Callable[[AsyncSession, RowT, CaseFacts | None], Awaitable[FactsT]]
     # the same rule as ``read`` in SQL (app/policy/filters.py)
-    visible: Callable[[Actor, datetime], ColumnElement[bool]]
+    visible: Callable[[Actor, filters.Moment], ColumnElement[bool]]
     # the permit record of a read (basis, consent id or legal basis, flags)
     record: Callable[[Actor, str, RowT, PolicyDecision], Record]
 
@@ -115,6 +115,12 @@ async def readable(
     return row, facts, decision
 
 
+def _columns_of(model: type[Any]) -> tuple[list[ColumnElement[Any]], tuple[str, ...]]:
+    """The mapped class's columns, and the attribute each is loaded into."""
+    attributes = sa_inspect(model).column_attrs
+    return [a.columns[0] for a in attributes], tuple(a.key for a in attributes)
+
+
 _BY_ID: dict[type[Any], tuple[Select[Any], tuple[str, ...]]] = {}
 
 
@@ -123,11 +129,9 @@ async def _row_to_read(session: AsyncSession, model: type[RowT], row_id: uuid.UU
     it with ``for_update`` through the session): one statement on the hot path of every
     single read, without the ORM's loading (docs/performance.md)."""
     if model not in _BY_ID:
-        mapper = sa_inspect(model)
-        [key] = mapper.primary_key  # one id column
-        attributes = mapper.column_attrs
-        statement = select(*(a.columns[0] for a in attributes)).where(key == bindparam("row_id"))
-        _BY_ID[model] = (statement, tuple(a.key for a in attributes))
+        [key] = sa_inspect(model).primary_key  # one id column
+        columns, keys = _columns_of(model)
+        _BY_ID[model] = (select(*columns).where(key == bindparam("row_id")), keys)
     statement, keys = _BY_ID[model]
     found = await rows_of(session, statement, {"row_id": row_id})
     if not found:
@@ -151,27 +155,22 @@ async def read_page(
     or skips a hidden row), each confirmed by the decision point and audited with its basis,
     and one record for the list. The caller has checked that the actor may see the case
     (``list_policy_id`` is the permit that said so)."""
-    model: Any = kind.model  # the mapped class: its attributes are columns here
-    created: InstrumentedAttribute[datetime] = model.created_at
-    ident: InstrumentedAttribute[uuid.UUID] = model.id
     # One moment for the filter and the decisions; every row of the page is of this case
     # and individual, so one set of grounds serves them all.
     now = datetime.now(UTC)
     grounds = await grounds_for(
         session, actor, individual_id=case.individual_id, case_id=case.id, now=now
     )
-    query = select(kind.model).where(model.case_id == case.id, kind.visible(actor, now))
     key = decode_cursor(cursor, 2)
+    statement, keys = _page_statement(kind, actor, newest_first=newest_first, after=key is not None)
+    params = {"case_id": case.id, "limit": limit + 1, **filters.stand_in_params(actor, now)}
     if key is not None:
-        at, after = cursor_datetime(key[0]), cursor_uuid(key[1])
-        if newest_first:
-            query = query.where((created < at) | ((created == at) & (ident < after)))
-        else:
-            query = query.where((created > at) | ((created == at) & (ident > after)))
-    order = (created.desc(), ident.desc()) if newest_first else (created, ident)
-    rows: list[Any] = list(
-        (await session.execute(query.order_by(*order).limit(limit + 1))).scalars()
-    )
+        params |= {"at": cursor_datetime(key[0]), "after": cursor_uuid(key[1])}
+    model: Any = kind.model
+    rows: list[Any] = [
+        model(**dict(zip(keys, found, strict=True)))
+        for found in await rows_of(session, statement, params)
+    ]
     more = len(rows) > limit
     rows = rows[:limit]
     records = []
@@ -197,3 +196,43 @@ async def read_page(
         encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None
     )
     return rows, next_cursor
+
+
+# By kind, the actor's shape, the order, whether after a cursor, and the policy engine
+# (whose legal bases the filter spells out): a page's statement, built and compiled once.
+_PAGES: dict[tuple[object, ...], tuple[Select[Any], tuple[str, ...]]] = {}
+_PAGES_KEPT = 256  # shapes are few (kinds, role and scope sets); a bound all the same
+
+
+def _page_statement(
+    kind: SharedKind[Any, Any], actor: Actor, *, newest_first: bool, after: bool
+) -> tuple[Select[Any], tuple[str, ...]]:
+    """A page of ``kind``'s rows of one case (``case_id``) that ``actor`` may read, after a
+    cursor (``at``, ``after``) or from the start, ``limit`` rows: the sharing rule's filter
+    built for the actor's stand-in (app.policy.filters), so that every actor of this shape
+    shares the statement and only its parameters change."""
+    shape = (kind, filters.shape_of(actor), newest_first, after, get_engine())
+    found = _PAGES.get(shape)
+    if found is not None:
+        return found
+    model: Any = kind.model  # the mapped class: its attributes are columns here
+    created: InstrumentedAttribute[datetime] = model.created_at
+    ident: InstrumentedAttribute[uuid.UUID] = model.id
+    columns, keys = _columns_of(model)
+    query = select(*columns).where(
+        model.case_id == bindparam("case_id"),
+        kind.visible(filters.stand_in(actor), filters.NOW),
+    )
+    if after:
+        at = bindparam("at", type_=created.type)
+        last = bindparam("after", type_=ident.type)
+        if newest_first:
+            query = query.where((created < at) | ((created == at) & (ident < last)))
+        else:
+            query = query.where((created > at) | ((created == at) & (ident > last)))
+    order = (created.desc(), ident.desc()) if newest_first else (created, ident)
+    built = (query.order_by(*order).limit(bindparam("limit")), keys)
+    if len(_PAGES) >= _PAGES_KEPT:
+        _PAGES.clear()
+    _PAGES[shape] = built
+    return built
