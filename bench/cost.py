@@ -7,7 +7,8 @@ Against a population seeded by bench/seed.py (bench/run leaves none behind; seed
 the commands in docs/performance.md). The app is called in this process through ASGI,
 one request at a time (no HTTP client, no server, no other request in flight): the
 process's CPU time around each step of the read is that step's cost, and the total per
-read is the app's whole cost of the request, framework included. The steps are found by
+read is the app's whole cost of the request, framework included. PostgreSQL's share (its
+processes' CPU over the same reads) is reported beside it. The steps are found by
 wrapping the functions that do them; the table says what each is for
 (docs/performance.md, "What a read costs").
 """
@@ -50,6 +51,23 @@ STEPS = [
     ("sqlalchemy.ext.asyncio.session", "AsyncSession.commit", "COMMIT"),
     ("app.middleware", "_log_access", "access log line"),
 ]
+
+
+def _postgres_cpu_seconds() -> float:
+    """CPU time of every PostgreSQL process on this machine so far (the bench's server is
+    local), from /proc; 0 where there is none to see."""
+    tick = os.sysconf("SC_CLK_TCK")
+    spent = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name, _, rest = text.partition(") ")
+        if name.endswith("(postgres"):
+            fields = rest.split()
+            spent += int(fields[11]) + int(fields[12])  # utime, stime
+    return spent / tick
 
 
 def _wrap(module_name: str, attribute: str, step: str) -> None:
@@ -137,15 +155,21 @@ async def measure(seed: dict[str, Any], reads: int, *, page: bool) -> dict[str, 
             await read(path)
         SPENT.clear()
         CALLS.clear()
-        started = time.process_time()
+        started, database = time.process_time(), _postgres_cpu_seconds()
         for index in range(reads):
             await read(paths[50 + index % (len(paths) - 50)])
         total = (time.process_time() - started) / reads * 1000
+        database = (_postgres_cpu_seconds() - database) / reads * 1000
     steps = {step: round(SPENT[step] / reads * 1000, 3) for _, _, step in STEPS if CALLS[step]}
     steps["the rest: server framework, routing, dependencies, middleware"] = round(
         total - sum(steps.values()), 3
     )
-    return {"reads": reads, "cpu_ms_per_read": round(total, 2), "steps_ms": steps}
+    return {
+        "reads": reads,
+        "cpu_ms_per_read": round(total, 2),
+        "postgres_cpu_ms_per_read": round(database, 2),
+        "steps_ms": steps,
+    }
 
 
 def main() -> None:

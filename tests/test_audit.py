@@ -101,6 +101,7 @@ async def test_concurrent_writers_on_sqlite_are_serialised(backend: str, tmp_pat
         "UPDATE audit_event SET action = 'forged' WHERE seq = :seq",
         "DELETE FROM audit_event WHERE seq = :seq",
         "UPDATE audit_chain_head SET seq = seq + 5",
+        "UPDATE audit_chain_head SET seq = seq - 1",
         "UPDATE audit_chain_head SET hash = 'x'",
         "DELETE FROM audit_chain_head",
     ],
@@ -120,6 +121,37 @@ async def test_the_database_refuses_changes_to_the_log(
         or "cannot be deleted" in message
     )
     assert (await verify_chain(connection)).ok
+
+
+@pytest.mark.only_backend("postgresql")
+@pytest.mark.parametrize(
+    ("hash_of_newest", "refused"), [(True, False), (False, True)], ids=["its-hash", "another"]
+)
+async def test_postgresql_moves_the_head_over_several_records_only_when_they_are_there(
+    session: AsyncSession, connection: AsyncConnection, hash_of_newest: bool, refused: bool
+) -> None:
+    """A page's records move the head once (app.audit.writer._append_many): by more than one
+    record only over records written, to the newest one's hash."""
+    seq = await audit.append(session, audit.Record(action="test.protected"))
+    await session.flush()
+    table = AuditEvent.__table__
+    source = (await connection.execute(select(table).where(table.c.seq == seq))).one()._asdict()
+    # two records inserted beyond the head, as an append does before it moves the head
+    for step in (1, 2):
+        copy = {**source, "seq": seq + step, "prev_hash": "0" * 64, "hash": f"{step}" * 64}
+        await connection.execute(table.insert().values(**copy))
+    move = "UPDATE audit_chain_head SET seq = :to, hash = :hash"
+    newest = "2" * 64 if hash_of_newest else "1" * 64
+    async with connection.begin_nested() as nested:
+        if refused:
+            with pytest.raises(DBAPIError, match="only moves forward"):
+                await connection.execute(text(move), {"to": seq + 2, "hash": newest})
+        else:
+            await connection.execute(text(move), {"to": seq + 2, "hash": newest})
+        await nested.rollback()
+    with pytest.raises(DBAPIError, match="only moves forward"):  # over a record not there
+        async with connection.begin_nested():
+            await connection.execute(text(move), {"to": seq + 3, "hash": newest})
 
 
 @pytest.mark.only_backend("postgresql")

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit import flags as audit_flags
 from app.audit import writer
-from app.audit.chain import canonical_body
+from app.audit.chain import canonical_body, verify_chain
 from app.audit.models import AuditReadVolume, Decision
 from app.audit.records import Record
 from app.audit.service import csv_safe
@@ -300,12 +300,15 @@ async def test_the_volume_window_slides_and_counts_only_permits(
     assert await volume(c, noon + timedelta(minutes=61, seconds=59))  # a still at 12:03
 
 
+@pytest.mark.parametrize("statement", ["one", "many"])
 async def test_the_append_statement_notes_permits_keeping_the_later_moment(
-    connection: AsyncConnection,
+    connection: AsyncConnection, statement: str
 ) -> None:
-    """On PostgreSQL the append statement itself keeps ``audit_read_volume`` (what
+    """On PostgreSQL the append statements themselves keep ``audit_read_volume`` (what
     ``note_read`` does on SQLite): permits by a user about an individual, the later moment
-    kept; denials and records without a user or an individual leave it alone."""
+    kept; denials and records without a user or an individual leave it alone. Both the
+    statement of one record and that of a page's records (``many``: here each record
+    three times over with the later moment last, as one batch, and the chain still whole)."""
     if connection.dialect.name != "postgresql":
         pytest.skip("the append statement with the volume row is PostgreSQL's")
     user, individual = uuid.uuid4(), uuid.uuid4()
@@ -314,7 +317,13 @@ async def test_the_append_statement_notes_permits_keeping_the_later_moment(
     async def append(at: datetime, decision: Decision, **fields: Any) -> None:
         record = Record(action="entry.read", decision=decision, **fields)
         columns = writer._columns(record, at, set())
-        await connection.execute(writer._PG_APPEND, {**columns, "body": canonical_body(columns)})
+        if statement == "one":
+            await connection.execute(
+                writer._PG_APPEND, {**columns, "body": canonical_body(columns)}
+            )
+            return
+        earlier = writer._columns(record, at - timedelta(minutes=1), set())
+        await writer._append_many(connection, [earlier, columns, earlier])
 
     async def last_at() -> datetime | None:
         return await connection.scalar(
@@ -336,6 +345,7 @@ async def test_the_append_statement_notes_permits_keeping_the_later_moment(
         noon + timedelta(minutes=5), Decision.PERMIT, actor_user_id=user, individual_id=individual
     )
     assert await last_at() == noon + timedelta(minutes=5)
+    assert (await verify_chain(connection)).ok
 
 
 def test_working_hours_are_local_time() -> None:

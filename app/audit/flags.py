@@ -83,9 +83,9 @@ def _touch(insert_of: Any) -> Any:
     )
 
 
-# The writer uses this on SQLite; on PostgreSQL its append statement does the same upsert in
-# the same round trip (``noted`` in app/audit/writer.py; both kept alike by
-# tests/test_audit_api.py). This one works on either, so the flag's rules test on both.
+# The writer uses this on SQLite; on PostgreSQL its append statements (one record, or a
+# page's) do the same upsert in the same round trip (``noted`` in app/audit/writer.py; kept
+# alike by tests/test_audit_api.py). This one works on either, so the flag's rules test on both.
 _TOUCHES = {"postgresql": _touch(postgresql.insert), "sqlite": _touch(sqlite.insert)}
 
 

@@ -15,7 +15,9 @@
 
 On PostgreSQL one statement locks the chain head (``FOR UPDATE`` under READ COMMITTED),
 inserts the record with ``seq = head + 1`` and its hash computed by the database, and
-moves the head: one round trip. On SQLite the write lock taken by ``BEGIN IMMEDIATE``
+moves the head: one round trip. The records of a page are appended together: one
+statement locks the head, their hashes are chained here, and one statement inserts them
+all and moves the head once. On SQLite the write lock taken by ``BEGIN IMMEDIATE``
 serialises appends and the hash is computed here.
 """
 
@@ -133,6 +135,40 @@ _PG_APPEND_ANNOUNCING = text(
 )
 
 
+# A page's records (app.audit.writer._write_all): the head locked first, then every record
+# inserted from arrays, their reads noted (once per user and individual: one upsert may not
+# touch a row twice) and the head moved to the last of them, in one statement.
+_PG_LOCK_HEAD = text("SELECT seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE")
+_ARRAY_OF = {"seq": "bigint", **_PG_CASTS, "prev_hash": "text", "hash": "text"}
+_PG_APPEND_MANY = text(
+    f"""
+    WITH appended AS (
+        INSERT INTO audit_event (seq, {", ".join(BODY_FIELDS)}, prev_hash, hash)
+        SELECT * FROM unnest({
+        ", ".join(
+            f"CAST(:{n} AS {_ARRAY_OF.get(n, 'text')}[])"
+            for n in ("seq", *BODY_FIELDS, "prev_hash", "hash")
+        )
+    })
+        RETURNING seq
+    ), noted AS (
+        INSERT INTO audit_read_volume (actor_user_id, individual_id, last_at)
+        SELECT read.actor_user_id, read.individual_id, max(read.at)
+        FROM unnest(CAST(:actor_user_id AS uuid[]), CAST(:individual_id AS uuid[]),
+                    CAST(:at AS timestamptz[]), CAST(:decision AS text[]))
+             AS read(actor_user_id, individual_id, at, decision)
+        WHERE read.decision = 'permit'
+          AND read.actor_user_id IS NOT NULL AND read.individual_id IS NOT NULL
+        GROUP BY read.actor_user_id, read.individual_id
+        ON CONFLICT (actor_user_id, individual_id)
+        DO UPDATE SET last_at = GREATEST(audit_read_volume.last_at, EXCLUDED.last_at)
+    )
+    UPDATE audit_chain_head SET seq = CAST(:head_seq AS bigint), hash = CAST(:head_hash AS text)
+    WHERE id = 1
+    """  # noqa: S608 - column names are constants, values are bound
+)
+
+
 async def append(session: AsyncSession, record: Record) -> int:
     """Append ``record`` in the session's transaction; returns its ``seq``."""
     seq = await _write(session, record)
@@ -188,12 +224,22 @@ async def _write_all(session: AsyncSession, records: Sequence[Record]) -> None:
     with _failing_closed(records[0].action):
         await session.flush()
         connection = await session.connection()
-        params = []
-        for record in records:
-            columns = await _columns_for(session, connection, record, at)
-            params.append({**columns, "body": canonical_body(columns)})
-        # One statement per record (each moves the head by one), sent as one batch.
-        await connection.execute(_PG_APPEND, params)  # notes the reads too
+        rows = [await _columns_for(session, connection, record, at) for record in records]
+        await _append_many(connection, rows)
+
+
+async def _append_many(connection: AsyncConnection, rows: list[dict[str, object]]) -> None:
+    """Records (their columns, in order) appended on PostgreSQL with one move of the head:
+    the head locked, the hashes chained here, then one statement for all of them."""
+    [(seq, prev_hash)] = await rows_of(connection, _PG_LOCK_HEAD, {})
+    chained = []
+    for columns in rows:
+        seq += 1
+        digest = record_hash(prev_hash, seq, canonical_body(columns))
+        chained.append({**columns, "seq": seq, "prev_hash": prev_hash, "hash": digest})
+        prev_hash = digest
+    arrays = {name: [columns[name] for columns in chained] for name in chained[0]}
+    await rows_of(connection, _PG_APPEND_MANY, {**arrays, "head_seq": seq, "head_hash": prev_hash})
 
 
 @contextmanager
