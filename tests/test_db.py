@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app import db
 from app.db import Database
 from app.main import create_app
 from tests.conftest import _postgres_admin, client_for, make_settings, throwaway_database
@@ -174,3 +176,47 @@ async def test_a_pooled_connection_that_died_while_idle_is_replaced_before_use(
             assert again != pid
         finally:
             await database.dispose()
+
+
+@pytest.mark.only_backend("postgresql")
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+async def test_the_first_statement_goes_to_asyncpg_inside_sqlalchemys_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outcome: str
+) -> None:
+    """``rows_of`` as a request's first statement (the caller's sign-in) BEGINs the
+    transaction SQLAlchemy opened, as SQLAlchemy's adapter would, and runs on asyncpg;
+    what follows through the session is in the same transaction, and SQLAlchemy's COMMIT
+    or ROLLBACK ends it: kept, or gone, and the pooled connection left outside any
+    transaction."""
+    straight: list[str] = []
+    fetch = db._fetch
+
+    async def counted(raw: Any, statement: Any, compiled: Any, params: Any) -> Any:
+        straight.append(compiled.sql)
+        return await fetch(raw, statement, compiled, params)
+
+    monkeypatch.setattr(db, "_fetch", counted)
+    async with throwaway_database("postgresql", tmp_path) as url:
+        database = Database.from_settings(make_settings(url, db_pool_size=1))
+        try:
+            async with database.engine.begin() as connection:
+                await connection.execute(text(PROBE_TABLE_DDL))
+            async with database.sessionmaker() as session:
+                [[pid]] = await db.rows_of(session, _BACKEND, {})
+                raw = (await (await session.connection()).get_raw_connection()).driver_connection
+                assert straight
+                assert raw.is_in_transaction()
+                await session.execute(text("INSERT INTO probe (id, note) VALUES (1, 'kept')"))
+                [[same]] = await db.rows_of(session, _BACKEND, {})
+                assert same == pid
+                assert len(straight) == 2
+                await (session.commit() if outcome == "commit" else session.rollback())
+                assert not raw.is_in_transaction()
+            async with database.engine.connect() as connection:
+                kept = await _notes(connection)
+            assert kept == (["kept"] if outcome == "commit" else [])
+        finally:
+            await database.dispose()
+
+
+_BACKEND = text("SELECT pg_backend_pid()")
