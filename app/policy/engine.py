@@ -228,6 +228,9 @@ class PolicyEngine:
         surroundings = [principal]
         own: list[dict[str, Any]] = []
         requests = []
+        # each context as Cedar reads it, once (cedarpy would serialise it per request)
+        texts = [json.dumps(context) for context, _, _ in contexts]
+        action_uid = {"type": "Action", "id": str(action)}
         for resource in resources:
             resource_uid, needed = resource_entities(resource)
             own += [e for e in needed if e["uid"] == resource_uid]
@@ -235,11 +238,11 @@ class PolicyEngine:
             requests += [
                 {
                     "principal": principal_uid,
-                    "action": {"type": "Action", "id": str(action)},
+                    "action": action_uid,
                     "resource": resource_uid,
-                    "context": context,
+                    "context": text,
                 }
-                for context, _, _ in contexts
+                for text in texts
             ]
         results = cedarpy.is_authorized_batch(
             requests,

@@ -6,6 +6,7 @@ free of SQL and make every decision testable without a database.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -295,7 +296,8 @@ def resource_entities(resource: Resource) -> tuple[dict[str, str], list[dict[str
             "parents": [],
         }
         return grant_uid, [grant, *_agencies([resource.agency_id]), *case_entities]
-    return _case_entities(resource)
+    case_uid, case_entities = _case_entities(resource)
+    return case_uid, list(case_entities)
 
 
 def _administration_entities(
@@ -350,7 +352,12 @@ def _administration_entities(
     return uid, [record]
 
 
-def _case_entities(resource: CaseFacts) -> tuple[dict[str, str], list[dict[str, Any]]]:
+@functools.lru_cache(maxsize=1024)
+def _case_entities(resource: CaseFacts) -> tuple[dict[str, str], tuple[dict[str, Any], ...]]:
+    """The case, its individual and agencies as entities. Kept by the facts themselves
+    (frozen): a page's items all carry their case's facts, and building them anew for
+    each item was a fifth of a page's decision (docs/performance.md). The entities are
+    read, never changed, by every caller."""
     individual = resource.individual
     agencies = {
         resource.lead_agency_id,
@@ -371,4 +378,4 @@ def _case_entities(resource: CaseFacts) -> tuple[dict[str, str], list[dict[str, 
         },
         "parents": [],
     }
-    return case_uid, [case, _individual_entity(individual), *_agencies(agencies)]
+    return case_uid, (case, _individual_entity(individual), *_agencies(agencies))
