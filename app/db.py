@@ -329,6 +329,11 @@ async def _begin(on: AsyncSession | AsyncConnection) -> None:
         raise InterfaceError("BEGIN", None, exc, hide_parameters=True) from exc
 
 
+def on_postgresql(session: AsyncSession) -> bool:
+    """Whether the session's database is PostgreSQL (a statement with arrays for it)."""
+    return session.bind is not None and session.bind.dialect.name == "postgresql"
+
+
 def database_of(request: Request) -> Database:
     database: Database = request.app.state.database
     return database

@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agencies import service as agency_service
@@ -15,7 +15,7 @@ from app.audit import writer as audit
 from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases import service as case_service
-from app.db import rows_of
+from app.db import on_postgresql, rows_of
 from app.entries.models import Entry, EntryVersion
 from app.entries.schemas import CorrectionCreate, EntryCreate, EntryRead, EntryVersionRead
 from app.errors import ValidationFailed
@@ -73,6 +73,12 @@ _VERSIONS = (
     .where(EntryVersion.entry_id.in_(bindparam("entry_ids", expanding=True)))
     .order_by(*_ORDER)
 )
+# The same on PostgreSQL with the ids as one array, so that it can go through rows_of.
+_VERSIONS_IN_ARRAY = (
+    select(*_VERSION_COLUMNS)
+    .where(EntryVersion.entry_id == any_(bindparam("entry_ids", type_=ARRAY(Uuid))))
+    .order_by(*_ORDER)
+)
 _VERSIONS_OF_ONE = (
     select(*_VERSION_COLUMNS)
     .where(EntryVersion.entry_id == bindparam("entry_id"))
@@ -87,6 +93,8 @@ async def _to_reads(session: AsyncSession, entries: list[Entry]) -> list[EntryRe
     versions: dict[uuid.UUID, list[EntryVersionRead]] = {e.id: [] for e in entries}
     if len(entries) == 1:
         rows = await rows_of(session, _VERSIONS_OF_ONE, {"entry_id": entries[0].id})
+    elif on_postgresql(session):
+        rows = await rows_of(session, _VERSIONS_IN_ARRAY, {"entry_ids": list(versions)})
     else:
         rows = (await session.execute(_VERSIONS, {"entry_ids": list(versions)})).all()
     for entry_id, *version in rows:
