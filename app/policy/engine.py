@@ -25,6 +25,7 @@ from app.policy.entities import (
     Resource,
     consent_context,
     grant_context,
+    ground_entity,
     merged,
     principal_entity,
     resource_entities,
@@ -226,6 +227,8 @@ class PolicyEngine:
         contexts += [(asked | consent_context(c), Basis.CONSENT, c) for c in grounds.consents]
         contexts += [(asked | grant_context(g), Basis.EMERGENCY_ACCESS, g) for g in grounds.grants]
         surroundings = [principal]
+        surroundings += [ground_entity(c) for c in grounds.consents]
+        surroundings += [ground_entity(g) for g in grounds.grants]
         own: list[dict[str, Any]] = []
         requests = []
         # each context as Cedar reads it, once (cedarpy would serialise it per request)

@@ -160,22 +160,34 @@ NOBODY = "nobody"
 
 
 def consent_context(grant: ConsentGrant) -> dict[str, Any]:
-    return {
-        "consent": {
-            "id": str(grant.id),
-            "agencies": [_ref("Agency", a) for a in sorted(grant.agency_ids, key=str)],
-            "categories": sorted(grant.categories),
-        }
-    }
+    """A request resting on ``grant``: the consent, an entity (:func:`ground_entity`)."""
+    return {"consent": _ref("Consent", grant.id)}
 
 
 def grant_context(grant: EmergencyGrant) -> dict[str, Any]:
-    return {
-        "grant": {
-            "legal_basis": grant.legal_basis,
-            "categories": sorted(grant.categories),
-            "towards": sorted(grant.towards),
+    """A request resting on ``grant``: the grant's ground, an entity (:func:`ground_entity`)."""
+    return {"grant": _ref("GrantGround", grant.id)}
+
+
+def ground_entity(ground: ConsentGrant | EmergencyGrant) -> dict[str, Any]:
+    """The entity a request resting on ``ground`` names in its context."""
+    if isinstance(ground, ConsentGrant):
+        return {
+            "uid": _uid("Consent", ground.id),
+            "attrs": {
+                "agencies": [_ref("Agency", a) for a in sorted(ground.agency_ids, key=str)],
+                "categories": sorted(ground.categories),
+            },
+            "parents": [],
         }
+    return {
+        "uid": _uid("GrantGround", ground.id),
+        "attrs": {
+            "legal_basis": ground.legal_basis,
+            "categories": sorted(ground.categories),
+            "towards": sorted(ground.towards),
+        },
+        "parents": [],
     }
 
 
