@@ -1,7 +1,8 @@
 """What a read costs: CPU per step of ``GET /entries/{id}`` (or, with ``--page``, of
-``GET /cases/{id}/entries?limit=20``), in process.
+``GET /cases/{id}/entries?limit=20``; with ``--write``, of ``POST /cases/{id}/entries`` as
+social services), in process.
 
-    python bench/cost.py DATABASE_URL SEED_JSON [--reads 500] [--page]
+    python bench/cost.py DATABASE_URL SEED_JSON [--reads 500] [--page | --write]
 
 Against a population seeded by bench/seed.py (bench/run leaves none behind; seed one with
 the commands in docs/performance.md). The app is called in this process through ASGI,
@@ -38,13 +39,17 @@ CALLS: Counter[str] = Counter()
 STEPS = [
     ("app.security", "TokenService.decode", "token: signature and claims"),
     ("app.auth.service", "load_actor", "caller: live sign-in and account (+ BEGIN)"),
-    ("app.policy.reads", "_row_to_read", "the entry row"),
+    ("app.policy.reads", "row_for_reading", "the entry row"),
     ("sqlalchemy.ext.asyncio.session", "AsyncSession.get", "the entry row"),  # before d87672d
     ("app.individuals.service", "facts_of", "facts: individual, cases, agencies"),
     ("app.policy.reads", "grounds_for", "grounds: consents and grants"),
     ("app.cases.service", "case_facts", "facts: individual, cases, agencies"),  # a page's
     ("app.policy.enforce", "decide", "decision (Cedar)"),
     ("app.policy.enforce", "decide_each", "decision (Cedar)"),
+    ("app.policy.enforce", "require_to_see_and", "decision (Cedar)"),  # a change's
+    ("app.agencies.service", "kind_of", "the writer's agency kind"),
+    ("app.events.service", "emit_about", "the change's event"),
+    ("app.audit.writer", "append", "audit: flags, chained append"),  # a change's
     ("app.policy.reads", "_page_rows", "the page's rows"),
     ("app.entries.service", "_to_reads", "versions and the answer's model"),
     ("app.audit.writer", "write_deferred", "audit: flags, chained append"),
@@ -102,7 +107,7 @@ def _wrap(module_name: str, attribute: str, step: str) -> None:
     setattr(owner, name, timed)
 
 
-async def measure(seed: dict[str, Any], reads: int, *, page: bool) -> dict[str, Any]:
+async def measure(seed: dict[str, Any], reads: int, *, page: bool, write: bool) -> dict[str, Any]:
     import httpx  # noqa: PLC0415 - after the wrapping, as the app imports
 
     from app.main import create_app  # noqa: PLC0415
@@ -110,45 +115,54 @@ async def measure(seed: dict[str, Any], reads: int, *, page: bool) -> dict[str, 
     app = create_app()
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+        caller = "demo.socialsekreterare" if write else "demo.polis"
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             signed_in = await client.post(
                 "/api/v1/auth/token",
                 data={
                     "grant_type": "password",
-                    "username": "demo.polis",
-                    "password": seed["passwords"]["demo.polis"],
+                    "username": caller,
+                    "password": seed["passwords"][caller],
                 },
             )
         token = signed_in.json()["access_token"]
         paths = [f"/api/v1/entries/{e}" for e in seed["readable_entries"]]
-        if page:
+        if page or write:
             paths = [f"/api/v1/cases/{c}/entries" for c in seed["shared_cases"]]
+        body = json.dumps(
+            {"category": "social_services", "title": "Samtal", "body": "Uppföljande samtal."}
+        ).encode()
+        headers = [(b"content-type", b"application/json")] if write else []
 
         async def read(path: str) -> None:
             scope = {
                 "type": "http",
                 "asgi": {"version": "3.0"},
                 "http_version": "1.1",
-                "method": "GET",
+                "method": "POST" if write else "GET",
                 "scheme": "http",
                 "path": path,
                 "raw_path": path.encode(),
                 "query_string": b"limit=20" if page else b"",
                 "root_path": "",
-                "headers": [(b"host", b"bench"), (b"authorization", f"Bearer {token}".encode())],
+                "headers": [
+                    (b"host", b"bench"),
+                    (b"authorization", f"Bearer {token}".encode()),
+                    *headers,
+                ],
                 "client": ("127.0.0.1", 5000),
                 "server": ("bench", 80),
             }
             sent: list[dict[str, Any]] = []
 
             async def receive() -> dict[str, Any]:
-                return {"type": "http.request", "body": b"", "more_body": False}
+                return {"type": "http.request", "body": body if write else b"", "more_body": False}
 
             async def send(message: dict[str, Any]) -> None:
                 sent.append(message)
 
             await app(scope, receive, send)
-            if sent[0]["status"] != 200:
+            if sent[0]["status"] != (201 if write else 200):
                 raise RuntimeError(f"{path}: {sent[0]['status']}")
 
         for path in paths[:50]:  # warm: statements prepared, caches filled
@@ -177,7 +191,9 @@ def main() -> None:
     parser.add_argument("url")
     parser.add_argument("seed")
     parser.add_argument("--reads", type=int, default=500)
-    parser.add_argument("--page", action="store_true", help="a page of 20 entries instead")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--page", action="store_true", help="a page of 20 entries instead")
+    kind.add_argument("--write", action="store_true", help="an entry written instead")
     args = parser.parse_args()
     os.environ["SAMVERKAN_DATABASE_URL"] = args.url
     os.environ.setdefault("SAMVERKAN_DB_POOL_SIZE", "4")
@@ -191,7 +207,7 @@ def main() -> None:
     configure_logging(level="INFO", fmt="json")  # as in production; written, unread
     sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
     seed = json.loads(Path(args.seed).read_text())
-    result = asyncio.run(measure(seed, args.reads, page=args.page))
+    result = asyncio.run(measure(seed, args.reads, page=args.page, write=args.write))
     sys.stdout.write(json.dumps(result, indent=2) + "\n")
 
 

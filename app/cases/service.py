@@ -157,7 +157,12 @@ async def case_page(
     """A page of the case's rows of ``kind`` the caller may read (app.policy.reads), once it
     may see the case (404 otherwise); audited as ``<kind>.list`` and a read per row."""
     case, facts, decision = await load_case(
-        session, actor, case_id, action=Action.CASE_READ, audit_action=f"{kind.resource_type}.list"
+        session,
+        actor,
+        case_id,
+        action=Action.CASE_READ,
+        audit_action=f"{kind.resource_type}.list",
+        read_only=True,
     )
     rows, next_cursor = await reads.read_page(
         session,
@@ -174,11 +179,23 @@ async def case_page(
 
 
 async def load_case(
-    session: AsyncSession, actor: Actor, case_id: uuid.UUID, *, action: Action, audit_action: str
+    session: AsyncSession,
+    actor: Actor,
+    case_id: uuid.UUID,
+    *,
+    action: Action,
+    audit_action: str,
+    read_only: bool = False,
 ) -> tuple[Case, CaseFacts, PolicyDecision]:
     """The case if the caller may see it *and* do ``action``: 404 when it may not see it
-    (as for a case that does not exist), 403 when it may see it but not do this."""
-    case = await session.get(Case, case_id)
+    (as for a case that does not exist), 403 when it may see it but not do this.
+    ``read_only``: the caller only reads the case (a list of its items, a new item on
+    it), which then is a detached copy, not loaded by the ORM (docs/performance.md)."""
+    case = (
+        await reads.row_for_reading(session, Case, case_id)
+        if read_only
+        else await session.get(Case, case_id)
+    )
     if case is None:
         await individual_service.decoy_decision(session, actor, Action.CASE_READ, grounds=False)
         raise enforce.not_found(

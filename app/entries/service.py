@@ -127,7 +127,12 @@ async def create_entry(
 ) -> EntryRead:
     """Only in categories the caller's agency kind may record (policies/categories.yaml)."""
     case, _, decision = await case_service.load_case(
-        session, actor, case_id, action=Action.ENTRY_CREATE, audit_action="entry.create"
+        session,
+        actor,
+        case_id,
+        action=Action.ENTRY_CREATE,
+        audit_action="entry.create",
+        read_only=True,
     )
     case_service.require_open(case)
     category = get_engine().reference.categories.get(data.category)

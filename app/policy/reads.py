@@ -88,7 +88,7 @@ async def readable(
     row = (
         await session.get(kind.model, row_id, with_for_update=True)
         if for_update
-        else await _row_to_read(session, kind.model, row_id)
+        else await row_for_reading(session, kind.model, row_id)
     )
     if row is None:
         # the same statements and decision as for a hidden row, so that the answer takes
@@ -134,7 +134,9 @@ def _copy_of(model: type[RowT], keys: tuple[str, ...], values: Sequence[Any]) ->
 _BY_ID: dict[type[Any], tuple[Select[Any], tuple[str, ...]]] = {}
 
 
-async def _row_to_read(session: AsyncSession, model: type[RowT], row_id: uuid.UUID) -> RowT | None:
+async def row_for_reading(
+    session: AsyncSession, model: type[RowT], row_id: uuid.UUID
+) -> RowT | None:
     """The row as a detached copy of the mapped class, for reading only (a change loads
     it with ``for_update`` through the session): one statement on the hot path of every
     single read, without the ORM's loading (docs/performance.md)."""
