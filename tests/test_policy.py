@@ -234,6 +234,9 @@ def test_actions_decided_together_are_decided_as_one_by_one(case: dict[str, Any]
     actor, resource = _actor(case["principal"]), _resource(case["resource"])
     together = ENGINE.decide_actions(actor, list(Action), resource)
     assert together == [ENGINE.decide(actor, action, resource) for action in Action]
+    for action in Action:  # a case read and a change: that pair's own policies
+        pair = ENGINE.decide_actions(actor, [Action.CASE_READ, action], resource)
+        assert pair == [ENGINE.decide(actor, a, resource) for a in (Action.CASE_READ, action)]
 
 
 def test_every_policy_is_asked_for_each_action_it_can_apply_to() -> None:
@@ -241,20 +244,25 @@ def test_every_policy_is_asked_for_each_action_it_can_apply_to() -> None:
     alone or names the action (directly or in a list)."""
     text = "\n".join(f.read_text() for f in sorted(policies_dir().glob("*.cedar")))
     policies = json.loads(cedarpy.policies_to_json_str(text))["staticPolicies"].values()
-    for action in Action:
-        expected = {
+
+    def expected(action: Action) -> set[str]:
+        return {
             p["annotations"]["id"]
             for p in policies
             if p["action"]["op"] == "All"
             or str(action)
             in {e["id"] for e in p["action"].get("entities", [p["action"].get("entity")]) if e}
         }
-        split = ENGINE._by_action[str(action)]
-        ids = {
-            p["annotations"]["id"]
-            for p in json.loads(cedarpy.policies_to_json_str(str(split)))["staticPolicies"].values()
-        }
-        assert ids == expected, action
+
+    def asked(*actions: Action) -> set[str]:
+        split = ENGINE._by_action[frozenset(map(str, actions))]
+        found = json.loads(cedarpy.policies_to_json_str(str(split)))["staticPolicies"]
+        return {p["annotations"]["id"] for p in found.values()}
+
+    for action in Action:
+        assert asked(action) == expected(action), action
+        # the pairs decide_actions asks: a case read and a change
+        assert asked(Action.CASE_READ, action) == expected(Action.CASE_READ) | expected(action)
 
 
 def test_there_are_cases_for_every_action() -> None:
