@@ -40,6 +40,7 @@ STEPS = [
     ("app.security", "TokenService.decode", "token: signature and claims"),
     ("app.auth.service", "load_actor", "caller: live sign-in and account (+ BEGIN)"),
     ("app.policy.reads", "row_for_reading", "the entry row"),
+    ("app.policy.reads", "_row_to_read", "the entry row"),  # its name before 2026-12-02
     ("sqlalchemy.ext.asyncio.session", "AsyncSession.get", "the entry row"),  # before d87672d
     ("app.individuals.service", "facts_of", "facts: individual, cases, agencies"),
     ("app.policy.reads", "grounds_for", "grounds: consents and grants"),
