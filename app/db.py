@@ -28,7 +28,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DatabaseError, DBAPIError, DisconnectionError, InterfaceError
+from sqlalchemy.exc import DatabaseError, DisconnectionError, InterfaceError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -323,8 +323,6 @@ async def _begin(on: AsyncSession | AsyncConnection) -> None:
         return
     try:
         await start()
-    except DBAPIError:
-        raise
     except Exception as exc:  # the adapter's own error types: as SQLAlchemy would wrap them
         raise InterfaceError("BEGIN", None, exc, hide_parameters=True) from exc
 

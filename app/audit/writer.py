@@ -150,7 +150,6 @@ _PG_APPEND_MANY = text(
             for n in ("seq", *BODY_FIELDS, "prev_hash", "hash")
         )
     })
-        RETURNING seq
     ), noted AS (
         INSERT INTO audit_read_volume (actor_user_id, individual_id, last_at)
         SELECT read.actor_user_id, read.individual_id, max(read.at)
