@@ -208,9 +208,10 @@ async def read_page(
 
 
 # By kind, the actor's shape, the order, whether after a cursor, and the policy engine
-# (whose legal bases the filter spells out): a page's statement, built and compiled once.
+# (whose legal bases the filter spells out): a page's statement, built and compiled once
+# (app.db.rows_of keeps its compiled form too). The keys are finite: four kinds, the role
+# and scope sets, two orders, two cursor states.
 _PAGES: dict[tuple[object, ...], tuple[Select[Any], tuple[str, ...]]] = {}
-_PAGES_KEPT = 256  # shapes are few (kinds, role and scope sets); a bound all the same
 
 
 def _page_statement(
@@ -241,7 +242,5 @@ def _page_statement(
             query = query.where((created > at) | ((created == at) & (ident > last)))
     order = (created.desc(), ident.desc()) if newest_first else (created, ident)
     built = (query.order_by(*order).limit(bindparam("limit")), keys)
-    if len(_PAGES) >= _PAGES_KEPT:
-        _PAGES.clear()
     _PAGES[shape] = built
     return built
