@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         le=3600,
         description="A pooled connection idle this long is pinged before use (0: always).",
     )
+    audit_group_commit: bool = Field(
+        default=True,
+        description="PostgreSQL: the audit records of concurrent reads are appended together "
+        "on a connection of their own, one statement and one commit for all of them; each "
+        "read answers only once its records are durable (docs/performance.md).",
+    )
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0, le=60_000)
     docs_enabled: bool = True
 

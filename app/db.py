@@ -82,8 +82,16 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """The engine for ``settings.database_url``, tuned per backend.
+def create_engine(
+    settings: Settings,
+    *,
+    pool_size: int | None = None,
+    max_overflow: int | None = None,
+    autocommit: bool = False,
+) -> AsyncEngine:
+    """The engine for ``settings.database_url``, tuned per backend (on PostgreSQL a pool of
+    ``pool_size`` and ``max_overflow``, by default the settings', whose statements are
+    each their own transaction if ``autocommit``).
 
     ``hide_parameters`` keeps bound values (names, personal numbers) out of every
     SQLAlchemy exception message and log line.
@@ -92,14 +100,16 @@ def create_engine(settings: Settings) -> AsyncEngine:
     kwargs: dict[str, Any] = {"hide_parameters": True}
     if url.get_backend_name() == "postgresql":
         kwargs.update(
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
+            pool_size=settings.db_pool_size if pool_size is None else pool_size,
+            max_overflow=settings.db_max_overflow if max_overflow is None else max_overflow,
             pool_timeout=settings.db_pool_timeout_seconds,
             connect_args={
                 "timeout": settings.db_connect_timeout_seconds,
                 "server_settings": {"application_name": "samverkan"},
             },
         )
+        if autocommit:
+            kwargs["isolation_level"] = "AUTOCOMMIT"
         engine = create_async_engine(url, **kwargs)
         _ping_when_idle(engine, settings.db_ping_after_idle_seconds)
         return engine
@@ -176,16 +186,30 @@ class Database:
         *,
         connection: AsyncConnection | None = None,
         owns_engine: bool = True,
+        autocommit_engine: AsyncEngine | None = None,
     ) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker
         self._connection = connection
         self._owns_engine = owns_engine
+        # One connection beside the requests' pool, for statements that are their own
+        # transaction (the audit's group commit); None on SQLite and for a test's
+        # savepoint-bound sessions, whose work must stay in the test's transaction.
+        self.autocommit_engine = autocommit_engine
+        # What other modules keep per database (the audit's group commit).
+        self.state: dict[str, Any] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         engine = create_engine(settings)
-        return cls(engine, async_sessionmaker(engine, expire_on_commit=False))
+        autocommit = None
+        if engine.dialect.name == "postgresql" and settings.audit_group_commit:
+            autocommit = create_engine(settings, pool_size=1, max_overflow=0, autocommit=True)
+        return cls(
+            engine,
+            async_sessionmaker(engine, expire_on_commit=False),
+            autocommit_engine=autocommit,
+        )
 
     @classmethod
     def bound_to(cls, connection: AsyncConnection) -> Database:
@@ -211,6 +235,8 @@ class Database:
     async def dispose(self) -> None:
         if self._owns_engine:
             await self.engine.dispose()
+        if self.autocommit_engine is not None:
+            await self.autocommit_engine.dispose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,9 +365,13 @@ def database_of(request: Request) -> Database:
 
 OutcomeWork = Callable[[AsyncSession], Awaitable[None]]
 FailureWork = Callable[[AsyncSession, BaseException], Awaitable[None]]
+AfterCommitWork = Callable[[], Awaitable[None]]
 _OUTCOME_WORK = "samverkan.outcome_work"
 _BEFORE_COMMIT = "samverkan.before_commit"
+_LAST_BEFORE_COMMIT = "samverkan.last_before_commit"
+_AFTER_COMMIT = "samverkan.after_commit"
 _AFTER_ROLLBACK = "samverkan.after_rollback"
+_DATABASE = "samverkan.database"
 
 
 def keep_whatever_the_outcome(session: AsyncSession, work: OutcomeWork) -> None:
@@ -354,10 +384,26 @@ def keep_whatever_the_outcome(session: AsyncSession, work: OutcomeWork) -> None:
     session.info.setdefault(_OUTCOME_WORK, []).append(work)
 
 
-def before_commit(session: AsyncSession, work: OutcomeWork) -> None:
+def before_commit(session: AsyncSession, work: OutcomeWork, *, last: bool = False) -> None:
     """Run ``work`` in the request's transaction just before COMMIT (not on rollback).
-    An exception from it rolls the request back like any other."""
-    session.info.setdefault(_BEFORE_COMMIT, []).append(work)
+    An exception from it rolls the request back like any other. ``last``: after every
+    other such work, whenever that was registered (it sees the transaction as it commits).
+    """
+    session.info.setdefault(_LAST_BEFORE_COMMIT if last else _BEFORE_COMMIT, []).append(work)
+
+
+def after_commit(session: AsyncSession, work: AfterCommitWork) -> None:
+    """Run ``work`` after the request's COMMIT and before its answer. An exception from it
+    fails the request, and the failure work (:func:`after_rollback`) runs as after a
+    rollback: for work that must be done before anything is answered, outside the
+    request's transaction (which must then have written nothing of its own)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(work)
+
+
+def database_of_session(session: AsyncSession) -> Database | None:
+    """The database a request's session came from (None outside a request)."""
+    database: Database | None = session.info.get(_DATABASE)
+    return database
 
 
 def after_rollback(session: AsyncSession, work: FailureWork) -> None:
@@ -370,13 +416,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session: committed before the response, rolled back on any error."""
     database = database_of(request)
     async with database.sessionmaker() as session:
+        session.info[_DATABASE] = database
         try:
             yield session
             for work in session.info.get(_OUTCOME_WORK, ()):
                 await work(session)
             for work in session.info.get(_BEFORE_COMMIT, ()):
                 await work(session)
+            for work in session.info.get(_LAST_BEFORE_COMMIT, ()):
+                await work(session)
             await session.commit()
+            # Done, in the committed transaction: not to be done again if what follows fails.
+            session.info.pop(_OUTCOME_WORK, None)
+            for after in session.info.pop(_AFTER_COMMIT, ()):
+                await after()
         except BaseException as error:
             # Also after a failed COMMIT: SQLite keeps the transaction open when a
             # deferred constraint fails at commit, and SQLAlchemy's pool would hand

@@ -300,7 +300,7 @@ async def test_the_volume_window_slides_and_counts_only_permits(
     assert await volume(c, noon + timedelta(minutes=61, seconds=59))  # a still at 12:03
 
 
-@pytest.mark.parametrize("statement", ["one", "many"])
+@pytest.mark.parametrize("statement", ["one", "many", "chained"])
 async def test_the_append_statement_notes_permits_keeping_the_later_moment(
     connection: AsyncConnection, statement: str
 ) -> None:
@@ -308,7 +308,8 @@ async def test_the_append_statement_notes_permits_keeping_the_later_moment(
     ``note_read`` does on SQLite): permits by a user about an individual, the later moment
     kept; denials and records without a user or an individual leave it alone. Both the
     statement of one record and that of a page's records (``many``: here each record
-    three times over with the later moment last, as one batch, and the chain still whole)."""
+    three times over with the later moment last, as one batch, and the chain still whole),
+    and the group commit's, which chains in the database (``chained``, the same batch)."""
     if connection.dialect.name != "postgresql":
         pytest.skip("the append statement with the volume row is PostgreSQL's")
     user, individual = uuid.uuid4(), uuid.uuid4()
@@ -323,7 +324,12 @@ async def test_the_append_statement_notes_permits_keeping_the_later_moment(
             )
             return
         earlier = writer._columns(record, at - timedelta(minutes=1), set())
-        await writer._append_many(connection, [earlier, columns, earlier])
+        if statement == "many":
+            await writer._append_many(connection, [earlier, columns, earlier])
+            return
+        await writer._append_chained(
+            connection, [{**c, "body": canonical_body(c)} for c in (earlier, columns, earlier)]
+        )
 
     async def last_at() -> datetime | None:
         return await connection.scalar(

@@ -38,9 +38,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from app.audit import flags
 from app.audit.chain import BODY_FIELDS, canonical_body, record_hash
 from app.audit.flags import flags_for
+from app.audit.group import GroupCommit
 from app.audit.models import AuditChainHead, AuditEvent, Decision
 from app.audit.records import Record
-from app.db import after_rollback, before_commit, keep_whatever_the_outcome, rows_of
+from app.db import (
+    after_commit,
+    after_rollback,
+    before_commit,
+    database_of_session,
+    keep_whatever_the_outcome,
+    rows_of,
+)
 from app.errors import ServiceUnavailable, status_of
 from app.events import outbox
 from app.events.models import Event
@@ -135,6 +143,20 @@ _PG_APPEND_ANNOUNCING = text(
 )
 
 
+# Reads noted from the records' arrays (once per user and individual: one upsert may not
+# touch a row twice); ``after``: a condition that makes it wait for the append.
+_NOTED_FROM_ARRAYS = """noted AS (
+        INSERT INTO audit_read_volume (actor_user_id, individual_id, last_at)
+        SELECT read.actor_user_id, read.individual_id, max(read.at)
+        FROM unnest(CAST(:actor_user_id AS uuid[]), CAST(:individual_id AS uuid[]),
+                    CAST(:at AS timestamptz[]), CAST(:decision AS text[]))
+             AS read(actor_user_id, individual_id, at, decision)
+        WHERE read.decision = 'permit'
+          AND read.actor_user_id IS NOT NULL AND read.individual_id IS NOT NULL {after}
+        GROUP BY read.actor_user_id, read.individual_id
+        ON CONFLICT (actor_user_id, individual_id)
+        DO UPDATE SET last_at = GREATEST(audit_read_volume.last_at, EXCLUDED.last_at)
+    )"""
 # A page's records (app.audit.writer._write_all): the head locked first, then every record
 # inserted from arrays, their reads noted (once per user and individual: one upsert may not
 # touch a row twice) and the head moved to the last of them, in one statement.
@@ -150,20 +172,43 @@ _PG_APPEND_MANY = text(
             for n in ("seq", *BODY_FIELDS, "prev_hash", "hash")
         )
     })
-    ), noted AS (
-        INSERT INTO audit_read_volume (actor_user_id, individual_id, last_at)
-        SELECT read.actor_user_id, read.individual_id, max(read.at)
-        FROM unnest(CAST(:actor_user_id AS uuid[]), CAST(:individual_id AS uuid[]),
-                    CAST(:at AS timestamptz[]), CAST(:decision AS text[]))
-             AS read(actor_user_id, individual_id, at, decision)
-        WHERE read.decision = 'permit'
-          AND read.actor_user_id IS NOT NULL AND read.individual_id IS NOT NULL
-        GROUP BY read.actor_user_id, read.individual_id
-        ON CONFLICT (actor_user_id, individual_id)
-        DO UPDATE SET last_at = GREATEST(audit_read_volume.last_at, EXCLUDED.last_at)
-    )
+    ), {_NOTED_FROM_ARRAYS.format(after="")}
     UPDATE audit_chain_head SET seq = CAST(:head_seq AS bigint), hash = CAST(:head_hash AS text)
     WHERE id = 1
+    """  # noqa: S608 - column names are constants, values are bound
+)
+# The records of several reads (app.audit.group), one statement that is its own
+# transaction: the head locked, the records chained by the database in order (each hash
+# over the one before, as ``_PG_APPEND`` does for one), inserted, their reads noted (only
+# once the head is held: the deadlock argument of app.audit.flags.note_read), and the head
+# moved to the last of them.
+_PG_APPEND_CHAINED = text(
+    f"""
+    WITH RECURSIVE head AS (
+        SELECT seq, CAST(hash AS text) AS hash FROM audit_chain_head WHERE id = 1 FOR UPDATE
+    ), chain (n, seq, hash, prev_hash) AS (
+        SELECT 0, seq, hash, CAST(NULL AS text) FROM head
+        UNION ALL
+        SELECT chain.n + 1, chain.seq + 1,
+               encode(sha256(convert_to(
+                   chain.hash || '|' || (chain.seq + 1)::text || '|'
+                   || (CAST(:body AS text[]))[chain.n + 1], 'UTF8')), 'hex'),
+               chain.hash
+        FROM chain WHERE chain.n < cardinality(CAST(:body AS text[]))
+    ), record AS (
+        SELECT * FROM unnest({
+        ", ".join(f"CAST(:{n} AS {_ARRAY_OF.get(n, 'text')}[])" for n in BODY_FIELDS)
+    }) WITH ORDINALITY AS record({", ".join(BODY_FIELDS)}, n)
+    ), appended AS (
+        INSERT INTO audit_event (seq, {", ".join(BODY_FIELDS)}, prev_hash, hash)
+        SELECT chain.seq, {", ".join(f"record.{n}" for n in BODY_FIELDS)},
+               chain.prev_hash, chain.hash
+        FROM record JOIN chain ON chain.n = record.n
+        RETURNING seq, hash
+    ), {_NOTED_FROM_ARRAYS.format(after="AND EXISTS (SELECT FROM appended)")}
+    UPDATE audit_chain_head SET seq = newest.seq, hash = newest.hash
+    FROM (SELECT seq, hash FROM appended ORDER BY seq DESC LIMIT 1) AS newest
+    WHERE audit_chain_head.id = 1
     """  # noqa: S608 - column names are constants, values are bound
 )
 
@@ -195,16 +240,76 @@ def append_at_commit(session: AsyncSession, records: Sequence[Record]) -> None:
         return
     state = _request_audit(session)
     if not state.deferred:
-        before_commit(session, write_deferred)
+        before_commit(session, write_deferred, last=True)
     state.deferred.extend(records)
     state.appended.extend(records)
 
 
 async def write_deferred(session: AsyncSession) -> None:
-    """Write the records :func:`append_at_commit` queued (called just before the commit)."""
+    """Write the records :func:`append_at_commit` queued (called just before the commit,
+    after any other work before it).
+
+    On PostgreSQL, if the request's transaction wrote nothing (a read), its records go to
+    the group commit (app.audit.group): their flags are decided here, in the request's
+    transaction; the request's COMMIT (of nothing) returns its connection to the pool, and
+    the answer waits until the records are appended and committed on the connection of
+    the group, together with those of the reads that finished meanwhile. If they cannot
+    be, the request fails with a 503 and records them again, marked not completed, as
+    after a rollback. Else (a change, SQLite, a test's savepoint-bound session) they are
+    appended in the request's transaction.
+    """
     state = _request_audit(session)
     records, state.deferred = state.deferred, []
-    await _write_all(session, records)
+    if not records:
+        return
+    with _failing_closed(records[0].action):
+        group = await _group_for(session)
+        if group is None:
+            await _write_all(session, records)
+            return
+        at = datetime.now(UTC)
+        connection = await session.connection()
+        rows = [await _columns_for(session, connection, record, at) for record in records]
+    bodies = [{**columns, "body": canonical_body(columns)} for columns in rows]
+
+    async def append() -> None:
+        with _failing_closed(records[0].action):
+            await group.submit(bodies)
+
+    after_commit(session, append)
+
+
+# Whether the transaction wrote anything: it has a transaction id only once it did.
+_WROTE = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
+_GROUP = "samverkan.audit.group"
+# Records per statement of the group commit: a request's records are never split.
+GROUP_MOST = 1000
+
+
+async def _group_for(session: AsyncSession) -> GroupCommit | None:
+    """The group commit for this request's records, if they may go there."""
+    database = database_of_session(session)
+    if database is None or database.autocommit_engine is None:
+        return None
+    if session.new or session.dirty or session.deleted:
+        return None
+    [[wrote]] = await rows_of(session, _WROTE, {})
+    if wrote:
+        return None
+    group: GroupCommit | None = database.state.get(_GROUP)
+    if group is None:
+        group = database.state[_GROUP] = GroupCommit(
+            database.autocommit_engine, _append_chained, most=GROUP_MOST
+        )
+    return group
+
+
+async def _append_chained(connection: AsyncConnection, rows: list[object]) -> None:
+    """Records (their columns and canonical text, in order) appended and committed by
+    one statement (``_PG_APPEND_CHAINED``) on the group's connection."""
+    columns = [row for row in rows if isinstance(row, dict)]
+    arrays = {name: [row[name] for row in columns] for name in (*BODY_FIELDS, "body")}
+    await connection.execute(_PG_APPEND_CHAINED, arrays)
 
 
 async def _write_all(session: AsyncSession, records: Sequence[Record]) -> None:
