@@ -158,7 +158,8 @@ async def test_a_read_whose_records_cannot_be_committed_fails_closed(
         for response in (single, page):
             assert response.status_code == 503, response.text
             assert response.json()["type"] == "urn:samverkan:problem:service-unavailable"
-            assert SECRET not in response.text and "t0" not in response.text
+            assert SECRET not in response.text
+            assert "t0" not in response.text
             records = await _records_of(database, response.headers["x-request-id"])
             assert records, "the failed read's records were not written again"
             for record in records:
@@ -221,6 +222,7 @@ async def test_the_group_fails_the_requests_of_a_failed_round_and_goes_on() -> N
     # of three ("c", "d" would not fit, and a request's items are never split); that
     # round fails, both its requests with it; "c", "d" are written in the next.
     assert calls == [["a", "bad", "b"], ["c", "d"]]
-    assert isinstance(outcomes[0], RuntimeError) and isinstance(outcomes[1], RuntimeError)
+    assert isinstance(outcomes[0], RuntimeError)
+    assert isinstance(outcomes[1], RuntimeError)
     assert outcomes[2] is None
     assert group.rounds == 1
