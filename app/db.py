@@ -335,6 +335,18 @@ async def rows_of(
     return (await on.execute(statement, params)).all()
 
 
+async def rows_alone(
+    connection: AsyncConnection, statement: Statement, params: Mapping[str, Any]
+) -> Sequence[Sequence[Any]]:
+    """The rows of ``statement``, which is its own transaction: on a PostgreSQL connection
+    in autocommit (outside any transaction), straight through asyncpg as :func:`rows_of`
+    runs it."""
+    raw: Any = (await connection.get_raw_connection()).driver_connection
+    if connection.dialect.name != "postgresql" or raw.is_in_transaction():
+        raise ValueError("rows_alone: a PostgreSQL connection outside a transaction")
+    return await _fetch(raw, statement, _compiled(statement, connection.dialect), params)
+
+
 async def _begin(on: AsyncSession | AsyncConnection) -> None:
     """BEGIN the transaction SQLAlchemy has opened but not yet sent (its asyncpg adapter
     sends BEGIN before the first statement it executes), the way the adapter does, so that

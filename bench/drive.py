@@ -115,6 +115,30 @@ def wrk(
     return result
 
 
+def group_commits(base: str) -> tuple[float, float]:
+    """The server's group commits of reads' audit records so far: (commits, records), from
+    its metrics (every worker's)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    found = {
+        name: float(value)
+        for name, value in re.findall(
+            r"^samverkan_audit_group_commit_records_(count|sum) ([0-9.e+]+)$", text, re.MULTILINE
+        )
+    }
+    return found.get("count", 0.0), found.get("sum", 0.0)
+
+
+def wrk_grouped(base: str, name: str, paths: list[str], token: str) -> dict[str, Any]:
+    """:func:`wrk` of reads, with the group commits the run made (records per commit)."""
+    before = group_commits(base)
+    result = wrk(base, name, paths, token)
+    commits, records = (a - b for a, b in zip(group_commits(base), before, strict=True))
+    result["audit_group_commits"] = int(commits)
+    result["audit_records_per_group_commit"] = round(records / commits, 1) if commits else None
+    return result
+
+
 def probe(
     base: str, name: str, paths: list[str], token: str = "", body: str | None = None, n: int = 100
 ) -> dict[str, Any]:
@@ -318,8 +342,8 @@ def main() -> None:
     for _ in range(ROUNDS):
         for result in (
             wrk(base, "a_healthz", ["/healthz"]),
-            wrk(base, "b_entry_read", entry_paths, police),
-            wrk(base, "c_entry_list", case_paths, police),
+            wrk_grouped(base, "b_entry_read", entry_paths, police),
+            wrk_grouped(base, "c_entry_list", case_paths, police),
             wrk(base, "d_entry_write", write_paths, social, body=body),
             wrk(base, "e_audit_search", search_paths, auditor),
             *(

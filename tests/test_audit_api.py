@@ -327,9 +327,8 @@ async def test_the_append_statement_notes_permits_keeping_the_later_moment(
         if statement == "many":
             await writer._append_many(connection, [earlier, columns, earlier])
             return
-        await writer._append_chained(
-            connection, [{**c, "body": canonical_body(c)} for c in (earlier, columns, earlier)]
-        )
+        rows = [{**c, "body": canonical_body(c)} for c in (earlier, columns, earlier)]
+        await connection.execute(writer._PG_APPEND_CHAINED, writer.chained_params(rows))
 
     async def last_at() -> datetime | None:
         return await connection.scalar(

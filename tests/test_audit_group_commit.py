@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
 
 from app.agencies.models import AgencyKind
@@ -82,6 +83,10 @@ async def _records_of(database: Database, request_id: str) -> list[AuditEvent]:
         return list(rows.scalars())
 
 
+def _metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
 def _group(database: Database) -> GroupCommit:
     group: GroupCommit = database.state[writer._GROUP]
     return group
@@ -96,6 +101,7 @@ async def test_concurrent_reads_are_appended_together_each_answered_once_durable
     ):
         user, case_id, entry_ids = await _world(database)
         app = create_app(make_settings(url), database=database)
+        recorded_before = _metric("samverkan_audit_group_commit_records_sum")
         async with client_for(app) as client:
             headers = bearer(app, user)
             paths = [f"/api/v1/entries/{entry_id}" for entry_id in entry_ids] * 5
@@ -118,6 +124,9 @@ async def test_concurrent_reads_are_appended_together_each_answered_once_durable
         # Fewer statements than requests: the reads that finished while one was being
         # written went together with the next.
         assert 0 < _group(database).rounds < len(paths)
+        # and the operators' metric counts them
+        appended = len(entry_ids) * 5 + (ENTRIES + 1) * 5
+        assert _metric("samverkan_audit_group_commit_records_sum") - recorded_before == appended
         async with database.engine.connect() as connection:
             result = await verify_chain(connection)
             assert result.ok, result.problem
@@ -144,6 +153,7 @@ async def test_a_read_whose_records_cannot_be_committed_fails_closed(
             autocommit=True,
         )
         working, database.autocommit_engine = database.autocommit_engine, unreachable
+        failed_before = _metric("samverkan_audit_group_commit_failed_reads_total")
         try:
             app = create_app(make_settings(url), database=database)
             async with client_for(app) as client:
@@ -165,6 +175,7 @@ async def test_a_read_whose_records_cannot_be_committed_fails_closed(
             for record in records:
                 assert record.reason is not None
                 assert "not completed: HTTP 503" in record.reason
+        assert _metric("samverkan_audit_group_commit_failed_reads_total") - failed_before == 2
         async with database.engine.connect() as connection:
             assert (await verify_chain(connection)).ok
 
@@ -191,8 +202,8 @@ async def test_a_transaction_that_wrote_keeps_its_records_in_it(
 
 
 async def test_the_group_fails_the_requests_of_a_failed_round_and_goes_on() -> None:
-    """Without a database: a failed write fails exactly the requests in it; the next
-    round is written."""
+    """Without a database (the write and its connection stand in): a failed write fails
+    exactly the requests in it; the next round is written on a new connection."""
     calls: list[list[object]] = []
 
     async def write(_connection: Any, items: list[object]) -> None:
@@ -200,15 +211,21 @@ async def test_the_group_fails_the_requests_of_a_failed_round_and_goes_on() -> N
         if "bad" in items:
             raise RuntimeError("refused")
 
+    connections: list[str] = []
+
+    class _Connection:
+        async def __aenter__(self) -> _Connection:
+            connections.append("open")
+            return self
+
+        async def __aexit__(self, *_: object) -> None:
+            return None
+
+        async def invalidate(self) -> None:
+            connections.append("discarded")
+
     class _Engine:
-        def connect(self) -> Any:
-            class _Connection:
-                async def __aenter__(self) -> None:
-                    return None
-
-                async def __aexit__(self, *_: object) -> None:
-                    return None
-
+        def connect(self) -> _Connection:
             return _Connection()
 
     group = GroupCommit(_Engine(), write, most=3)  # type: ignore[arg-type]
@@ -226,3 +243,5 @@ async def test_the_group_fails_the_requests_of_a_failed_round_and_goes_on() -> N
     assert isinstance(outcomes[1], RuntimeError)
     assert outcomes[2] is None
     assert group.rounds == 1
+    # the connection of the failed round is discarded; the next round gets a new one
+    assert connections == ["open", "discarded", "open"]

@@ -59,21 +59,31 @@ class GroupCommit:
         return batch
 
     async def _write_while_waiting(self) -> None:
+        """Rounds until nothing waits, on one connection held while they follow each other
+        (a new one after a failure: the failed one is discarded, not pooled)."""
         while self._waiting:
-            batch = self._take()
+            batch: list[_Waiting] = []
             try:
                 async with self._engine.connect() as connection:
-                    await self._write(connection, [item for items, _ in batch for item in items])
-            except Exception as error:  # each of these requests fails with it (fail closed)
-                for _, done in batch:
+                    while self._waiting:
+                        batch = self._take()
+                        try:
+                            await self._write(
+                                connection, [item for items, _ in batch for item in items]
+                            )
+                        except BaseException:
+                            await connection.invalidate()
+                            raise
+                        self.rounds += 1
+                        for _, done in batch:
+                            if not done.done():  # (done already: the request was cancelled)
+                                done.set_result(None)
+                        batch = []
+            except Exception as error:  # the round's requests fail with it (fail closed)
+                for _, done in batch or self._take():  # (none taken yet: connecting failed)
                     if not done.done():
                         done.set_exception(error)
-                continue
             except BaseException:  # the writer itself is cancelled (shutdown)
                 for _, done in (*batch, *self._waiting):
                     done.cancel()
                 raise
-            self.rounds += 1
-            for _, done in batch:
-                if not done.done():  # (done already: the request was cancelled)
-                    done.set_result(None)

@@ -19,6 +19,13 @@ moves the head: one round trip. The records of a page are appended together: one
 statement locks the head, their hashes are chained here, and one statement inserts them
 all and moves the head once. On SQLite the write lock taken by ``BEGIN IMMEDIATE``
 serialises appends and the hash is computed here.
+
+The records of a read on PostgreSQL (:func:`append_at_commit`, in a transaction that
+wrote nothing) are group-committed (app/audit/group.py): a read has no work of its own to
+commit or roll back with its records, so they are appended together with those of other
+reads, by one statement that is its own transaction, and the read is answered only once
+that has committed; if it fails, the read fails with a 503 and shows nothing, as if its
+own transaction had failed. Every other record stays in its request's transaction.
 """
 
 from __future__ import annotations
@@ -47,11 +54,13 @@ from app.db import (
     before_commit,
     database_of_session,
     keep_whatever_the_outcome,
+    rows_alone,
     rows_of,
 )
 from app.errors import ServiceUnavailable, status_of
 from app.events import outbox
 from app.events.models import Event
+from app.ops import metrics
 
 log = structlog.get_logger("app.audit")
 
@@ -274,7 +283,11 @@ async def write_deferred(session: AsyncSession) -> None:
 
     async def append() -> None:
         with _failing_closed(records[0].action):
-            await group.submit(bodies)
+            try:
+                await group.submit(bodies)
+            except Exception:
+                metrics.AUDIT_GROUP_FAILED_READS.inc()
+                raise
 
     after_commit(session, append)
 
@@ -307,9 +320,14 @@ async def _group_for(session: AsyncSession) -> GroupCommit | None:
 async def _append_chained(connection: AsyncConnection, rows: list[object]) -> None:
     """Records (their columns and canonical text, in order) appended and committed by
     one statement (``_PG_APPEND_CHAINED``) on the group's connection."""
+    await rows_alone(connection, _PG_APPEND_CHAINED, chained_params(rows))
+    metrics.AUDIT_GROUP_RECORDS.observe(len(rows))
+
+
+def chained_params(rows: Sequence[object]) -> dict[str, list[object]]:
+    """The arrays ``_PG_APPEND_CHAINED`` takes: each column's values, and the bodies."""
     columns = [row for row in rows if isinstance(row, dict)]
-    arrays = {name: [row[name] for row in columns] for name in (*BODY_FIELDS, "body")}
-    await connection.execute(_PG_APPEND_CHAINED, arrays)
+    return {name: [row[name] for row in columns] for name in (*BODY_FIELDS, "body")}
 
 
 async def _write_all(session: AsyncSession, records: Sequence[Record]) -> None:

@@ -32,6 +32,16 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+AUDIT_GROUP_RECORDS = Histogram(
+    "samverkan_audit_group_commit_records",
+    "Audit records of reads appended and committed together by one group commit.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+AUDIT_GROUP_FAILED_READS = Counter(
+    "samverkan_audit_group_commit_failed_reads_total",
+    "Reads answered 503 because the group commit of their audit records failed.",
+)
+
 
 def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     labels = (method, route, str(status))
