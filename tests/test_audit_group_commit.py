@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -75,6 +77,18 @@ async def _world(database: Database) -> tuple[User, uuid.UUID, list[uuid.UUID]]:
     return user, case.id, [entry.id for entry in entries]
 
 
+@asynccontextmanager
+async def _served(
+    backend: str, tmp_path: Path
+) -> AsyncIterator[tuple[str, Database, tuple[User, uuid.UUID, list[uuid.UUID]]]]:
+    """A migrated database with real commits, pooled as the bench pools it, and its world."""
+    async with migrated_database(backend, tmp_path, db_pool_size=4, db_max_overflow=0) as (
+        url,
+        database,
+    ):
+        yield url, database, await _world(database)
+
+
 async def _records_of(database: Database, request_id: str) -> list[AuditEvent]:
     async with database.sessionmaker() as session:
         rows = await session.execute(
@@ -95,11 +109,7 @@ def _group(database: Database) -> GroupCommit:
 async def test_concurrent_reads_are_appended_together_each_answered_once_durable(
     backend: str, tmp_path: Path
 ) -> None:
-    async with migrated_database(backend, tmp_path, db_pool_size=4, db_max_overflow=0) as (
-        url,
-        database,
-    ):
-        user, case_id, entry_ids = await _world(database)
+    async with _served(backend, tmp_path) as (url, database, (user, case_id, entry_ids)):
         app = create_app(make_settings(url), database=database)
         recorded_before = _metric("samverkan_audit_group_commit_records_sum")
         async with client_for(app) as client:
@@ -139,11 +149,7 @@ async def test_concurrent_reads_are_appended_together_each_answered_once_durable
 async def test_a_read_whose_records_cannot_be_committed_fails_closed(
     backend: str, tmp_path: Path
 ) -> None:
-    async with migrated_database(backend, tmp_path, db_pool_size=4, db_max_overflow=0) as (
-        url,
-        database,
-    ):
-        user, case_id, entry_ids = await _world(database)
+    async with _served(backend, tmp_path) as (url, database, (user, case_id, entry_ids)):
         # The group's connection goes to a server that is not there; the requests' pool
         # still works (the records are written again through it).
         unreachable = create_engine(
