@@ -8,6 +8,7 @@ Any exception rolls the whole transaction back: nothing is half-written.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -108,8 +109,9 @@ def create_engine(
                 "server_settings": {"application_name": "samverkan"},
             },
         )
-        if autocommit:
-            kwargs["isolation_level"] = "AUTOCOMMIT"
+        # Every transaction READ COMMITTED, whatever the server's default: what this code is
+        # written for, and what lets rows_of run reads outside a transaction.
+        kwargs["isolation_level"] = "AUTOCOMMIT" if autocommit else "READ COMMITTED"
         engine = create_async_engine(url, **kwargs)
         _ping_when_idle(engine, settings.db_ping_after_idle_seconds)
         return engine
@@ -244,6 +246,21 @@ class _Compiled:
     sql: str
     names: tuple[str, ...]  # the parameters in their positional order
     constants: dict[str, Any]  # the values the statement carries itself (literals)
+    reads_only: bool = False  # a SELECT that neither writes nor locks (see rows_of)
+
+
+# What makes a SELECT more than a read: a row lock, a data-modifying CTE, a sequence step,
+# a lock of the transaction's. Matched in any case, as words; a false match (a column
+# named ``update``) only costs the statement its BEGIN.
+_NOT_ONLY_READING = re.compile(
+    r"\bFOR (UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b|\b(INSERT|UPDATE|DELETE|MERGE)\b"
+    r"|nextval|setval|advisory|pg_current_xact_id|txid_current",
+    re.IGNORECASE,
+)
+
+
+def _reads_only(statement: Statement, sql: str) -> bool:
+    return isinstance(statement, Select | CompoundSelect) and not _NOT_ONLY_READING.search(sql)
 
 
 # By the statement's id, the statement kept with it so that the id is never reused.
@@ -259,7 +276,8 @@ def _compiled(statement: Statement, dialect: Dialect) -> _Compiled:
         return kept[1]
     compiled = statement.compile(dialect=dialect)
     names = tuple(compiled.positiontup or ())
-    known = _Compiled(str(compiled), names, {n: compiled.params[n] for n in names})
+    reads_only = _reads_only(statement, str(compiled))
+    known = _Compiled(str(compiled), names, {n: compiled.params[n] for n in names}, reads_only)
     if compiled.post_compile_params:
         # An IN list of constants (a filter's ``kind IN (...)``): rendered out once, as
         # SQLAlchemy does at each execution. A list bound at execution is not supported.
@@ -268,7 +286,9 @@ def _compiled(statement: Statement, dialect: Dialect) -> _Compiled:
         unknown = {n: None for n in names if compiled.params[n] is None}
         expanded = compiled.construct_expanded_state(unknown)
         names = tuple(expanded.positiontup or ())
-        known = _Compiled(expanded.statement, names, {n: expanded.parameters[n] for n in names})
+        known = _Compiled(
+            expanded.statement, names, {n: expanded.parameters[n] for n in names}, reads_only
+        )
     _COMPILED[id(statement)] = (statement, known)
     return known
 
@@ -276,24 +296,27 @@ def _compiled(statement: Statement, dialect: Dialect) -> _Compiled:
 _DRIVER = "samverkan.driver_connection"
 
 
-async def _driver_connection(on: AsyncSession | AsyncConnection) -> tuple[Any, Dialect] | None:
-    """The asyncpg connection under ``on``'s transaction, if it is on PostgreSQL and a
-    session has nothing to flush first; kept for the transaction (finding it through
-    SQLAlchemy costs 50 µs a statement)."""
+async def _driver_connection(
+    on: AsyncSession | AsyncConnection,
+) -> tuple[Any, Dialect, Any] | None:
+    """The asyncpg connection under ``on``'s transaction, with the dialect and SQLAlchemy's
+    adapter around it, if it is on PostgreSQL and a session has nothing to flush first;
+    kept for the transaction (finding it through SQLAlchemy costs 50 µs a statement)."""
     if isinstance(on, AsyncSession):
         if on.new or on.dirty or on.deleted:
             return None
         transaction = on.sync_session.get_transaction()
         known = on.info.get(_DRIVER)
         if known is not None and transaction is not None and known[0] is transaction:
-            kept: tuple[Any, Dialect] = known[1]
+            kept: tuple[Any, Dialect, Any] = known[1]
             return kept
         connection = await on.connection()
     else:
         connection = on
     if connection.dialect.name != "postgresql":
         return None
-    found = ((await connection.get_raw_connection()).driver_connection, connection.dialect)
+    pooled = await connection.get_raw_connection()
+    found = (pooled.driver_connection, connection.dialect, pooled.dbapi_connection)
     if isinstance(on, AsyncSession):
         on.info[_DRIVER] = (on.sync_session.get_transaction(), found)
     return found
@@ -316,9 +339,18 @@ async def _fetch(
 async def rows_of(
     on: AsyncSession | AsyncConnection, statement: Statement, params: Mapping[str, Any]
 ) -> Sequence[Sequence[Any]]:
-    """The rows of a hot-path query, by position: on PostgreSQL inside the request's
-    transaction (begun here if this is its first statement), straight through asyncpg with
-    the SQL compiled once; else (SQLite) through the session.
+    """The rows of a hot-path query, by position: on PostgreSQL straight through asyncpg
+    with the SQL compiled once; else (SQLite) through the session.
+
+    On PostgreSQL a statement that only reads runs outside any transaction until the
+    request's first write or lock begins one (the database then has no BEGIN, and for a
+    request that never writes no COMMIT, to answer); any other statement runs in the
+    request's transaction, begun here if this is its first statement. Under READ
+    COMMITTED, PostgreSQL's default and the one this code is written for, each statement
+    sees what was committed when it began, in a transaction or not; before the first
+    write there is nothing of the request's own to see. The engine sets READ COMMITTED
+    (:func:`create_engine`); under another isolation level every statement runs in the
+    transaction.
 
     SQLAlchemy's execution costs about 0.3 ms of CPU per statement and asyncpg's 0.09 ms
     (docs/performance.md, "what a read costs"). For a module-level statement (compiled
@@ -327,12 +359,31 @@ async def rows_of(
     come out as SQLAlchemy's, so that the handlers that turn them into 503s still apply.
     """
     found = await _driver_connection(on)
-    if found is not None and not found[0].is_in_transaction():
+    if found is None:
+        return (await on.execute(statement, params)).all()
+    raw, dialect, adapter = found
+    compiled = _compiled(statement, dialect)
+    if not raw.is_in_transaction() and not (
+        compiled.reads_only and getattr(adapter, "isolation_level", "") in _READ_COMMITTED
+    ):
         await _begin(on)
-    if found is not None and found[0].is_in_transaction():
-        raw, dialect = found
-        return await _fetch(raw, statement, _compiled(statement, dialect), params)
-    return (await on.execute(statement, params)).all()
+        if not raw.is_in_transaction():  # not begun this way (another SQLAlchemy version)
+            return (await on.execute(statement, params)).all()
+    return await _fetch(raw, statement, compiled, params)
+
+
+# The adapter's setting for READ COMMITTED (create_engine sets it on every connection).
+_READ_COMMITTED = ("read_committed", "READ COMMITTED")
+
+
+async def in_transaction(session: AsyncSession) -> bool:
+    """Whether the session's connection is in a database transaction: on PostgreSQL, once
+    a write, a lock or a statement through SQLAlchemy began one (see :func:`rows_of`);
+    elsewhere always."""
+    found = await _driver_connection(session)
+    if found is None:
+        return True
+    return bool(found[0].is_in_transaction())
 
 
 async def rows_alone(

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import column, func, select, table, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -220,3 +220,50 @@ async def test_the_first_statement_goes_to_asyncpg_inside_sqlalchemys_transactio
 
 
 _BACKEND = text("SELECT pg_backend_pid()")
+
+
+_PROBE = table("probe", column("id"), column("note"))
+_NOTES = select(_PROBE.c.note).order_by(_PROBE.c.id)
+
+
+@pytest.mark.only_backend("postgresql")
+async def test_reads_run_outside_a_transaction_until_the_first_write_or_lock(
+    tmp_path: Path,
+) -> None:
+    """A request that only reads sends no BEGIN and no COMMIT: its SELECTs run outside any
+    transaction (under READ COMMITTED they see the same). The first write (through the
+    session) or lock begins the transaction, and what follows runs in it, seeing the
+    request's own write; a SELECT that locks, or that the statement's text shows to be more
+    than a read, begins it itself."""
+    async with throwaway_database("postgresql", tmp_path) as url:
+        database = Database.from_settings(make_settings(url, db_pool_size=1))
+        try:
+            async with database.engine.begin() as connection:
+                await connection.execute(text(PROBE_TABLE_DDL))
+            async with database.sessionmaker() as session:
+                assert await db.rows_of(session, _NOTES, {}) == []
+                raw = (await (await session.connection()).get_raw_connection()).driver_connection
+                assert not raw.is_in_transaction()
+                assert not await db.in_transaction(session)
+                await session.execute(text("INSERT INTO probe (id, note) VALUES (1, 'mine')"))
+                assert raw.is_in_transaction()
+                assert [tuple(r) for r in await db.rows_of(session, _NOTES, {})] == [("mine",)]
+                await session.rollback()
+            for locking in (
+                _NOTES.with_for_update(),
+                select(func.pg_advisory_xact_lock(7)),
+                select(func.nextval("probe_sequence")),
+            ):
+                async with database.sessionmaker() as session:
+                    if "nextval" in str(locking):
+                        await session.execute(text("CREATE TEMPORARY SEQUENCE probe_sequence"))
+                        await session.commit()
+                    await db.rows_of(session, locking, {})
+                    raw = (
+                        await (await session.connection()).get_raw_connection()
+                    ).driver_connection
+                    assert raw.is_in_transaction(), str(locking)
+                    assert await db.in_transaction(session)
+                    await session.rollback()
+        finally:
+            await database.dispose()

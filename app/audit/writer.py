@@ -53,6 +53,7 @@ from app.db import (
     after_rollback,
     before_commit,
     database_of_session,
+    in_transaction,
     keep_whatever_the_outcome,
     rows_alone,
     rows_of,
@@ -306,9 +307,10 @@ async def _group_for(session: AsyncSession) -> GroupCommit | None:
         return None
     if session.new or session.dirty or session.deleted:
         return None
-    [[wrote]] = await rows_of(session, _WROTE, {})
-    if wrote:
-        return None
+    if await in_transaction(session):  # (else nothing began one: nothing was written)
+        [[wrote]] = await rows_of(session, _WROTE, {})
+        if wrote:
+            return None
     group: GroupCommit | None = database.state.get(_GROUP)
     if group is None:
         group = database.state[_GROUP] = GroupCommit(
