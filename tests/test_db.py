@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -196,14 +198,11 @@ async def test_the_first_statement_goes_to_asyncpg_inside_sqlalchemys_transactio
         return await fetch(raw, statement, compiled, params)
 
     monkeypatch.setattr(db, "_fetch", counted)
-    async with throwaway_database("postgresql", tmp_path) as url:
-        database = Database.from_settings(make_settings(url, db_pool_size=1))
+    async with _probe_database(tmp_path) as database:
         try:
-            async with database.engine.begin() as connection:
-                await connection.execute(text(PROBE_TABLE_DDL))
             async with database.sessionmaker() as session:
                 [[pid]] = await db.rows_of(session, _BACKEND, {})
-                raw = (await (await session.connection()).get_raw_connection()).driver_connection
+                raw = await _driver(session)
                 assert straight
                 assert raw.is_in_transaction()
                 await session.execute(text("INSERT INTO probe (id, note) VALUES (1, 'kept')"))
@@ -222,6 +221,21 @@ async def test_the_first_statement_goes_to_asyncpg_inside_sqlalchemys_transactio
 _BACKEND = text("SELECT pg_backend_pid()")
 
 
+@asynccontextmanager
+async def _probe_database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A PostgreSQL database of its own with the probe table, one pooled connection."""
+    async with throwaway_database("postgresql", tmp_path) as url:
+        database = Database.from_settings(make_settings(url, db_pool_size=1))
+        async with database.engine.begin() as connection:
+            await connection.execute(text(PROBE_TABLE_DDL))
+        yield database
+
+
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session."""
+    return (await (await session.connection()).get_raw_connection()).driver_connection
+
+
 _PROBE = table("probe", column("id"), column("note"))
 _NOTES = select(_PROBE.c.note).order_by(_PROBE.c.id)
 
@@ -235,14 +249,11 @@ async def test_reads_run_outside_a_transaction_until_the_first_write_or_lock(
     session) or lock begins the transaction, and what follows runs in it, seeing the
     request's own write; a SELECT that locks, or that the statement's text shows to be more
     than a read, begins it itself."""
-    async with throwaway_database("postgresql", tmp_path) as url:
-        database = Database.from_settings(make_settings(url, db_pool_size=1))
+    async with _probe_database(tmp_path) as database:
         try:
-            async with database.engine.begin() as connection:
-                await connection.execute(text(PROBE_TABLE_DDL))
             async with database.sessionmaker() as session:
                 assert await db.rows_of(session, _NOTES, {}) == []
-                raw = (await (await session.connection()).get_raw_connection()).driver_connection
+                raw = await _driver(session)
                 assert not raw.is_in_transaction()
                 assert not await db.in_transaction(session)
                 await session.execute(text("INSERT INTO probe (id, note) VALUES (1, 'mine')"))
@@ -259,9 +270,7 @@ async def test_reads_run_outside_a_transaction_until_the_first_write_or_lock(
                         await session.execute(text("CREATE TEMPORARY SEQUENCE probe_sequence"))
                         await session.commit()
                     await db.rows_of(session, locking, {})
-                    raw = (
-                        await (await session.connection()).get_raw_connection()
-                    ).driver_connection
+                    raw = await _driver(session)
                     assert raw.is_in_transaction(), str(locking)
                     assert await db.in_transaction(session)
                     await session.rollback()
