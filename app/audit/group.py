@@ -19,26 +19,32 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-Write = Callable[[AsyncConnection, list[object]], Awaitable[None]]
-_Waiting = tuple[Sequence[object], asyncio.Future[None]]
+Item = TypeVar("Item")
 
 
-class GroupCommit:
+class GroupCommit(Generic[Item]):
     """Items written together on ``engine`` (autocommit: each ``write`` is one
     transaction), by ``write(connection, items)``."""
 
-    def __init__(self, engine: AsyncEngine, write: Write, *, most: int) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        write: Callable[[AsyncConnection, list[Item]], Awaitable[None]],
+        *,
+        most: int,
+    ) -> None:
         self._engine = engine
         self._write = write
         self._most = most
-        self._waiting: deque[_Waiting] = deque()
+        self._waiting: deque[tuple[Sequence[Item], asyncio.Future[None]]] = deque()
         self._writer: asyncio.Task[None] | None = None
         self.rounds = 0  # statements written (the tests and the bench read it)
 
-    async def submit(self, items: Sequence[object]) -> None:
+    async def submit(self, items: Sequence[Item]) -> None:
         """Returns once ``items`` are written and committed; raises what stopped that.
 
         A request cancelled while it waits leaves its items to be written all the same
@@ -49,9 +55,9 @@ class GroupCommit:
             self._writer = asyncio.create_task(self._write_while_waiting())
         await done
 
-    def _take(self) -> list[_Waiting]:
+    def _take(self) -> list[tuple[Sequence[Item], asyncio.Future[None]]]:
         """Everything waiting, up to ``most`` items (and at least one request)."""
-        batch: list[_Waiting] = []
+        batch: list[tuple[Sequence[Item], asyncio.Future[None]]] = []
         count = 0
         while self._waiting and (not batch or count + len(self._waiting[0][0]) <= self._most):
             batch.append(self._waiting.popleft())
@@ -62,7 +68,7 @@ class GroupCommit:
         """Rounds until nothing waits, on one connection held while they follow each other
         (a new one after a failure: the failed one is discarded, not pooled)."""
         while self._waiting:
-            batch: list[_Waiting] = []
+            batch: list[tuple[Sequence[Item], asyncio.Future[None]]] = []
             try:
                 async with self._engine.connect() as connection:
                     while self._waiting:

@@ -300,7 +300,10 @@ _GROUP = "samverkan.audit.group"
 GROUP_MOST = 1000
 
 
-async def _group_for(session: AsyncSession) -> GroupCommit | None:
+Columns = dict[str, object]
+
+
+async def _group_for(session: AsyncSession) -> GroupCommit[Columns] | None:
     """The group commit for this request's records, if they may go there."""
     database = database_of_session(session)
     if database is None or database.autocommit_engine is None:
@@ -311,7 +314,7 @@ async def _group_for(session: AsyncSession) -> GroupCommit | None:
         [[wrote]] = await rows_of(session, _WROTE, {})
         if wrote:
             return None
-    group: GroupCommit | None = database.state.get(_GROUP)
+    group: GroupCommit[Columns] | None = database.state.get(_GROUP)
     if group is None:
         group = database.state[_GROUP] = GroupCommit(
             database.autocommit_engine, _append_chained, most=GROUP_MOST
@@ -319,17 +322,16 @@ async def _group_for(session: AsyncSession) -> GroupCommit | None:
     return group
 
 
-async def _append_chained(connection: AsyncConnection, rows: list[object]) -> None:
+async def _append_chained(connection: AsyncConnection, rows: list[Columns]) -> None:
     """Records (their columns and canonical text, in order) appended and committed by
     one statement (``_PG_APPEND_CHAINED``) on the group's connection."""
     await rows_alone(connection, _PG_APPEND_CHAINED, chained_params(rows))
     metrics.AUDIT_GROUP_RECORDS.observe(len(rows))
 
 
-def chained_params(rows: Sequence[object]) -> dict[str, list[object]]:
+def chained_params(rows: Sequence[Columns]) -> dict[str, list[object]]:
     """The arrays ``_PG_APPEND_CHAINED`` takes: each column's values, and the bodies."""
-    columns = [row for row in rows if isinstance(row, dict)]
-    return {name: [row[name] for row in columns] for name in (*BODY_FIELDS, "body")}
+    return {name: [row[name] for row in rows] for name in (*BODY_FIELDS, "body")}
 
 
 async def _write_all(session: AsyncSession, records: Sequence[Record]) -> None:
