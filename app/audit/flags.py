@@ -54,17 +54,45 @@ _PROTECTED = select(Individual.protected_identity).where(
     Individual.id == bindparam("individual_id")
 )
 # Other individuals a user was let at since a moment, counted up to a limit (the threshold):
-# the question stops there, however busy the user was.
-_OTHERS_READ = select(func.count()).select_from(
-    select(AuditReadVolume.individual_id)
-    .where(
-        AuditReadVolume.actor_user_id == bindparam("user_id"),
-        AuditReadVolume.last_at > bindparam("since"),
-        AuditReadVolume.individual_id != bindparam("individual_id"),
+# the question stops there, however busy the user was. As a column, so that a read asks it
+# in the statement that loads its grounds (app.policy.grounds; parameters ``user_id``,
+# ``individual_id``, ``volume_since``, ``volume_limit``: :func:`volume_params`).
+OTHERS_READ = (
+    select(func.count())
+    .select_from(
+        select(AuditReadVolume.individual_id)
+        .where(
+            AuditReadVolume.actor_user_id == bindparam("user_id"),
+            AuditReadVolume.last_at > bindparam("volume_since"),
+            AuditReadVolume.individual_id != bindparam("individual_id"),
+        )
+        .limit(bindparam("volume_limit"))
+        .subquery()
     )
-    .limit(bindparam("limit"))
-    .subquery()
+    .scalar_subquery()
 )
+_OTHERS_READ = select(OTHERS_READ)
+
+
+def volume_params(at: datetime) -> dict[str, object]:
+    """:data:`OTHERS_READ`'s window and limit for a read at ``at``."""
+    return {
+        "volume_since": at - timedelta(hours=1),
+        "volume_limit": audit_settings().volume_individuals_per_hour,
+    }
+
+
+def remember_volume(
+    known: dict[object, bool], actor_user_id: object, individual_id: object, others: int
+) -> None:
+    """The volume flag of the user's reads of the individual in this request, from the
+    count a statement of the request already made (:data:`OTHERS_READ`)."""
+    known[("volume", actor_user_id, individual_id)] = _over(others)
+
+
+def _over(others: int | None) -> bool:
+    """Distinct individuals read in the hour, this one included, over the threshold."""
+    return (others or 0) + 1 > audit_settings().volume_individuals_per_hour
 
 
 def _touch(insert_of: Any) -> Any:
@@ -139,18 +167,9 @@ async def _over_volume(
 ) -> bool:
     """Distinct individuals this user was let at in the hour up to now, this one included,
     over the threshold."""
-    threshold = audit_settings().volume_individuals_per_hour
-    [[others]] = await rows_of(
-        connection,
-        _OTHERS_READ,
-        {
-            "user_id": actor_user_id,
-            "since": at - timedelta(hours=1),
-            "individual_id": individual_id,
-            "limit": threshold,
-        },
-    )
-    return (others or 0) + 1 > threshold
+    params = {"user_id": actor_user_id, "individual_id": individual_id} | volume_params(at)
+    [[others]] = await rows_of(connection, _OTHERS_READ, params)
+    return _over(others)
 
 
 async def note_read(

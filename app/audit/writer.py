@@ -385,6 +385,14 @@ def remember_protected(session: AsyncSession, individual_id: uuid.UUID, protecte
     flags.remember_protected(session.info.setdefault(_FLAG_FACTS, {}), individual_id, protected)
 
 
+def remember_volume(
+    session: AsyncSession, actor_user_id: uuid.UUID, individual_id: uuid.UUID, others: int
+) -> None:
+    """Spares the audit flags the volume lookup the request's grounds already made."""
+    known = session.info.setdefault(_FLAG_FACTS, {})
+    flags.remember_volume(known, actor_user_id, individual_id, others)
+
+
 async def _columns_for(
     session: AsyncSession, connection: AsyncConnection, record: Record, at: datetime
 ) -> dict[str, object]:

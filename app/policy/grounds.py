@@ -7,10 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CompoundSelect, bindparam, literal, null, select, union_all
+from sqlalchemy import CompoundSelect, String, bindparam, cast, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.actor import Actor
+from app.audit import flags
+from app.audit import writer as audit
+from app.auth.actor import Actor, ActorKind
 from app.cases.models import Case
 from app.consents.models import Consent, ConsentAgency, ConsentCategory
 from app.db import rows_of
@@ -53,8 +55,12 @@ _GRANT_ROWS = (
     .join(EmergencyGrantCategory, EmergencyGrantCategory.grant_id == GrantRow.id)
     .where(grant_live(bindparam("user_id"), bindparam("agency_id"), bindparam("now")))
 )
+# And one row with what the audit flags will ask of a permitted read: how many others
+# the user read in the hour (app.audit.flags.OTHERS_READ), so that the read's record needs
+# no statement of its own for it.
+_VOLUME_ROW = select(literal("volume"), null(), null(), null(), cast(flags.OTHERS_READ, String))
 _GROUNDS_FOR_CASE: CompoundSelect[Any] = union_all(
-    _CONSENT_ROWS, _GRANT_ROWS.where(GrantRow.case_id == bindparam("case_id"))
+    _CONSENT_ROWS, _GRANT_ROWS.where(GrantRow.case_id == bindparam("case_id")), _VOLUME_ROW
 )
 _GROUNDS: CompoundSelect[Any] = union_all(
     _CONSENT_ROWS,
@@ -63,6 +69,7 @@ _GROUNDS: CompoundSelect[Any] = union_all(
             select(Case.id).where(Case.individual_id == bindparam("individual_id"))
         )
     ),
+    _VOLUME_ROW,
 )
 
 
@@ -76,12 +83,14 @@ async def grounds_for(
 ) -> Grounds:
     """Consents of the individual that apply now (app.policy.filters.consent_active); the
     actor's live grants (app.policy.filters.grant_live) for ``case_id`` (or, with ``None``,
-    for any case of the individual)."""
+    for any case of the individual). The same statement counts the others the user read
+    in the hour, which the audit flags of a permitted read need (kept for the request)."""
     params = {
         "individual_id": individual_id,
         "user_id": actor.id,
         "agency_id": actor.agency_id,
         "now": now,
+        **flags.volume_params(now),
     }
     if case_id is not None:
         rows = await rows_of(session, _GROUNDS_FOR_CASE, params | {"case_id": case_id})
@@ -91,6 +100,10 @@ async def grounds_for(
     categories: dict[uuid.UUID, set[str]] = {}
     grants: dict[uuid.UUID, tuple[str, set[str]]] = {}
     for ground, ground_id, agency_id, category, legal_basis in rows:
+        if ground == "volume":
+            if actor.kind is ActorKind.USER:
+                audit.remember_volume(session, actor.id, individual_id, int(legal_basis))
+            continue
         if ground == "grant":
             grants.setdefault(ground_id, (legal_basis, set()))[1].add(category)
             continue
