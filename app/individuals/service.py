@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -31,8 +32,15 @@ from app.individuals.schemas import GuardianRead, IndividualCreate, IndividualRe
 from app.pagination import Page
 from app.policy import enforce, filters
 from app.policy.engine import Action, Basis, PolicyDecision
-from app.policy.entities import AgencyFacts, CaseFacts, EntryFacts, IndividualFacts, Resource
-from app.policy.grounds import grounds_for
+from app.policy.entities import (
+    AgencyFacts,
+    CaseFacts,
+    EntryFacts,
+    Grounds,
+    IndividualFacts,
+    Resource,
+)
+from app.policy.grounds import ROWS_FOR_CASE, grounds_for, grounds_from, grounds_params
 
 
 def today() -> date:
@@ -80,11 +88,71 @@ _FACTS = (
 )
 
 
+# The same rows and a case's grounds (app.policy.grounds.ROWS_FOR_CASE) in one statement,
+# for a read of what was recorded on a case (app.policy.reads): ("fact", case, participant
+# agency, its kind, status, registering agency, protected, its kind, lead agency), and
+# the grounds' rows with the four last columns empty.
+_FACT_ROWS = (
+    select(
+        literal("fact"),
+        Case.id,
+        CaseParticipant.agency_id,
+        _MEMBER.kind,
+        Case.status,
+        Individual.registering_agency_id,
+        Individual.protected_identity,
+        _REGISTERING.kind,
+        Case.lead_agency_id,
+    )
+    .select_from(Individual)
+    .join(_REGISTERING, _REGISTERING.id == Individual.registering_agency_id)
+    .outerjoin(Case, Case.individual_id == Individual.id)
+    .outerjoin(CaseParticipant, CaseParticipant.case_id == Case.id)
+    .outerjoin(_MEMBER, _MEMBER.id == CaseParticipant.agency_id)
+    .where(Individual.id == bindparam("individual_id"))
+)
+_FACTS_AND_GROUNDS = union_all(
+    _FACT_ROWS, *(rows.add_columns(null(), null(), null(), null()) for rows in ROWS_FOR_CASE)
+)
+
+
 async def facts_of(session: AsyncSession, individual_id: uuid.UUID) -> KnownFacts | None:
     """The individual's facts and those of each of their cases, in one statement (a read
     asks it once instead of seven times). The agency kinds and the protected flag it read
     are kept for the rest of the request (the audit flags, later decisions)."""
     rows = await rows_of(session, _FACTS, {"individual_id": individual_id})
+    return _known_from(session, individual_id, rows)
+
+
+async def facts_and_grounds(
+    session: AsyncSession,
+    actor: Actor,
+    *,
+    individual_id: uuid.UUID,
+    case_id: uuid.UUID,
+    now: datetime,
+) -> tuple[KnownFacts | None, Grounds]:
+    """:func:`facts_of` and the grounds for one of the individual's cases
+    (app.policy.grounds.grounds_for), in one statement: what a read of something recorded
+    on the case is decided on."""
+    params = grounds_params(actor, individual_id=individual_id, case_id=case_id, now=now)
+    rows = await rows_of(session, _FACTS_AND_GROUNDS, params)
+    facts = [
+        (registering, protected, registering_kind, case, lead, status, agency, kind)
+        for tag, case, agency, kind, status, registering, protected, registering_kind, lead in rows
+        if tag == "fact"
+    ]
+    grounds = [row[:5] for row in rows if row[0] != "fact"]
+    return (
+        _known_from(session, individual_id, facts),
+        grounds_from(session, actor, individual_id, grounds),
+    )
+
+
+def _known_from(
+    session: AsyncSession, individual_id: uuid.UUID, rows: Sequence[Sequence[Any]]
+) -> KnownFacts | None:
+    """The facts in the rows of :data:`_FACTS`."""
     if not rows:
         return None
     registering_agency_id, protected, registering_kind = rows[0][:3]
@@ -140,17 +208,16 @@ async def decoy_decision(
     session: AsyncSession, actor: Actor, action: Action, *, grounds: bool
 ) -> None:
     """What deciding about a hidden object costs, for one that does not exist: the facts
-    statement, the grounds statement (``grounds``) and a Cedar call, on an id that matches
-    nothing. Its outcome is thrown away; the caller answers 404 either way."""
+    statement (with the grounds in it, as a read asks them: ``grounds``) and a Cedar call,
+    on an id that matches nothing. Its outcome is thrown away; the caller answers 404 either way."""
     individual = IndividualFacts(id=NOBODY, registering_agency_id=NOBODY)
-    await facts_of(session, NOBODY)  # the statement; it finds nothing
-    found = (
-        await grounds_for(
+    found = None
+    if grounds:  # the statement a read asks (app.policy.reads); it finds nothing
+        _, found = await facts_and_grounds(
             session, actor, individual_id=NOBODY, case_id=NOBODY, now=datetime.now(UTC)
         )
-        if grounds
-        else None
-    )
+    else:
+        await facts_of(session, NOBODY)  # the statement; it finds nothing
     case = CaseFacts(
         id=NOBODY,
         lead_agency_id=NOBODY,

@@ -4,10 +4,21 @@ unexpired emergency grants. Only these few grants go to the decision point."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CompoundSelect, String, bindparam, cast, literal, null, select, union_all
+from sqlalchemy import (
+    CompoundSelect,
+    Select,
+    String,
+    bindparam,
+    cast,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit import flags
@@ -59,9 +70,15 @@ _GRANT_ROWS = (
 # the user read in the hour (app.audit.flags.OTHERS_READ), so that the read's record needs
 # no statement of its own for it.
 _VOLUME_ROW = select(literal("volume"), null(), null(), null(), cast(flags.OTHERS_READ, String))
-_GROUNDS_FOR_CASE: CompoundSelect[Any] = union_all(
-    _CONSENT_ROWS, _GRANT_ROWS.where(GrantRow.case_id == bindparam("case_id")), _VOLUME_ROW
+# The rows for one case (``case_id``), and to be asked with other rows in one statement
+# (app.individuals.service.facts_and_grounds): a row is (ground, id, agency id, category,
+# legal basis or the count); the parameters are :func:`grounds_params`'.
+ROWS_FOR_CASE: tuple[Select[*tuple[Any, ...]], ...] = (
+    _CONSENT_ROWS,
+    _GRANT_ROWS.where(GrantRow.case_id == bindparam("case_id")),
+    _VOLUME_ROW,
 )
+_GROUNDS_FOR_CASE: CompoundSelect[Any] = union_all(*ROWS_FOR_CASE)
 _GROUNDS: CompoundSelect[Any] = union_all(
     _CONSENT_ROWS,
     _GRANT_ROWS.where(
@@ -71,6 +88,20 @@ _GROUNDS: CompoundSelect[Any] = union_all(
     ),
     _VOLUME_ROW,
 )
+
+
+def grounds_params(
+    actor: Actor, *, individual_id: uuid.UUID, case_id: uuid.UUID | None, now: datetime
+) -> dict[str, Any]:
+    """The parameters of the grounds' rows."""
+    params = {
+        "individual_id": individual_id,
+        "user_id": actor.id,
+        "agency_id": actor.agency_id,
+        "now": now,
+        **flags.volume_params(now),
+    }
+    return params if case_id is None else params | {"case_id": case_id}
 
 
 async def grounds_for(
@@ -85,17 +116,16 @@ async def grounds_for(
     actor's live grants (app.policy.filters.grant_live) for ``case_id`` (or, with ``None``,
     for any case of the individual). The same statement counts the others the user read
     in the hour, which the audit flags of a permitted read need (kept for the request)."""
-    params = {
-        "individual_id": individual_id,
-        "user_id": actor.id,
-        "agency_id": actor.agency_id,
-        "now": now,
-        **flags.volume_params(now),
-    }
-    if case_id is not None:
-        rows = await rows_of(session, _GROUNDS_FOR_CASE, params | {"case_id": case_id})
-    else:
-        rows = await rows_of(session, _GROUNDS, params)
+    params = grounds_params(actor, individual_id=individual_id, case_id=case_id, now=now)
+    statement = _GROUNDS if case_id is None else _GROUNDS_FOR_CASE
+    rows = await rows_of(session, statement, params)
+    return grounds_from(session, actor, individual_id, rows)
+
+
+def grounds_from(
+    session: AsyncSession, actor: Actor, individual_id: uuid.UUID, rows: Sequence[Sequence[Any]]
+) -> Grounds:
+    """The grounds in the rows of :data:`ROWS_FOR_CASE` (or of the same for any case)."""
     agencies: dict[uuid.UUID, set[uuid.UUID]] = {}
     categories: dict[uuid.UUID, set[str]] = {}
     grants: dict[uuid.UUID, tuple[str, set[str]]] = {}

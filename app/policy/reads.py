@@ -58,21 +58,6 @@ class SharedKind(Generic[RowT, FactsT]):
         }
 
 
-async def decide_read(
-    session: AsyncSession, actor: Actor, kind: SharedKind[RowT, FactsT], row: RowT, facts: FactsT
-) -> PolicyDecision:
-    """Decided now, on the individual's active consents and the actor's live grants."""
-    item: Any = row
-    grounds = await grounds_for(
-        session,
-        actor,
-        individual_id=item.individual_id,
-        case_id=item.case_id,
-        now=datetime.now(UTC),
-    )
-    return enforce.decide(actor, kind.read, facts, grounds)
-
-
 async def readable(
     session: AsyncSession,
     actor: Actor,
@@ -115,8 +100,19 @@ async def decided(
             resource_type=kind.resource_type,
             resource_id=str(row_id),
         )
-    facts = await kind.facts(session, row, None)
-    decision = await decide_read(session, actor, kind, row, facts)
+    # decided now, on the individual's active consents and the actor's live grants, asked
+    # with the facts in one statement
+    item: Any = row
+    known, grounds = await individual_service.facts_and_grounds(
+        session,
+        actor,
+        individual_id=item.individual_id,
+        case_id=item.case_id,
+        now=datetime.now(UTC),
+    )
+    assert known is not None  # foreign key
+    facts = await kind.facts(session, row, known.cases[item.case_id])
+    decision = enforce.decide(actor, kind.read, facts, grounds)
     if not decision.allowed:
         raise enforce.deny(
             session,
