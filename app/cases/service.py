@@ -80,16 +80,19 @@ async def _participants(session: AsyncSession, case_id: uuid.UUID) -> list[Parti
     ]
 
 
-async def case_facts(session: AsyncSession, case: Case) -> CaseFacts:
-    return await case_facts_of(session, case.individual_id, case.id)
+async def case_facts(session: AsyncSession, case: Case, reader: Actor | None = None) -> CaseFacts:
+    return await case_facts_of(session, case.individual_id, case.id, reader)
 
 
 async def case_facts_of(
-    session: AsyncSession, individual_id: uuid.UUID, case_id: uuid.UUID
+    session: AsyncSession,
+    individual_id: uuid.UUID,
+    case_id: uuid.UUID,
+    reader: Actor | None = None,
 ) -> CaseFacts:
     """The facts of a case of ``individual_id`` (an entry or action row carries both ids),
-    without loading the case row."""
-    known = await individual_service.facts_of(session, individual_id)
+    without loading the case row (``reader``: app.individuals.service.facts_of)."""
+    known = await individual_service.facts_of(session, individual_id, reader)
     assert known is not None  # foreign key
     return known.cases[case_id]
 
@@ -205,7 +208,7 @@ async def load_case(
             resource_type="case",
             resource_id=str(case_id),
         )
-    facts = await case_facts(session, case)
+    facts = await case_facts(session, case, actor)
     fields: dict[str, Any] = {
         "resource_type": "case",
         "resource_id": str(case.id),

@@ -61,7 +61,7 @@ async def load_individual(
             resource_type="individual",
             resource_id=str(individual_id),
         )
-    facts = await individual_service.facts(session, individual)
+    facts = await individual_service.facts(session, individual, actor)
     fields: dict[str, Any] = {
         "resource_type": "individual",
         "resource_id": str(individual.id),

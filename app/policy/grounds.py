@@ -11,9 +11,7 @@ from typing import Any
 from sqlalchemy import (
     CompoundSelect,
     Select,
-    String,
     bindparam,
-    cast,
     literal,
     null,
     select,
@@ -21,9 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit import flags
-from app.audit import writer as audit
-from app.auth.actor import Actor, ActorKind
+from app.auth.actor import Actor
 from app.cases.models import Case
 from app.consents.models import Consent, ConsentAgency, ConsentCategory
 from app.db import rows_of
@@ -66,17 +62,12 @@ _GRANT_ROWS = (
     .join(EmergencyGrantCategory, EmergencyGrantCategory.grant_id == GrantRow.id)
     .where(grant_live(bindparam("user_id"), bindparam("agency_id"), bindparam("now")))
 )
-# And one row with what the audit flags will ask of a permitted read: how many others
-# the user read in the hour (app.audit.flags.OTHERS_READ), so that the read's record needs
-# no statement of its own for it.
-_VOLUME_ROW = select(literal("volume"), null(), null(), null(), cast(flags.OTHERS_READ, String))
 # The rows for one case (``case_id``), and to be asked with other rows in one statement
 # (app.individuals.service.facts_and_grounds): a row is (ground, id, agency id, category,
-# legal basis or the count); the parameters are :func:`grounds_params`'.
+# legal basis); the parameters are :func:`grounds_params`'.
 ROWS_FOR_CASE: tuple[Select[*tuple[Any, ...]], ...] = (
     _CONSENT_ROWS,
     _GRANT_ROWS.where(GrantRow.case_id == bindparam("case_id")),
-    _VOLUME_ROW,
 )
 _GROUNDS_FOR_CASE: CompoundSelect[Any] = union_all(*ROWS_FOR_CASE)
 _GROUNDS: CompoundSelect[Any] = union_all(
@@ -86,7 +77,6 @@ _GROUNDS: CompoundSelect[Any] = union_all(
             select(Case.id).where(Case.individual_id == bindparam("individual_id"))
         )
     ),
-    _VOLUME_ROW,
 )
 
 
@@ -99,7 +89,6 @@ def grounds_params(
         "user_id": actor.id,
         "agency_id": actor.agency_id,
         "now": now,
-        **flags.volume_params(now),
     }
     return params if case_id is None else params | {"case_id": case_id}
 
@@ -114,26 +103,19 @@ async def grounds_for(
 ) -> Grounds:
     """Consents of the individual that apply now (app.policy.filters.consent_active); the
     actor's live grants (app.policy.filters.grant_live) for ``case_id`` (or, with ``None``,
-    for any case of the individual). The same statement counts the others the user read
-    in the hour, which the audit flags of a permitted read need (kept for the request)."""
+    for any case of the individual)."""
     params = grounds_params(actor, individual_id=individual_id, case_id=case_id, now=now)
     statement = _GROUNDS if case_id is None else _GROUNDS_FOR_CASE
     rows = await rows_of(session, statement, params)
-    return grounds_from(session, actor, individual_id, rows)
+    return grounds_from(rows)
 
 
-def grounds_from(
-    session: AsyncSession, actor: Actor, individual_id: uuid.UUID, rows: Sequence[Sequence[Any]]
-) -> Grounds:
+def grounds_from(rows: Sequence[Sequence[Any]]) -> Grounds:
     """The grounds in the rows of :data:`ROWS_FOR_CASE` (or of the same for any case)."""
     agencies: dict[uuid.UUID, set[uuid.UUID]] = {}
     categories: dict[uuid.UUID, set[str]] = {}
     grants: dict[uuid.UUID, tuple[str, set[str]]] = {}
     for ground, ground_id, agency_id, category, legal_basis in rows:
-        if ground == "volume":
-            if actor.kind is ActorKind.USER:
-                audit.remember_volume(session, actor.id, individual_id, int(legal_basis))
-            continue
         if ground == "grant":
             grants.setdefault(ground_id, (legal_basis, set()))[1].add(category)
             continue
