@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import uuid
@@ -237,6 +238,85 @@ def test_actions_decided_together_are_decided_as_one_by_one(case: dict[str, Any]
     for action in Action:  # a case read and a change: that pair's own policies
         pair = ENGINE.decide_actions(actor, [Action.CASE_READ, action], resource)
         assert pair == [ENGINE.decide(actor, a, resource) for a in (Action.CASE_READ, action)]
+
+
+def _others_alike(resource: Resource, n: int) -> list[Resource]:
+    """``resource`` and ``n`` more that differ from it only in their id (where it has one)."""
+    if "id" not in getattr(resource, "__dataclass_fields__", ()):
+        return [resource] * (n + 1)
+    facts: Any = resource
+    return [resource, *(dataclasses.replace(facts, id=uuid.uuid4()) for _ in range(n))]
+
+
+def _page_of(resource: Resource) -> list[Resource]:
+    """A page around ``resource``: others alike but for their id and, for an entry or an
+    action, others of the same case by each agency and (an entry) in each category. (An
+    agency has one kind on a page, as in the database.)"""
+    page = _others_alike(resource, 3)
+    if isinstance(resource, EntryFacts):
+        page += [
+            dataclasses.replace(
+                resource,
+                id=uuid.uuid4(),
+                category=category,
+                source_agency_id=_agency(name),
+                source_agency_kind=KINDS[name],
+            )
+            for category in sorted(ENGINE.reference.categories)
+            for name in KINDS
+        ]
+    if isinstance(resource, ActionFacts):
+        page += [
+            dataclasses.replace(
+                resource,
+                id=uuid.uuid4(),
+                source_agency_id=_agency(source),
+                source_agency_kind=KINDS[source],
+                responsible_agency_id=_agency(responsible),
+                responsible_agency_kind=KINDS[responsible],
+            )
+            for source in KINDS
+            for responsible in KINDS
+        ]
+    return [*page, *_others_alike(resource, 1)]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_a_page_is_decided_as_one_by_one(case: dict[str, Any]) -> None:
+    """``decide_each`` asks once for the entries or actions of a page that differ only in
+    their id (docs/performance.md): for every case of the table, on a page around its
+    resource, each is decided as ``decide`` decides it alone."""
+    actor, action = _actor(case["principal"]), Action(case["action"])
+    grounds, context = _grounds(case.get("grounds")), case.get("context")
+    page = _page_of(_resource(case["resource"]))
+    assert ENGINE.decide_each(actor, action, page, grounds, context) == [
+        ENGINE.decide(actor, action, r, grounds, context) for r in page
+    ]
+
+
+def test_a_policy_that_names_a_resource_turns_the_shortcut_off(tmp_path: Path) -> None:
+    """Once a policy names an entity, resources alike but for their id are each asked:
+    a forbid of one entry denies that entry and no other of the page."""
+    case = next(
+        c
+        for c in CASES
+        if c["action"] == "entry.read" and c["expect"] == "allow" and not c.get("grounds")
+    )
+    actor, resource = _actor(case["principal"]), _resource(case["resource"])
+    page = _others_alike(resource, 2)
+    named = page[1]
+    assert isinstance(named, EntryFacts)
+    engine = PolicyEngine(
+        _broken_copy(
+            tmp_path,
+            "extra.cedar",
+            '@id("forbid-one-entry")\nforbid (principal, action == Action::"entry.read", '
+            f'resource == Entry::"{named.id}");',
+        )
+    )
+    decisions = engine.decide_each(actor, Action.ENTRY_READ, page)
+    assert [d.allowed for d in decisions] == [True, False, True]
+    assert decisions[1].policy_id == "forbid-one-entry"
 
 
 def test_every_policy_is_asked_for_each_action_it_can_apply_to() -> None:
