@@ -43,6 +43,8 @@ STEPS = [
     ("app.policy.reads", "_row_to_read", "the entry row"),  # its name before 2026-12-02
     ("sqlalchemy.ext.asyncio.session", "AsyncSession.get", "the entry row"),  # before d87672d
     ("app.individuals.service", "facts_of", "facts: individual, cases, agencies"),
+    # a read's facts and grounds in one statement (since 2026-12-02's fourth round)
+    ("app.individuals.service", "facts_and_grounds", "facts and grounds, one statement"),
     ("app.policy.reads", "grounds_for", "grounds: consents and grants"),
     ("app.cases.service", "case_facts", "facts: individual, cases, agencies"),  # a page's
     ("app.policy.enforce", "decide", "decision (Cedar)"),
