@@ -54,9 +54,10 @@ _PROTECTED = select(Individual.protected_identity).where(
     Individual.id == bindparam("individual_id")
 )
 # Other individuals a user was let at since a moment, counted up to a limit (the threshold):
-# the question stops there, however busy the user was. As a column, so that a read asks it
-# in the statement that loads its grounds (app.policy.grounds; parameters ``user_id``,
-# ``individual_id``, ``volume_since``, ``volume_limit``: :func:`volume_params`).
+# the question stops there, however busy the user was. As a column, so that a request asks
+# it in the statement that loads the individual's facts (app.individuals.service.facts_of;
+# parameters ``user_id``, ``individual_id``, ``volume_since``, ``volume_limit``:
+# :func:`volume_params`).
 OTHERS_READ = (
     select(func.count())
     .select_from(

@@ -388,7 +388,7 @@ def remember_protected(session: AsyncSession, individual_id: uuid.UUID, protecte
 def remember_volume(
     session: AsyncSession, actor_user_id: uuid.UUID, individual_id: uuid.UUID, others: int
 ) -> None:
-    """Spares the audit flags the volume lookup the request's grounds already made."""
+    """Spares the audit flags the volume lookup the request's facts statement made."""
     known = session.info.setdefault(_FLAG_FACTS, {})
     flags.remember_volume(known, actor_user_id, individual_id, others)
 

@@ -8,15 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    CompoundSelect,
-    Select,
-    bindparam,
-    literal,
-    null,
-    select,
-    union_all,
-)
+from sqlalchemy import CompoundSelect, Select, bindparam, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.actor import Actor
