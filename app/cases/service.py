@@ -45,7 +45,7 @@ from app.individuals.models import Individual
 from app.pagination import Page, cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
 from app.policy import enforce, filters, get_engine, reads
 from app.policy.engine import Action, Basis, PolicyDecision
-from app.policy.entities import CaseFacts, EntryFacts
+from app.policy.entities import CaseFacts, EntryFacts, Grounds
 from app.policy.filters import PLAN, THREAT_ASSESSMENT
 from app.policy.grounds import grounds_for
 from app.policy.reads import SharedKind
@@ -159,20 +159,27 @@ async def case_page(
 ) -> tuple[list[Any], str | None, CaseFacts]:
     """A page of the case's rows of ``kind`` the caller may read (app.policy.reads), once it
     may see the case (404 otherwise); audited as ``<kind>.list`` and a read per row."""
-    case, facts, decision = await load_case(
+    # One moment for the case's grounds (asked with its facts), the page's filter and its
+    # decisions, so that the filter and the decision point answer alike.
+    now = datetime.now(UTC)
+    case, facts, decision, grounds = await _load_case(
         session,
         actor,
         case_id,
         action=Action.CASE_READ,
         audit_action=f"{kind.resource_type}.list",
         read_only=True,
+        grounds_at=now,
     )
+    assert grounds is not None  # asked at ``now``
     rows, next_cursor = await reads.read_page(
         session,
         actor,
         kind,
         case=case,
         case_facts=facts,
+        grounds=grounds,
+        now=now,
         list_policy_id=decision.policy_id,
         limit=limit,
         cursor=cursor,
@@ -194,13 +201,39 @@ async def load_case(
     (as for a case that does not exist), 403 when it may see it but not do this.
     ``read_only``: the caller only reads the case (a list of its items, a new item on
     it), which then is a detached copy, not loaded by the ORM (docs/performance.md)."""
+    case, facts, decision, _ = await _load_case(
+        session,
+        actor,
+        case_id,
+        action=action,
+        audit_action=audit_action,
+        read_only=read_only,
+        grounds_at=None,
+    )
+    return case, facts, decision
+
+
+async def _load_case(
+    session: AsyncSession,
+    actor: Actor,
+    case_id: uuid.UUID,
+    *,
+    action: Action,
+    audit_action: str,
+    read_only: bool,
+    grounds_at: datetime | None,
+) -> tuple[Case, CaseFacts, PolicyDecision, Grounds | None]:
+    """:func:`load_case`, and with ``grounds_at`` the case's grounds at that moment, asked
+    with its facts in one statement (a page of the case's rows is decided on them)."""
     case = (
         await reads.row_for_reading(session, Case, case_id)
         if read_only
         else await session.get(Case, case_id)
     )
     if case is None:
-        await individual_service.decoy_decision(session, actor, Action.CASE_READ, grounds=False)
+        await individual_service.decoy_decision(
+            session, actor, Action.CASE_READ, grounds=grounds_at is not None
+        )
         raise enforce.not_found(
             session,
             actor,
@@ -208,7 +241,15 @@ async def load_case(
             resource_type="case",
             resource_id=str(case_id),
         )
-    facts = await case_facts(session, case, actor)
+    grounds = None
+    if grounds_at is None:
+        facts = await case_facts(session, case, actor)
+    else:
+        known, grounds = await individual_service.facts_and_grounds(
+            session, actor, individual_id=case.individual_id, case_id=case.id, now=grounds_at
+        )
+        assert known is not None  # foreign key
+        facts = known.cases[case.id]
     fields: dict[str, Any] = {
         "resource_type": "case",
         "resource_id": str(case.id),
@@ -219,11 +260,11 @@ async def load_case(
         read = enforce.require(
             session, actor, action, facts, audit_action=audit_action, hidden=True, **fields
         )
-        return case, facts, read
+        return case, facts, read, grounds
     _, decision = enforce.require_to_see_and(
         session, actor, Action.CASE_READ, action, facts, audit_action=audit_action, **fields
     )
-    return case, facts, decision
+    return case, facts, decision, grounds
 
 
 def require_open(case: Case | CaseFacts) -> None:

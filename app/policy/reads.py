@@ -27,8 +27,7 @@ from app.individuals import service as individual_service
 from app.pagination import cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
 from app.policy import enforce, filters, get_engine
 from app.policy.engine import Action, PolicyDecision
-from app.policy.entities import CaseFacts, Resource
-from app.policy.grounds import grounds_for
+from app.policy.entities import CaseFacts, Grounds, Resource
 
 # A mapped row with ``id``, ``case_id``, ``individual_id`` and ``created_at`` (Entry,
 # CaseAction). Not a Protocol: mypy does not match Mapped[...] columns against one.
@@ -168,6 +167,8 @@ async def read_page(
     *,
     case: Case,
     case_facts: CaseFacts,
+    grounds: Grounds,
+    now: datetime,
     list_policy_id: str,
     limit: int,
     cursor: str | None,
@@ -176,13 +177,9 @@ async def read_page(
     """One page of the case's rows the caller may read, filtered in SQL (a page never counts
     or skips a hidden row), each confirmed by the decision point and audited with its basis,
     and one record for the list. The caller has checked that the actor may see the case
-    (``list_policy_id`` is the permit that said so)."""
-    # One moment for the filter and the decisions; every row of the page is of this case
-    # and individual, so one set of grounds serves them all.
-    now = datetime.now(UTC)
-    grounds = await grounds_for(
-        session, actor, individual_id=case.individual_id, case_id=case.id, now=now
-    )
+    (``list_policy_id`` is the permit that said so) and asked the case's ``grounds`` at
+    ``now``: one moment for them, the filter and the decisions (every row of the page is of
+    this case and individual, so one set of grounds serves them all)."""
     key = decode_cursor(cursor, 2)
     statement, keys = _page_statement(kind, actor, newest_first=newest_first, after=key is not None)
     params = {"case_id": case.id, "limit": limit + 1, **filters.stand_in_params(actor, now)}
