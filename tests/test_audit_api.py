@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -243,6 +243,85 @@ async def test_flags_are_set_when_written(
     await call(client, app, world.soc_caseworker, "GET", f"/individuals/{individuals[0]}")
     [again] = await audit_events_after(connection, before)
     assert "volume" in again.flags  # still three in the hour
+
+
+@pytest.mark.parametrize("way", ["entry read", "entry page", "entry write", "individual read"])
+async def test_each_way_in_flags_the_third_individual_over_a_threshold_of_two(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    connection: AsyncConnection,
+    monkeypatch: pytest.MonkeyPatch,
+    way: str,
+) -> None:
+    """The volume flag's count is asked with the facts, by each statement a request of a
+    kind asks them with (an entry's facts and grounds, a case's for a page, a case's for a
+    write, an individual's): each flags its record about a third individual in the hour
+    over a threshold of two, and not the first two."""
+    monkeypatch.setattr(
+        audit_flags,
+        "audit_settings",
+        lambda: AuditSettings(
+            working_hours=WorkingHours(
+                start=time(0), end=time(23, 59), days=list(WEEKDAYS), timezone="UTC"
+            ),
+            volume_individuals_per_hour=2,
+        ),
+    )
+    paths = []
+    for _ in range(3):
+        individual = await call(
+            client,
+            app,
+            world.soc_coordinator,
+            "POST",
+            "/individuals",
+            json=individual_body(personal_number=None, birth_date="2011-01-01"),
+        )
+        case = await call(
+            client,
+            app,
+            world.soc_coordinator,
+            "POST",
+            "/cases",
+            json={"individual_id": individual.json()["id"], "programme": "sig"},
+        )
+        case_id = case.json()["id"]
+        entry = await _entry(client, app, world, case_id)
+        paths.append(
+            {
+                "entry read": ("GET", f"/entries/{entry}"),
+                "entry page": ("GET", f"/cases/{case_id}/entries"),
+                "entry write": ("POST", f"/cases/{case_id}/entries"),
+                "individual read": ("GET", f"/individuals/{individual.json()['id']}"),
+            }[way]
+        )
+    # what the set-up read and wrote does not count
+    await connection.execute(
+        delete(AuditReadVolume).where(AuditReadVolume.actor_user_id == world.soc_caseworker.id)
+    )
+    await connection.commit()
+    flagged = []
+    for method, path in paths:
+        before = await audit_head(connection)
+        body = {"category": "social_services", "title": "Samtal", "body": "Uppföljning."}
+        response = await call(
+            client,
+            app,
+            world.soc_caseworker,
+            method,
+            path,
+            json=body if method == "POST" else None,
+        )
+        assert response.status_code in {200, 201}, response.text
+        records = [
+            r
+            for r in await audit_events_after(connection, before)
+            if r.individual_id is not None and r.decision == "permit"
+        ]
+        assert records
+        flagged.append({"volume" in r.flags for r in records})
+    assert flagged == [{False}, {False}, {True}]
 
 
 async def test_the_volume_window_slides_and_counts_only_permits(
