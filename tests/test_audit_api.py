@@ -300,7 +300,6 @@ async def test_each_way_in_flags_the_third_individual_over_a_threshold_of_two(
     await connection.execute(
         delete(AuditReadVolume).where(AuditReadVolume.actor_user_id == world.soc_caseworker.id)
     )
-    await connection.commit()
     flagged = []
     for method, path in paths:
         before = await audit_head(connection)
