@@ -8,6 +8,7 @@ given user and register the standard consent.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,11 +103,25 @@ async def call(
     return await client.request(method, API + path, headers=merged, **kw)
 
 
-@pytest.fixture
-async def scenario(client: httpx.AsyncClient, app: FastAPI, world: World) -> Scenario:
-    """A SIG case led by SOC for a registered minor, with POL taking part."""
+async def open_case(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    *,
+    police: bool = False,
+    police_users: Sequence[User] = (),
+    **individual: Any,
+) -> Scenario:
+    """As SOC's coordinator: register an individual (``individual_body(**individual)``),
+    open a SIG case for them and, with ``police``, let POL take part (``police_users``
+    named on the case)."""
     created = await call(
-        client, app, world.soc_coordinator, "POST", "/individuals", json=individual_body()
+        client,
+        app,
+        world.soc_coordinator,
+        "POST",
+        "/individuals",
+        json=individual_body(**individual),
     )
     assert created.status_code == 201, created.text
     case = await call(
@@ -118,16 +133,26 @@ async def scenario(client: httpx.AsyncClient, app: FastAPI, world: World) -> Sce
         json={"individual_id": created.json()["id"], "programme": "sig"},
     )
     assert case.status_code == 201, case.text
-    joined = await call(
-        client,
-        app,
-        world.soc_coordinator,
-        "POST",
-        f"/cases/{case.json()['id']}/participants",
-        json={"agency_id": str(world.pol.id), "user_ids": [str(world.pol_caseworker.id)]},
-    )
-    assert joined.status_code == 201, joined.text
+    if police:
+        participant: dict[str, Any] = {"agency_id": str(world.pol.id)}
+        if police_users:
+            participant["user_ids"] = [str(user.id) for user in police_users]
+        joined = await call(
+            client,
+            app,
+            world.soc_coordinator,
+            "POST",
+            f"/cases/{case.json()['id']}/participants",
+            json=participant,
+        )
+        assert joined.status_code == 201, joined.text
     return Scenario(individual=created.json(), case=case.json())
+
+
+@pytest.fixture
+async def scenario(client: httpx.AsyncClient, app: FastAPI, world: World) -> Scenario:
+    """A SIG case led by SOC for a registered minor, with POL taking part."""
+    return await open_case(client, app, world, police=True, police_users=[world.pol_caseworker])
 
 
 def consent_body(scenario: Scenario, world: World, **overrides: Any) -> dict[str, Any]:

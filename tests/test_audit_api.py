@@ -29,7 +29,7 @@ from app.audit.records import Record
 from app.audit.service import csv_safe
 from app.policy.reference import WEEKDAYS, AuditSettings, WorkingHours
 from tests.factories import audit_events_after, audit_head
-from tests.scenarios import Scenario, World, call, individual_body
+from tests.scenarios import Scenario, World, call, individual_body, open_case
 
 # Once with local accounts, once signed in through the agencies' identity providers
 # (issue 17): every record names its actor, and how the actor signed in.
@@ -245,6 +245,21 @@ async def test_flags_are_set_when_written(
     assert "volume" in again.flags  # still three in the hour
 
 
+def _volume_threshold(monkeypatch: pytest.MonkeyPatch, individuals_per_hour: int) -> None:
+    """Working hours around the clock (nothing is flagged outside_hours) and the volume
+    flag over ``individuals_per_hour`` distinct individuals an hour."""
+    monkeypatch.setattr(
+        audit_flags,
+        "audit_settings",
+        lambda: AuditSettings(
+            working_hours=WorkingHours(
+                start=time(0), end=time(23, 59), days=list(WEEKDAYS), timezone="UTC"
+            ),
+            volume_individuals_per_hour=individuals_per_hour,
+        ),
+    )
+
+
 @pytest.mark.parametrize("way", ["entry read", "entry page", "entry write", "individual read"])
 async def test_each_way_in_flags_the_third_individual_over_a_threshold_of_two(
     client: httpx.AsyncClient,
@@ -258,42 +273,18 @@ async def test_each_way_in_flags_the_third_individual_over_a_threshold_of_two(
     kind asks them with (an entry's facts and grounds, a case's for a page, a case's for a
     write, an individual's): each flags its record about a third individual in the hour
     over a threshold of two, and not the first two."""
-    monkeypatch.setattr(
-        audit_flags,
-        "audit_settings",
-        lambda: AuditSettings(
-            working_hours=WorkingHours(
-                start=time(0), end=time(23, 59), days=list(WEEKDAYS), timezone="UTC"
-            ),
-            volume_individuals_per_hour=2,
-        ),
-    )
+    _volume_threshold(monkeypatch, 2)
     paths = []
     for _ in range(3):
-        individual = await call(
-            client,
-            app,
-            world.soc_coordinator,
-            "POST",
-            "/individuals",
-            json=individual_body(personal_number=None, birth_date="2011-01-01"),
-        )
-        case = await call(
-            client,
-            app,
-            world.soc_coordinator,
-            "POST",
-            "/cases",
-            json={"individual_id": individual.json()["id"], "programme": "sig"},
-        )
-        case_id = case.json()["id"]
+        opened = await open_case(client, app, world, personal_number=None, birth_date="2011-01-01")
+        case_id = opened.case["id"]
         entry = await _entry(client, app, world, case_id)
         paths.append(
             {
                 "entry read": ("GET", f"/entries/{entry}"),
                 "entry page": ("GET", f"/cases/{case_id}/entries"),
                 "entry write": ("POST", f"/cases/{case_id}/entries"),
-                "individual read": ("GET", f"/individuals/{individual.json()['id']}"),
+                "individual read": ("GET", f"/individuals/{opened.individual['id']}"),
             }[way]
         )
     # what the set-up read and wrote does not count
@@ -329,16 +320,7 @@ async def test_the_volume_window_slides_and_counts_only_permits(
     """The volume flag looks back one hour from the record's own moment, counts distinct
     individuals the user was let at (a denial or a client's record does not count), and
     the same individual read again does not count twice."""
-    monkeypatch.setattr(
-        audit_flags,
-        "audit_settings",
-        lambda: AuditSettings(
-            working_hours=WorkingHours(
-                start=time(0), end=time(23, 59), days=list(WEEKDAYS), timezone="UTC"
-            ),
-            volume_individuals_per_hour=2,
-        ),
-    )
+    _volume_threshold(monkeypatch, 2)
     user, a, b, c = (uuid.uuid4() for _ in range(4))
     noon = datetime(2026, 11, 23, 12, tzinfo=UTC)
 

@@ -21,6 +21,7 @@ from tests.scenarios import (
     World,
     call,
     individual_body,
+    open_case,
     register_consent,
 )
 
@@ -70,47 +71,16 @@ async def test_a_consent_shows_its_scope_but_names_only_with_the_identity(
     """Without ``identity`` covered (or for a protected person, even with it) the police
     read the consent's scope, never the guardians' names, and the form is 404."""
     if protected:
-        individual = await _ok(
-            await call(
-                client,
-                app,
-                world.soc_coordinator,
-                "POST",
-                "/individuals",
-                json=individual_body(
-                    personal_number="20100404-2386",
-                    given_name="Skyddad",
-                    protected_identity=True,
-                    guardians=[
-                        {"given_name": "Vårdnadshavare", "family_name": "X", "has_custody": True}
-                    ],
-                ),
-            ),
-            201,
+        scenario = await open_case(
+            client,
+            app,
+            world,
+            police=True,
+            personal_number="20100404-2386",
+            given_name="Skyddad",
+            protected_identity=True,
+            guardians=[{"given_name": "Vårdnadshavare", "family_name": "X", "has_custody": True}],
         )
-        case = await _ok(
-            await call(
-                client,
-                app,
-                world.soc_coordinator,
-                "POST",
-                "/cases",
-                json={"individual_id": individual["id"], "programme": "sig"},
-            ),
-            201,
-        )
-        await _ok(
-            await call(
-                client,
-                app,
-                world.soc_coordinator,
-                "POST",
-                f"/cases/{case['id']}/participants",
-                json={"agency_id": str(world.pol.id)},
-            ),
-            201,
-        )
-        scenario = Scenario(individual=individual, case=case)
         categories = ["identity", "social_services"]  # identity covered: the spärr still wins
     else:
         categories = ["social_services"]

@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 from app.audit.models import AuditEvent
 from app.config import Settings
 from app.webhooks import delivery
-from tests.scenarios import Scenario, World, call, individual_body
+from tests.scenarios import Scenario, World, call, open_case
 
 API = "/api/v1"
 
@@ -80,31 +80,14 @@ async def test_an_integrator_follows_the_integration_guide(
         201,
     )
     # a coordinator registers a person with the system's own id, and opens a case
-    person = await _ok(
-        await call(
-            client,
-            app,
-            world.soc_coordinator,
-            "POST",
-            "/individuals",
-            json=individual_body(
-                personal_number="19900101-0017",
-                external_refs=[{"system": "treserva", "id": "2026-0412"}],
-            ),
-        ),
-        201,
+    opened = await open_case(
+        client,
+        app,
+        world,
+        personal_number="19900101-0017",
+        external_refs=[{"system": "treserva", "id": "2026-0412"}],
     )
-    case = await _ok(
-        await call(
-            client,
-            app,
-            world.soc_coordinator,
-            "POST",
-            "/cases",
-            json={"individual_id": person["id"], "programme": "sig"},
-        ),
-        201,
-    )
+    person, case = opened.individual, opened.case
     # the system finds the person by its own reference, identity and all
     found = await _ok(
         await client.get(

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tests.factories import audit_events_after, audit_head
-from tests.scenarios import Scenario, World, call, individual_body, register_consent
+from tests.scenarios import Scenario, World, call, open_case, register_consent
 
 
 async def _entry(
@@ -265,34 +265,17 @@ async def test_a_consent_covering_identity_shows_the_name(
 async def test_protected_identity_never_leaks_under_a_consent(
     client: httpx.AsyncClient, app: FastAPI, world: World, scenario: Scenario
 ) -> None:
-    protected = await call(
+    protected = await open_case(
         client,
         app,
-        world.soc_coordinator,
-        "POST",
-        "/individuals",
-        json=individual_body(
-            personal_number="20100303-2370", given_name="Hemlig", protected_identity=True
-        ),
+        world,
+        police=True,
+        personal_number="20100303-2370",
+        given_name="Hemlig",
+        protected_identity=True,
     )
-    case = await call(
-        client,
-        app,
-        world.soc_coordinator,
-        "POST",
-        "/cases",
-        json={"individual_id": protected.json()["id"], "programme": "sig"},
-    )
-    case_id = case.json()["id"]
-    await call(
-        client,
-        app,
-        world.soc_coordinator,
-        "POST",
-        f"/cases/{case_id}/participants",
-        json={"agency_id": str(world.pol.id)},
-    )
-    guardians = protected.json()["guardians"]
+    case_id = protected.case["id"]
+    guardians = protected.individual["guardians"]
     signed = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     consent = await call(
         client,
@@ -316,7 +299,7 @@ async def test_protected_identity_never_leaks_under_a_consent(
     assert consent.status_code == 201, consent.text
     responses = [
         await call(
-            client, app, world.pol_caseworker, "GET", f"/individuals/{protected.json()['id']}"
+            client, app, world.pol_caseworker, "GET", f"/individuals/{protected.individual['id']}"
         ),
         await call(client, app, world.pol_caseworker, "GET", f"/cases/{case_id}"),
         await call(client, app, world.pol_caseworker, "GET", "/cases"),
