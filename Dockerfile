@@ -4,10 +4,15 @@
 
 FROM python:3.11-slim AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+# A C compiler and OpenSSL's headers for the chain check's native part (hatch_build.py);
+# the runtime image has OpenSSL's library already (Python's own ssl and hashlib use it).
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
+ENV SAMVERKAN_NATIVE=require
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml README.md alembic.ini hatch_build.py ./
 COPY app ./app
 COPY migrations ./migrations
 COPY policies ./policies

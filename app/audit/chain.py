@@ -26,6 +26,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.audit.models import GENESIS_HASH, AuditChainHead, AuditEvent
 
+try:  # compiled at install where a C compiler is at hand (hatch_build.py)
+    from app.audit import _native
+except ImportError:  # pragma: no cover - a build without it checks in SQL
+    _native = None  # type: ignore[assignment]
+
+# Verify's checks on PostgreSQL: the native check over a COPY stream where it is built,
+# the SQL statements otherwise (tests run both).
+NATIVE = _native is not None
+
 BODY_FIELDS = (
     "at",
     "actor_user_id",
@@ -295,7 +304,6 @@ class _RangeResult:
 
 
 _UNHASHED = "record content does not match its hash"
-_HASH = 2  # a hash problem comes after a gap or a broken link at the same seq
 
 
 async def _check_range(
@@ -303,29 +311,132 @@ async def _check_range(
 ) -> _RangeResult:
     # The record before the range is ``lo``; at the start it is gone (or never was) and
     # the start's hash stands for it.
-    params = {"lo": lo, "hi": hi, "genesis": start[1] if lo == start[0] else GENESIS_HASH}
+    genesis = start[1] if lo == start[0] else GENESIS_HASH
+    if NATIVE:
+        found = await _native_found(connection, lo, hi, genesis)
+    else:
+        found = await _sql_found(connection, lo, hi, genesis)
+    for seq, kind, passed, first_bad, problem in sorted(found.problems):
+        if kind == _UNSURE and await _hash_fits(connection, seq):
+            continue  # text written differently here (non-ASCII); Python's check passed
+        return _RangeResult(passed, None, first_bad, problem)
+    if found.count < hi - lo:
+        last = found.last_seq
+        return _RangeResult(
+            found.count, None, last + 1, f"gap: expected seq {last + 1}, found none"
+        )
+    return _RangeResult(found.count, found.last_hash)
+
+
+# (seq, order at one seq, records passed before it, first bad seq, problem)
+Problem = tuple[int, int, int, int, str]
+_GAP, _UNLINKED, _UNHASHED_HERE, _UNSURE = 0, 1, 2, 3  # a hash problem after a link's
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """What one range's checks found: the problems, the records read, the last of them."""
+
+    problems: list[Problem]
+    count: int
+    last_seq: int
+    last_hash: str | None
+
+
+def _problem(seq: int, kind: int, row: int, lag_seq: int) -> Problem:
+    """Record ``seq``, the ``row``th of its range after record ``lag_seq``, and what is
+    wrong with it (``_UNSURE``: the hash did not match text this side built, Python's
+    check decides)."""
+    if kind == _GAP:
+        return (seq, kind, row - 1, lag_seq + 1, f"gap: expected seq {lag_seq + 1}, found {seq}")
+    if kind == _UNLINKED:
+        return (seq, kind, row - 1, seq, "prev_hash does not match the previous record")
+    return (seq, kind, row - 1, seq, _UNHASHED)
+
+
+async def _sql_found(connection: AsyncConnection, lo: int, hi: int, genesis: str) -> _Found:
+    params = {"lo": lo, "hi": hi, "genesis": genesis}
     links = (await connection.execute(_PG_VERIFY_LINKS, params)).all()
     unhashed = (await connection.execute(_PG_VERIFY_HASHES, {"lo": lo, "hi": hi})).scalars()
-    # (seq, order at one seq, records passed before it, first bad seq, problem)
-    problems: list[tuple[int, int, int, int, str]] = []
-    for seq, _, lag_seq, linked, rn, _ in links:
-        if seq != lag_seq + 1:
-            problems.append(
-                (seq, 0, rn - 1, lag_seq + 1, f"gap: expected seq {lag_seq + 1}, found {seq}")
-            )
-        elif not linked:
-            problems.append((seq, 1, rn - 1, seq, "prev_hash does not match the previous record"))
+    problems = [
+        _problem(seq, _GAP if seq != lag_seq + 1 else _UNLINKED, rn, lag_seq)
+        for seq, _, lag_seq, linked, rn, _ in links
+        if seq != lag_seq + 1 or not linked
+    ]
     # Before the first gap or broken link, record ``seq`` is the (seq - lo)th of the range.
-    problems += [(seq, _HASH, seq - lo - 1, seq, _UNHASHED) for seq in unhashed]
-    for seq, kind, passed, first_bad, problem in sorted(problems):
-        if kind == _HASH and await _hash_fits(connection, seq):
-            continue  # text PostgreSQL writes differently (non-ASCII); Python's check passed
-        return _RangeResult(passed, None, first_bad, problem)
-    count = links[-1][5] if links else 0
-    if count < hi - lo:
-        last = links[-1][0] if links else lo
-        return _RangeResult(count, None, last + 1, f"gap: expected seq {last + 1}, found none")
-    return _RangeResult(count, links[-1][1] if links else None)
+    problems += [_problem(seq, _UNSURE, seq - lo, seq - 1) for seq in unhashed]
+    if not links:
+        return _Found(problems, 0, lo, None)
+    return _Found(problems, links[-1][5], links[-1][0], links[-1][1])
+
+
+# The native check's stream: the body's fields in the canonical (sorted) order, so that
+# app/audit/_native.c writes them as it reads them.
+_COPY = (
+    "SELECT seq, "  # noqa: S608 - column names are constants, the range is bound
+    + ", ".join(_SORTED_FIELDS)
+    + ", prev_hash, hash FROM audit_event WHERE seq > $1 AND seq <= $2 ORDER BY seq"
+)
+_KINDS = {"at": 2, **{BODY_FIELDS[i]: 1 for i in _UUIDS}}  # _native.c: KIND_TIME, KIND_UUID
+_SPEC = tuple(
+    (f'{"," if i else "{"}"{name}":'.encode("ascii"), _KINDS.get(name, 0), name in OPTIONAL_FIELDS)
+    for i, name in enumerate(_SORTED_FIELDS)
+)
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_COPY_HEADER = len(_COPY_SIGNATURE) + 8  # flags, the extension's length, then the extension
+
+
+class NativeStream:
+    """A binary COPY stream of records fed, in chunks as they come, through the native
+    check (app/audit/_native.c); ``found`` collects (seq, code, row, seq before)."""
+
+    def __init__(self, lag_seq: int, lag_hash: str) -> None:
+        assert _native is not None
+        self.found: list[tuple[int, int, int, int]] = []
+        self.state: tuple[int, bytes, int, bool] = (lag_seq, lag_hash.encode(), 0, False)
+        self.finished = False
+        self._pending = bytearray()
+        self._header = True
+
+    async def take(self, chunk: bytes) -> None:
+        self.feed(chunk)
+
+    def feed(self, chunk: bytes) -> None:
+        assert _native is not None
+        pending = self._pending
+        pending.extend(chunk)
+        if self._header:
+            if len(pending) < _COPY_HEADER:
+                return
+            if pending[: len(_COPY_SIGNATURE)] != _COPY_SIGNATURE:
+                raise ValueError("not a binary COPY stream")
+            extension = int.from_bytes(pending[_COPY_HEADER - 4 : _COPY_HEADER], "big")
+            if len(pending) < _COPY_HEADER + extension:
+                return
+            del pending[: _COPY_HEADER + extension]
+            self._header = False
+        result = _native.check(pending, _SPEC, *self.state, self.found)
+        self.finished, self.state = result[1], result[2:]
+        del pending[: result[0]]
+
+    def end(self) -> _Found:
+        if not self.finished or self._pending:
+            raise ValueError("the COPY stream ended inside a record")
+        last_seq, last_hash, count, _ = self.state
+        problems = [_problem(*item) for item in self.found]
+        return _Found(problems, count, last_seq, last_hash.decode() if count else None)
+
+
+async def _native_found(connection: AsyncConnection, lo: int, hi: int, genesis: str) -> _Found:
+    """The range's records streamed by a binary COPY through the native check: the same
+    checks as the SQL's, the text built outside the database."""
+    before = await connection.scalar(select(AuditEvent.hash).where(AuditEvent.seq == lo))
+    stream = NativeStream(lo, before or genesis)
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_from_query(  # type: ignore[union-attr]
+        _COPY, lo, hi, output=stream.take, format="binary"
+    )
+    return stream.end()
 
 
 async def _verify_in_database(
