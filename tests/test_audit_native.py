@@ -178,3 +178,20 @@ def test_links_and_gaps_are_reported_with_the_record_before() -> None:
     assert _check(_stream(unlinked), 50).problems == [
         (2, UNLINKED, 1, 2, "prev_hash does not match the previous record")
     ]
+
+
+def test_more_records_to_tell_about_than_one_call_holds() -> None:
+    """A chunk with more records for Python's check than the native check notes at once
+    (256): it is read in several calls, every record told, none lost."""
+    fields = dict.fromkeys(chain.BODY_FIELDS) | {
+        "at": datetime(2026, 12, 2, tzinfo=UTC),
+        "actor_roles": "",
+        "action": "consent.withdraw",
+        "decision": "permit",
+        "flags": "",
+        "reason": "Återkallat av vårdnadshavare",
+    }
+    rows = _chain([fields] * 600)
+    found = _check(_stream(rows), 10**7)
+    assert [(p[0], p[1]) for p in found.problems] == [(seq, UNSURE) for seq in range(1, 601)]
+    assert (found.count, found.last_hash) == (600, rows[-1][3])

@@ -42,29 +42,33 @@ typedef struct {
     size_t len, cap;
 } Buffer;
 
-static int put(Buffer *b, const void *src, size_t n) {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->len + n) cap *= 2;
-        char *grown = PyMem_Realloc(b->data, cap);
-        if (grown == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, src, n);
-    b->len += n;
+/* Room for ``n`` bytes in ``b``, kept from record to record (no GIL needed). */
+static int reserve(Buffer *b, size_t n) {
+    if (n <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < n) cap *= 2;
+    char *grown = PyMem_RawRealloc(b->data, cap);
+    if (grown == NULL) return -1;
+    b->data = grown;
+    b->cap = cap;
     return 0;
 }
 
-/* Text Python's json writes as it is: printable ASCII, no quote, no backslash. */
-static int plain(const unsigned char *p, int32_t n) {
+/* Bytes Python's json writes as they are: printable ASCII, no quote, no backslash. */
+static unsigned char PLAIN[256];
+
+static void init_plain(void) {
+    for (int c = 0x20; c <= 0x7e; c++) PLAIN[c] = c != '"' && c != '\\';
+}
+
+/* ``p`` copied to ``out`` if Python writes it as it is (else 0: Python's check decides). */
+static int copy_plain(char *out, const unsigned char *p, int32_t n) {
+    unsigned char all = 1;
     for (int32_t i = 0; i < n; i++) {
-        if (p[i] < 0x20 || p[i] > 0x7e || p[i] == '"' || p[i] == '\\') return 0;
+        all &= PLAIN[p[i]];
+        out[i] = (char)p[i];
     }
-    return 1;
+    return all;
 }
 
 /* Howard Hinnant's civil_from_days: days since 1970-01-01 to a proleptic Gregorian date. */
@@ -89,7 +93,7 @@ static void digits(char *out, int64_t value, int width) {
 
 /* chain.format_at: "YYYY-MM-DDTHH:MM:SS.ffffffZ" in quotes; 0 where Python's text could
  * differ (a year outside 1000-9999, PostgreSQL's infinities). */
-static int format_time(const unsigned char *p, int32_t n, char out[30]) {
+static int format_time(const unsigned char *p, int32_t n, char *out) {
     if (n != 8) return 0;
     int64_t t = (int64_t)be64(p);
     if (t == INT64_MAX || t == INT64_MIN) return 0;
@@ -122,7 +126,7 @@ static int format_time(const unsigned char *p, int32_t n, char out[30]) {
     return 1;
 }
 
-static int format_uuid(const unsigned char *p, int32_t n, char out[38]) {
+static int format_uuid(const unsigned char *p, int32_t n, char *out) {
     if (n != 16) return 0;
     int o = 0;
     out[o++] = '"';
@@ -157,19 +161,20 @@ static int read_spec(PyObject *spec, Field *fields, Py_ssize_t *count) {
     return 0;
 }
 
-/* SHA-256 from OpenSSL (the library Python's hashlib uses), fetched once. */
+/* SHA-256 from OpenSSL (the library Python's hashlib uses), fetched once; each call of
+ * check() has a context of its own (calls run at once, in threads). */
 static EVP_MD *sha256;
-static EVP_MD_CTX *digest;
 
-static int hash_matches(Buffer *message, const unsigned char *hash, int32_t hash_len) {
+/* 1: the stored hash is SHA-256 of the message in lowercase hex; 0: it is not; -1: OpenSSL
+ * failed. */
+static int hash_matches(EVP_MD_CTX *digest, const Buffer *message, const unsigned char *hash,
+                        int32_t hash_len) {
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
     if (!EVP_DigestInit_ex(digest, sha256, NULL) ||
         !EVP_DigestUpdate(digest, message->data, message->len) ||
-        !EVP_DigestFinal_ex(digest, md, &md_len)) {
-        PyErr_SetString(PyExc_RuntimeError, "OpenSSL's SHA-256 failed");
+        !EVP_DigestFinal_ex(digest, md, &md_len))
         return -1;
-    }
     if (hash_len != (int32_t)md_len * 2) return 0;
     for (unsigned int i = 0; i < md_len; i++) {
         if (hash[2 * i] != HEX[md[i] >> 4] || hash[2 * i + 1] != HEX[md[i] & 15]) return 0;
@@ -177,67 +182,68 @@ static int hash_matches(Buffer *message, const unsigned char *hash, int32_t hash
     return 1;
 }
 
-static int note(PyObject *found, long long seq, int kind, long long rn, long long lag_seq) {
-    PyObject *item = Py_BuildValue("(LiLL)", seq, kind, rn, lag_seq);
-    if (item == NULL) return -1;
-    int failed = PyList_Append(found, item);
-    Py_DECREF(item);
-    return failed;
+/* What check() found about one record, kept in C while the GIL is released. */
+typedef struct {
+    long long seq, rows, lag_seq;
+    int code;
+} Note;
+
+#define MAX_NOTES 256
+
+typedef struct {
+    /* in and out: the check's state from record to record */
+    long long lag_seq, rows;
+    unsigned char lag_hash[LAG_MAX];
+    Py_ssize_t lag_len;
+    int stopped;
+    /* out */
+    Py_ssize_t offset;
+    int finished, full;
+    Note notes[MAX_NOTES];
+    int nnotes;
+    const char *error; /* a malformed stream (ValueError), or no memory, or OpenSSL */
+    PyObject *error_type;
+} State;
+
+static void note(State *st, long long seq, int code) {
+    st->notes[st->nnotes++] = (Note){seq, st->rows, st->lag_seq, code};
 }
 
-/* check(data, spec, lag_seq, lag_hash, rows, stopped, found)
- *   -> (consumed, finished, lag_seq, lag_hash, rows, stopped)
- *
- * Reads the complete records at the start of ``data`` (the stream after its header),
- * each checked against the one before (``lag_seq``, ``lag_hash``); appends to the list
- * ``found`` (seq, code, row number in the range, seq before) for each record that is
- * not plainly whole, up to and including the first definite problem (``stopped`` then:
- * the rest is read, not checked). Returns where it stopped reading, whether the stream's
- * end was read, and the state to carry on with. */
-static PyObject *check(PyObject *self, PyObject *args) {
-    Py_buffer view;
-    Py_ssize_t offset = 0;
-    PyObject *spec, *found;
-    long long lag_seq, rows;
-    const char *lag_in;
-    Py_ssize_t lag_in_len;
-    int stopped;
-    if (!PyArg_ParseTuple(args, "y*OLy#LpO!", &view, &spec, &lag_seq, &lag_in,
-                          &lag_in_len, &rows, &stopped, &PyList_Type, &found))
-        return NULL;
-    PyObject *result = NULL;
-    Field fields[MAX_FIELDS];
-    Py_ssize_t nfields;
+/* The records at the start of ``data``, checked one after the other; runs without the
+ * GIL (it touches no Python object). Stops at the end of the data, at the stream's end,
+ * with ``MAX_NOTES`` notes taken (``full``: call again), or at an error. */
+static void run(State *st, const unsigned char *data, Py_ssize_t size, const Field *fields,
+                Py_ssize_t nfields) {
+    EVP_MD_CTX *digest = EVP_MD_CTX_new();
     Buffer message = {0};
-    /* hash is varchar(64): at most 256 bytes of UTF-8 */
-    unsigned char lag_hash[LAG_MAX];
-    Py_ssize_t lag_len = lag_in_len;
-    int finished = 0;
-    const unsigned char *data = view.buf;
-    Py_ssize_t size = view.len;
-    if (lag_in_len > LAG_MAX) {
-        PyErr_SetString(PyExc_ValueError, "lag_hash is too long");
-        goto done;
-    }
-    memcpy(lag_hash, lag_in, (size_t)lag_len);
-    if (read_spec(spec, fields, &nfields) < 0) goto done;
     const Py_ssize_t columns = nfields + 3; /* seq, the body, prev_hash, hash */
     const unsigned char *value[MAX_FIELDS + 3];
     int32_t length[MAX_FIELDS + 3];
+    size_t keys = 0;
+    for (Py_ssize_t f = 0; f < nfields; f++) keys += (size_t)fields[f].key_len;
+    if (digest == NULL) {
+        st->error = "OpenSSL could not make a digest context";
+        st->error_type = PyExc_MemoryError;
+        return;
+    }
     for (;;) {
-        Py_ssize_t at = offset;
+        if (st->nnotes == MAX_NOTES) {
+            st->full = 1;
+            break;
+        }
+        const Py_ssize_t start = st->offset;
+        Py_ssize_t at = start;
         if (size - at < 2) break;
         int16_t count = (int16_t)((data[at] << 8) | data[at + 1]);
         at += 2;
         if (count == -1) {
-            offset = at;
-            finished = 1;
+            st->offset = at;
+            st->finished = 1;
             break;
         }
         if (count != columns) {
-            PyErr_Format(PyExc_ValueError, "a record of %d columns, expected %zd", count,
-                         columns);
-            goto done;
+            st->error = "a record with another number of columns than the check's";
+            break;
         }
         int whole = 1;
         for (Py_ssize_t c = 0; c < columns; c++) {
@@ -247,106 +253,171 @@ static PyObject *check(PyObject *self, PyObject *args) {
             }
             length[c] = (int32_t)be32(data + at);
             at += 4;
-            if (length[c] < -1 || (length[c] > 0 && size - at < length[c])) {
-                whole = length[c] >= -1 ? 0 : -1;
+            if (length[c] < -1) {
+                whole = -1;
+                break;
+            }
+            if (length[c] > 0 && size - at < length[c]) {
+                whole = 0;
                 break;
             }
             value[c] = data + at;
             if (length[c] > 0) at += length[c];
         }
         if (whole < 0) {
-            PyErr_SetString(PyExc_ValueError, "a negative field length");
-            goto done;
+            st->error = "a negative field length";
+            break;
         }
         if (!whole) break; /* the rest of this record comes with the next chunk */
-        offset = at;
         if (length[0] != 8) {
-            PyErr_SetString(PyExc_ValueError, "seq is not a bigint");
-            goto done;
+            st->error = "seq is not a bigint";
+            break;
         }
-        long long seq = (long long)be64(value[0]);
-        rows += 1;
         const unsigned char *prev = value[columns - 2], *hash = value[columns - 1];
         int32_t prev_len = length[columns - 2], hash_len = length[columns - 1];
-        if (!stopped) {
-            if (seq != lag_seq + 1) {
-                if (note(found, seq, GAP, rows, lag_seq) < 0) goto done;
-                stopped = 1;
-            } else if (prev_len < 0 || prev_len != lag_len ||
-                       memcmp(prev, lag_hash, (size_t)prev_len) != 0) {
-                if (note(found, seq, UNLINKED, rows, lag_seq) < 0) goto done;
-                stopped = 1;
+        if (hash_len < 0 || hash_len > LAG_MAX) {
+            st->error = "a record's hash is null or too long";
+            break;
+        }
+        long long seq = (long long)be64(value[0]);
+        st->offset = at;
+        st->rows += 1;
+        if (!st->stopped) {
+            if (seq != st->lag_seq + 1) {
+                note(st, seq, GAP);
+                st->stopped = 1;
+            } else if (prev_len < 0 || prev_len != st->lag_len ||
+                       memcmp(prev, st->lag_hash, (size_t)prev_len) != 0) {
+                note(st, seq, UNLINKED);
+                st->stopped = 1;
             }
         }
-        if (!stopped) {
-            /* prev_hash "|" seq "|" body */
-            char number[24];
-            int sure = prev_len >= 0 && hash_len >= 0 && seq >= 0;
-            message.len = 0;
-            int n = 0;
-            number[n++] = '|';
-            char reversed[20];
-            int r = 0;
-            long long rest = seq;
-            do {
-                reversed[r++] = (char)('0' + rest % 10);
-                rest /= 10;
-            } while (rest > 0 && r < 20);
-            while (r > 0) number[n++] = reversed[--r];
-            number[n++] = '|';
-            if (sure && (put(&message, prev, (size_t)prev_len) < 0 ||
-                         put(&message, number, (size_t)n) < 0))
-                goto done;
+        if (!st->stopped) {
+            /* prev_hash "|" seq "|" body, written into room enough for the record: its
+             * bytes, every key, and at most 40 more bytes a field (quotes, a uuid's or a
+             * time's text, "null"). */
+            int sure = prev_len >= 0 && seq >= 0;
+            if (reserve(&message, (size_t)(at - start) + keys + 40 * (size_t)nfields + 64) < 0) {
+                st->error = "out of memory";
+                st->error_type = PyExc_MemoryError;
+                break;
+            }
+            char *w = message.data;
+            if (sure) {
+                memcpy(w, prev, (size_t)prev_len);
+                w += prev_len;
+                *w++ = '|';
+                char reversed[20];
+                int r = 0;
+                long long rest = seq;
+                do {
+                    reversed[r++] = (char)('0' + rest % 10);
+                    rest /= 10;
+                } while (rest > 0 && r < 20);
+                while (r > 0) *w++ = reversed[--r];
+                *w++ = '|';
+            }
             for (Py_ssize_t f = 0; sure && f < nfields; f++) {
                 const unsigned char *v = value[f + 1];
                 int32_t len = length[f + 1];
+                if (len < 0 && fields[f].optional) continue;
+                memcpy(w, fields[f].key, (size_t)fields[f].key_len);
+                w += fields[f].key_len;
                 if (len < 0) {
-                    if (fields[f].optional) continue;
-                    if (put(&message, fields[f].key, (size_t)fields[f].key_len) < 0 ||
-                        put(&message, "null", 4) < 0)
-                        goto done;
-                    continue;
-                }
-                if (put(&message, fields[f].key, (size_t)fields[f].key_len) < 0) goto done;
-                char formatted[40];
-                if (fields[f].kind == KIND_TIME) {
-                    sure = format_time(v, len, formatted);
-                    if (sure && put(&message, formatted, 29) < 0) goto done;
+                    memcpy(w, "null", 4);
+                    w += 4;
+                } else if (fields[f].kind == KIND_TIME) {
+                    sure = format_time(v, len, w);
+                    w += 29;
                 } else if (fields[f].kind == KIND_UUID) {
-                    sure = format_uuid(v, len, formatted);
-                    if (sure && put(&message, formatted, 38) < 0) goto done;
+                    sure = format_uuid(v, len, w);
+                    w += 38;
                 } else {
-                    sure = plain(v, len);
-                    if (sure && (put(&message, "\"", 1) < 0 || put(&message, v, (size_t)len) < 0 ||
-                                 put(&message, "\"", 1) < 0))
-                        goto done;
+                    *w++ = '"';
+                    sure = copy_plain(w, v, len);
+                    w += len;
+                    *w++ = '"';
                 }
             }
-            if (sure && put(&message, "}", 1) < 0) goto done;
+            *w++ = '}';
+            message.len = (size_t)(w - message.data);
             if (!sure) {
-                if (note(found, seq, UNSURE, rows, lag_seq) < 0) goto done;
+                note(st, seq, UNSURE);
             } else {
-                int matches = hash_matches(&message, hash, hash_len);
-                if (matches < 0) goto done;
+                int matches = hash_matches(digest, &message, hash, hash_len);
+                if (matches < 0) {
+                    st->error = "OpenSSL's SHA-256 failed";
+                    st->error_type = PyExc_RuntimeError;
+                    break;
+                }
                 if (!matches) {
-                    if (note(found, seq, UNHASHED, rows, lag_seq) < 0) goto done;
-                    stopped = 1;
+                    note(st, seq, UNHASHED);
+                    st->stopped = 1;
                 }
             }
         }
-        if (hash_len < 0 || hash_len > LAG_MAX) {
-            PyErr_SetString(PyExc_ValueError, "a record's hash is null or too long");
+        st->lag_seq = seq;
+        st->lag_len = hash_len;
+        memcpy(st->lag_hash, hash, (size_t)hash_len);
+    }
+    PyMem_RawFree(message.data);
+    EVP_MD_CTX_free(digest);
+}
+
+/* check(data, spec, lag_seq, lag_hash, rows, stopped, found)
+ *   -> (consumed, finished, lag_seq, lag_hash, rows, stopped, full)
+ *
+ * Reads the complete records at the start of ``data`` (the stream after its header),
+ * each checked against the one before (``lag_seq``, ``lag_hash``); appends to the list
+ * ``found`` (seq, code, row number in the range, seq before) for each record that is
+ * not plainly whole, up to and including the first definite problem (``stopped`` then:
+ * the rest is read, not checked). Returns how much it read, whether the stream's end was
+ * read, the state to carry on with, and ``full`` when it stopped early with notes to hand
+ * over (call again with the rest). The GIL is released while it reads. */
+static PyObject *check(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    PyObject *spec, *found;
+    const char *lag_in;
+    Py_ssize_t lag_in_len;
+    State *st = PyMem_RawCalloc(1, sizeof(State));
+    if (st == NULL) return PyErr_NoMemory();
+    if (!PyArg_ParseTuple(args, "y*OLy#LpO!", &view, &spec, &st->lag_seq, &lag_in,
+                          &lag_in_len, &st->rows, &st->stopped, &PyList_Type, &found)) {
+        PyMem_RawFree(st);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Field fields[MAX_FIELDS];
+    Py_ssize_t nfields;
+    if (lag_in_len > LAG_MAX) {
+        PyErr_SetString(PyExc_ValueError, "lag_hash is too long");
+        goto done;
+    }
+    memcpy(st->lag_hash, lag_in, (size_t)lag_in_len);
+    st->lag_len = lag_in_len;
+    if (read_spec(spec, fields, &nfields) < 0) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    run(st, view.buf, view.len, fields, nfields);
+    Py_END_ALLOW_THREADS
+    if (st->error != NULL) {
+        PyErr_SetString(st->error_type ? st->error_type : PyExc_ValueError, st->error);
+        goto done;
+    }
+    for (int i = 0; i < st->nnotes; i++) {
+        Note *n = &st->notes[i];
+        PyObject *item = Py_BuildValue("(LiLL)", n->seq, n->code, n->rows, n->lag_seq);
+        if (item == NULL || PyList_Append(found, item) < 0) {
+            Py_XDECREF(item);
             goto done;
         }
-        lag_seq = seq;
-        lag_len = hash_len;
-        memcpy(lag_hash, hash, (size_t)lag_len);
+        Py_DECREF(item);
     }
-    result = Py_BuildValue("(nNLy#LN)", offset, PyBool_FromLong(finished), lag_seq,
-                           (const char *)lag_hash, lag_len, rows, PyBool_FromLong(stopped));
+    result = Py_BuildValue("(nNLy#LNN)", st->offset, PyBool_FromLong(st->finished), st->lag_seq,
+                           (const char *)st->lag_hash, st->lag_len, st->rows,
+                           PyBool_FromLong(st->stopped), PyBool_FromLong(st->full));
 done:
-    PyMem_Free(message.data);
     PyBuffer_Release(&view);
+    PyMem_RawFree(st);
     return result;
 }
 
@@ -360,10 +431,10 @@ static struct PyModuleDef module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
+    init_plain();
     if (sha256 == NULL) {
         sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-        digest = EVP_MD_CTX_new();
-        if (sha256 == NULL || digest == NULL) {
+        if (sha256 == NULL) {
             PyErr_SetString(PyExc_ImportError, "OpenSSL has no SHA-256");
             return NULL;
         }
