@@ -5,11 +5,12 @@
  * (app.audit.chain.canonical_body), hashes it with OpenSSL's SHA-256 and compares it with
  * the stored hash, and checks each record's seq and prev_hash against the record before.
  *
- * Only text Python writes byte for byte as it is stored is built here: printable ASCII
- * without quote or backslash, a uuid, a time between the years 1000 and 9999. A record
- * with anything else (an escape, a letter outside ASCII) is "unsure" and is checked by
- * the Python code (chain._hash_fits), as the in-database check does. A hash that matches
- * is proof by itself: the stored hash was computed over Python's text.
+ * The text is Python's (json with ensure_ascii: escapes and letters outside ASCII as
+ * "\uXXXX"); tests/test_audit_native.py holds it against Python's over generated records.
+ * What it cannot write as Python would (a time outside the years 1000-9999, text that is
+ * not UTF-8) is "unsure" and is checked by the Python code (chain._hash_fits), as the
+ * in-database check does for what SQL writes differently. A hash that matches is proof by
+ * itself: the stored hash was computed over Python's text.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -61,14 +62,79 @@ static void init_plain(void) {
     for (int c = 0x20; c <= 0x7e; c++) PLAIN[c] = c != '"' && c != '\\';
 }
 
-/* ``p`` copied to ``out`` if Python writes it as it is (else 0: Python's check decides). */
-static int copy_plain(char *out, const unsigned char *p, int32_t n) {
-    unsigned char all = 1;
-    for (int32_t i = 0; i < n; i++) {
-        all &= PLAIN[p[i]];
-        out[i] = (char)p[i];
+static char *u16(char *w, uint32_t unit) {
+    memcpy(w, "\\u", 2);
+    w[2] = HEX[(unit >> 12) & 15];
+    w[3] = HEX[(unit >> 8) & 15];
+    w[4] = HEX[(unit >> 4) & 15];
+    w[5] = HEX[unit & 15];
+    return w + 6;
+}
+
+/* ``p`` (UTF-8) as Python's json writes it with ensure_ascii (json.encoder's
+ * c_encode_basestring_ascii): printable ASCII as it is but for quote and backslash,
+ * "\"" "\\" "\b" "\f" "\n" "\r" "\t", every other character as "\u" and four lowercase hex
+ * digits (a character past U+FFFF as its UTF-16 surrogate pair). Writes at most 6 bytes a
+ * byte of ``p``; returns the bytes written, or -1 for text that is not well-formed UTF-8
+ * (which PostgreSQL does not store: Python's check decides). */
+static Py_ssize_t escape_text(char *out, const unsigned char *p, int32_t n) {
+    char *w = out;
+    for (int32_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        if (PLAIN[c]) {
+            *w++ = (char)c;
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        int k;
+        if (c < 0x80) {
+            cp = c;
+            k = 1;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            cp = c & 0x1f;
+            k = 2;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            cp = c & 0x0f;
+            k = 3;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            cp = c & 0x07;
+            k = 4;
+        } else {
+            return -1;
+        }
+        if (k > n - i) return -1;
+        for (int j = 1; j < k; j++) {
+            unsigned char d = p[i + j];
+            if ((d & 0xc0) != 0x80) return -1;
+            cp = (cp << 6) | (d & 0x3f);
+        }
+        if ((k == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+            (k == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+            return -1;
+        i += k;
+        char short_form = 0;
+        switch (cp) {
+        case '"': short_form = '"'; break;
+        case '\\': short_form = '\\'; break;
+        case '\b': short_form = 'b'; break;
+        case '\f': short_form = 'f'; break;
+        case '\n': short_form = 'n'; break;
+        case '\r': short_form = 'r'; break;
+        case '\t': short_form = 't'; break;
+        }
+        if (short_form) {
+            *w++ = '\\';
+            *w++ = short_form;
+        } else if (cp >= 0x10000) {
+            uint32_t v = cp - 0x10000;
+            w = u16(w, 0xd800 | (v >> 10));
+            w = u16(w, 0xdc00 | (v & 0x3ff));
+        } else {
+            w = u16(w, cp);
+        }
     }
-    return all;
+    return w - out;
 }
 
 /* Howard Hinnant's civil_from_days: days since 1970-01-01 to a proleptic Gregorian date. */
@@ -293,11 +359,11 @@ static void run(State *st, const unsigned char *data, Py_ssize_t size, const Fie
             }
         }
         if (!st->stopped) {
-            /* prev_hash "|" seq "|" body, written into room enough for the record: its
-             * bytes, every key, and at most 40 more bytes a field (quotes, a uuid's or a
-             * time's text, "null"). */
+            /* prev_hash "|" seq "|" body, written into room enough for the record: six
+             * times its bytes (an escape), every key, and 40 more bytes a field (quotes, a
+             * uuid's or a time's text, "null"). */
             int sure = prev_len >= 0 && seq >= 0;
-            if (reserve(&message, (size_t)(at - start) + keys + 40 * (size_t)nfields + 64) < 0) {
+            if (reserve(&message, 6 * (size_t)(at - start) + keys + 40 * (size_t)nfields + 64) < 0) {
                 st->error = "out of memory";
                 st->error_type = PyExc_MemoryError;
                 break;
@@ -334,8 +400,9 @@ static void run(State *st, const unsigned char *data, Py_ssize_t size, const Fie
                     w += 38;
                 } else {
                     *w++ = '"';
-                    sure = copy_plain(w, v, len);
-                    w += len;
+                    Py_ssize_t written = escape_text(w, v, len);
+                    sure = written >= 0;
+                    w += sure ? written : 0;
                     *w++ = '"';
                 }
             }
