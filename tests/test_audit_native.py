@@ -86,6 +86,18 @@ def _chain(records: list[dict[str, Any]]) -> list[tuple[int, dict[str, Any], str
     return rows
 
 
+def _record(**fields: Any) -> dict[str, Any]:
+    """A record's body fields: an entry read at noon on 2026-12-02 but for ``fields``."""
+    return dict.fromkeys(chain.BODY_FIELDS) | {
+        "at": datetime(2026, 12, 2, 12, tzinfo=UTC),
+        "actor_roles": "",
+        "action": "entry.read",
+        "decision": "permit",
+        "flags": "",
+        **fields,
+    }
+
+
 def _check(data: bytes, chunk: int) -> chain._Found:
     stream = chain.NativeStream(0, GENESIS_HASH)
     for start in range(0, len(data), chunk):
@@ -130,14 +142,7 @@ def test_a_changed_field_never_passes(records: list[dict[str, Any]], data: st.Da
 def test_text_that_reads_as_pythons_escapes_is_not_taken_as_them() -> None:
     """``a\\"b`` stored where ``a"b`` was hashed: written unescaped it would read as
     Python's text of the original, so the native check must escape it."""
-    fields = dict.fromkeys(chain.BODY_FIELDS) | {
-        "at": datetime(2026, 12, 2, 12, tzinfo=UTC),
-        "actor_roles": "",
-        "action": "test",
-        "decision": "permit",
-        "flags": "",
-        "reason": 'a"b\\c',
-    }
+    fields = _record(reason='a"b\\c')
     rows = _chain([fields])
     seq, _, prev, stored = rows[0]
     looks_escaped = {**fields, "reason": 'a\\"b\\\\c'}
@@ -147,14 +152,7 @@ def test_text_that_reads_as_pythons_escapes_is_not_taken_as_them() -> None:
 
 
 def test_links_and_gaps_are_reported_with_the_record_before() -> None:
-    fields = dict.fromkeys(chain.BODY_FIELDS) | {
-        "at": datetime(2026, 12, 2, tzinfo=UTC),
-        "actor_roles": "caseworker",
-        "action": "entry.read",
-        "decision": "permit",
-        "flags": "",
-        "individual_id": uuid.UUID(int=7),
-    }
+    fields = _record(actor_roles="caseworker", individual_id=uuid.UUID(int=7))
     rows = _chain([fields, fields, fields])
     assert _check(_stream(rows), 50).problems == []
     gap = [rows[0], rows[2]]
@@ -169,13 +167,7 @@ def test_links_and_gaps_are_reported_with_the_record_before() -> None:
 def test_what_it_cannot_write_as_python_is_left_to_python() -> None:
     """A time before the year 1000 (Python's strftime writes the year with fewer digits)
     and text that is not UTF-8 are left to Python's check, not failed."""
-    fields = dict.fromkeys(chain.BODY_FIELDS) | {
-        "at": datetime(2026, 12, 2, tzinfo=UTC),
-        "actor_roles": "",
-        "action": "entry.read",
-        "decision": "permit",
-        "flags": "",
-    }
+    fields = _record()
     rows = _chain([fields, fields | {"at": datetime(999, 1, 1, tzinfo=UTC)}, fields])
     seq, f, prev, stored = rows[2]
     rows[2] = (seq, f | {"reason": b"\xff"}, prev, stored)
@@ -186,14 +178,11 @@ def test_what_it_cannot_write_as_python_is_left_to_python() -> None:
 def test_more_records_to_tell_about_than_one_call_holds() -> None:
     """A chunk with more records for Python's check than the native check notes at once
     (256): it is read in several calls, every record told, none lost."""
-    fields = dict.fromkeys(chain.BODY_FIELDS) | {
-        "at": datetime(999, 12, 2, tzinfo=UTC),
-        "actor_roles": "",
-        "action": "consent.withdraw",
-        "decision": "permit",
-        "flags": "",
-        "reason": "Återkallat av vårdnadshavare",
-    }
+    fields = _record(
+        at=datetime(999, 12, 2, tzinfo=UTC),
+        action="consent.withdraw",
+        reason="Återkallat av vårdnadshavare",
+    )
     rows = _chain([fields] * 600)
     found = _check(_stream(rows), 10**7)
     assert [(p[0], p[1]) for p in found.problems] == [(seq, UNSURE) for seq in range(1, 601)]
