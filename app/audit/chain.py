@@ -184,10 +184,11 @@ async def verify_chain(
     """Recompute every record's hash in order from ``start``; report the first record that
     does not fit.
 
-    On PostgreSQL the database recomputes the hashes (see :data:`_PG_VERIFY_HASHES`), ``jobs``
-    ranges at a time on connections of their own (so only for committed records: tests
-    that verify inside their own transaction use one); on SQLite, which has no SHA-256,
-    this process does.
+    On PostgreSQL ``jobs`` ranges at a time, on connections of their own (so only for
+    committed records: tests that verify inside their own transaction use one), each
+    streamed through the native check (app/audit/_native.c) where it is built, else
+    recomputed by the database (:data:`_PG_VERIFY_HASHES`); on SQLite, which has no
+    SHA-256, this process recomputes them in Python.
     """
     tell = progress or _untold
     if connection.dialect.name == "postgresql":
@@ -330,7 +331,10 @@ async def _check_range(
 
 # (seq, order at one seq, records passed before it, first bad seq, problem)
 Problem = tuple[int, int, int, int, str]
-_GAP, _UNLINKED, _UNHASHED_HERE, _UNSURE = 0, 1, 2, 3  # a hash problem after a link's
+# What is wrong, in the order of the problems at one seq (_native.c's codes): a gap, a
+# broken link, a hash that does not match text built as Python's, a hash that does not
+# match text Python may write differently (Python's check of the record decides).
+_GAP, _UNLINKED, _UNHASHED_CODE, _UNSURE = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True)
