@@ -1,4 +1,4 @@
-/* The chain check over PostgreSQL's binary COPY stream (app.audit.native).
+/* The chain check over PostgreSQL's binary COPY stream (app.audit.chain.NativeStream).
  *
  * PostgreSQL sends the columns of each record as they are stored (seq, the body's fields
  * in the canonical order, prev_hash, hash); this builds each record's canonical text
@@ -20,13 +20,13 @@
 #include <openssl/evp.h>
 
 enum { KIND_TEXT = 0, KIND_UUID = 1, KIND_TIME = 2 };
-/* What check() reports about a record (the codes app.audit.native names). */
+/* What check() reports about a record (the codes app.audit.chain names _GAP ... _UNSURE). */
 enum { GAP = 0, UNLINKED = 1, UNHASHED = 2, UNSURE = 3 };
 
 #define MAX_FIELDS 64
 #define LAG_MAX 512
 static const char HEX[] = "0123456789abcdef";
-/* Microseconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch. */
+/* Days from 1970-01-01 to 2000-01-01, PostgreSQL's epoch; and microseconds a day. */
 #define DAYS_1970_TO_2000 10957
 #define USECS_PER_DAY INT64_C(86400000000)
 
