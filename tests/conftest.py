@@ -121,6 +121,17 @@ async def migrated_database(
             await database.dispose()
 
 
+# ``-n auto`` (pyproject.toml): one worker process per CPU, at most this many. Each worker
+# builds its own throwaway databases, apps and provider processes; the suite's tests are
+# spread over the workers as they finish (``--dist worksteal``). ``-n 0`` runs it in one
+# process (a debugger, ``-x``).
+MAX_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    return max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "only_backend(name): run only with the named database backend"

@@ -16,6 +16,7 @@ Node.js or npm the tests that need it are skipped, except in CI, where that is a
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -40,19 +41,23 @@ HERE = Path(__file__).resolve().parent / "oidc"
 
 
 def _install() -> None:
-    if (HERE / "node_modules" / "oauth2-mock-server").is_dir():
-        return
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
         if os.environ.get("CI") == "true":
             pytest.fail("Node.js and npm are needed for the OpenID Connect provider tests")
         pytest.skip("Node.js and npm are not installed")
-    subprocess.run(
-        [npm, "install", "--no-audit", "--no-fund", "--silent"],
-        cwd=HERE,
-        check=True,
-        timeout=300,
-    )
+    # The test workers (pytest-xdist) install one at a time: the second waits for the
+    # first's install to finish, then finds it done (npm writes its lock file last).
+    with (HERE / ".install.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (HERE / "node_modules" / ".package-lock.json").is_file():
+            return
+        subprocess.run(
+            [npm, "install", "--no-audit", "--no-fund", "--silent"],
+            cwd=HERE,
+            check=True,
+            timeout=300,
+        )
 
 
 def _free_port() -> int:

@@ -471,11 +471,8 @@ async def plan(connection: AsyncConnection, rules: RetentionRules, now: datetime
     note(RecordKind.AUDIT_RECORD.value, rules.for_kind(RecordKind.AUDIT_RECORD), limit - start)
     kinds[RecordKind.AUDIT_RECORD.value]["anchor_seq_now"] = start
     kinds[RecordKind.AUDIT_RECORD.value]["cut_through_seq"] = limit
-    names = dict(
-        (await connection.execute(select(Agency.id, Agency.name).where(Agency.id.in_(agencies))))
-        .tuples()
-        .all()
-    )
+    named = await connection.execute(select(Agency.id, Agency.name).where(Agency.id.in_(agencies)))
+    names = dict(named.all())
     held = await connection.scalar(
         select(func.count()).select_from(LegalHold).where(LegalHold.status.in_(_PROTECTING))
     )
