@@ -44,7 +44,11 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     db_pool_size: int = Field(default=10, ge=1, le=200)
-    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    # No overflow by default: SQLAlchemy closes an overflow connection when it is returned
+    # while the pool is full, so sustained load past the pool connected anew for a request
+    # in every few (docs/performance.md, "Issue 21, sixth round"); past the pool, requests
+    # wait for a connection instead (``db_pool_timeout_seconds``, then 503).
+    db_max_overflow: int = Field(default=0, ge=0, le=200)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     db_ping_after_idle_seconds: float = Field(
