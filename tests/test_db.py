@@ -15,9 +15,18 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app import db
+from app.agencies.models import AgencyKind
 from app.db import Database
 from app.main import create_app
-from tests.conftest import _postgres_admin, client_for, make_settings, throwaway_database
+from app.users.models import Role
+from tests.conftest import (
+    _postgres_admin,
+    client_for,
+    make_settings,
+    migrated_database,
+    throwaway_database,
+)
+from tests.factories import PASSWORD, bearer, make_agency, make_user
 from tests.support import PROBE_TABLE_DDL, install_probe
 
 
@@ -276,3 +285,71 @@ async def test_reads_run_outside_a_transaction_until_the_first_write_or_lock(
                     await session.rollback()
         finally:
             await database.dispose()
+
+
+@pytest.mark.only_backend("postgresql")
+async def test_every_kind_of_request_is_served_by_a_pool_of_one(
+    backend: str, tmp_path: Path
+) -> None:
+    """The pool has no overflow by default (app.config): a request that held two of its
+    pool's connections at once would wait for itself. With a pool of one connection, each
+    way a request uses the database is answered: a write, a read, a page, a denial kept
+    after the rollback, input refused before and after the dependencies, a failed sign-in
+    (counted whatever the outcome), the audit search, the streamed export and verify."""
+    pool = {"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout_seconds": 2}
+    async with migrated_database(backend, tmp_path, **pool) as (url, database):
+        async with database.sessionmaker() as session:
+            soc = await make_agency(session, kind=AgencyKind.SOCIALTJANST.value)
+            pol = await make_agency(session, kind=AgencyKind.POLIS.value)
+            coordinator = await make_user(
+                session, roles={Role.COORDINATOR}, agency=soc, password=PASSWORD
+            )
+            police = await make_user(session, roles={Role.CASEWORKER}, agency=pol)
+            auditor = await make_user(session, roles={Role.AUDITOR}, agency=soc)
+            await session.commit()
+        app = create_app(make_settings(url, **pool), database=database)
+        api = "/api/v1"
+        async with client_for(app) as client:
+
+            async def status(
+                user: Any, method: str, path: str, headers: dict[str, str] | None = None, **kw: Any
+            ) -> int:
+                merged = (bearer(app, user) if user else {}) | (headers or {})
+                response = await client.request(method, api + path, headers=merged, **kw)
+                assert response.status_code not in {500, 503}, (method, path, response.text)
+                return response.status_code
+
+            individual = await client.post(
+                f"{api}/individuals",
+                headers=bearer(app, coordinator),
+                json={
+                    "given_name": "Kim",
+                    "family_name": "Testsson",
+                    "birth_date": "2010-03-03",
+                    "protected_identity": False,
+                    "guardians": [],
+                },
+            )
+            assert individual.status_code == 201, individual.text
+            case = await client.post(
+                f"{api}/cases",
+                headers=bearer(app, coordinator),
+                json={"individual_id": individual.json()["id"], "programme": "sig"},
+            )
+            assert case.status_code == 201, case.text
+            entries = f"/cases/{case.json()['id']}/entries"
+            body = {"category": "contact", "title": "Ny adress", "body": "Flyttat."}
+            entry = await client.post(api + entries, headers=bearer(app, coordinator), json=body)
+            assert entry.status_code == 201, entry.text
+            one = f"/entries/{entry.json()['id']}"
+            assert await status(coordinator, "GET", one) == 200
+            assert await status(coordinator, "GET", entries) == 200
+            assert await status(police, "GET", one) == 404  # the denial, kept after rollback
+            assert await status(coordinator, "POST", entries, json={"title": 1}) == 422
+            malformed = {"Content-Type": "application/json"}
+            assert await status(coordinator, "POST", entries, malformed, content=b"{") == 422
+            wrong = {"grant_type": "password", "username": coordinator.username, "password": "x"}
+            assert await status(None, "POST", "/auth/token", data=wrong) == 401
+            assert await status(auditor, "GET", "/audit/events") == 200
+            assert await status(auditor, "GET", "/audit/export?format=jsonl") == 200
+            assert await status(auditor, "GET", "/audit/verify") == 200
