@@ -293,7 +293,8 @@ async def test_every_kind_of_request_is_served_by_a_pool_of_one(
 ) -> None:
     """The pool has no overflow by default (app.config): a request that held two of its
     pool's connections at once would wait for itself. With a pool of one connection, each
-    way a request uses the database is answered: a write, a read, a page, a denial kept
+    way a request uses the database is answered: a write, one with an idempotency key and
+    its replay, a read, a page, a denial kept
     after the rollback, input refused before and after the dependencies, a failed sign-in
     (counted whatever the outcome), the audit search, the streamed export and verify."""
     pool = {"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout_seconds": 2}
@@ -342,6 +343,9 @@ async def test_every_kind_of_request_is_served_by_a_pool_of_one(
             entry = await client.post(api + entries, headers=bearer(app, coordinator), json=body)
             assert entry.status_code == 201, entry.text
             one = f"/entries/{entry.json()['id']}"
+            keyed = {"Idempotency-Key": "pool-of-one"}
+            assert await status(coordinator, "POST", entries, keyed, json=body) == 201
+            assert await status(coordinator, "POST", entries, keyed, json=body) == 201  # replayed
             assert await status(coordinator, "GET", one) == 200
             assert await status(coordinator, "GET", entries) == 200
             assert await status(police, "GET", one) == 404  # the denial, kept after rollback
