@@ -46,8 +46,9 @@ def _install() -> None:
         if os.environ.get("CI") == "true":
             pytest.fail("Node.js and npm are needed for the OpenID Connect provider tests")
         pytest.skip("Node.js and npm are not installed")
-    # The test workers (pytest-xdist) install one at a time: the second waits for the
-    # first's install to finish, then finds it done (npm writes its lock file last).
+    # The test workers (pytest-xdist) install one at a time: the second waits on the lock
+    # for the first's install to finish, then finds npm's record of it (node_modules'
+    # hidden lock file) and installs nothing.
     with (HERE / ".install.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (HERE / "node_modules" / ".package-lock.json").is_file():
