@@ -15,7 +15,7 @@ import yaml
 
 from app.audit.records import Origin
 from app.auth.actor import Actor, ActorKind
-from app.policy.engine import Action, PolicyEngine, PolicyError, policies_dir
+from app.policy.engine import Action, PolicyEngine, PolicyError, _structure, policies_dir
 from app.policy.entities import (
     AccountFacts,
     ActionFacts,
@@ -294,6 +294,102 @@ def test_a_page_is_decided_as_one_by_one(case: dict[str, Any]) -> None:
     ]
 
 
+def _ids_of(value: Any) -> set[uuid.UUID]:
+    """Every id in a decision's facts (an actor, a resource, grounds, a context)."""
+    if isinstance(value, uuid.UUID):
+        return {value}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return set().union(*(_ids_of(getattr(value, f.name)) for f in dataclasses.fields(value)))
+    if isinstance(value, dict):
+        return set().union(set(), *(_ids_of(v) for v in value.values()))
+    if isinstance(value, list | tuple | frozenset | set):
+        return set().union(set(), *(_ids_of(v) for v in value))
+    return set()
+
+
+def _renamed(value: Any, names: dict[uuid.UUID, uuid.UUID]) -> Any:
+    """``value`` with each id in ``names`` replaced by its new name, everywhere."""
+    if isinstance(value, uuid.UUID):
+        return names.get(value, value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {
+            f.name: _renamed(getattr(value, f.name), names) for f in dataclasses.fields(value)
+        }
+        return dataclasses.replace(value, **changes)
+    if isinstance(value, dict):
+        return {k: _renamed(v, names) for k, v in value.items()}
+    if isinstance(value, list | tuple | frozenset | set):
+        return type(value)(_renamed(v, names) for v in value)
+    return value
+
+
+def _question(case: dict[str, Any]) -> tuple[Any, ...]:
+    return (
+        _actor(case["principal"]),
+        Action(case["action"]),
+        _resource(case["resource"]),
+        _grounds(case.get("grounds")),
+        case.get("context"),
+    )
+
+
+def _unremembering() -> PolicyEngine:
+    engine = PolicyEngine()
+    engine._answered = None  # every question asked of Cedar
+    return engine
+
+
+UNREMEMBERING = _unremembering()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_a_remembered_answer_is_cedars_answer(case: dict[str, Any]) -> None:
+    """The engine keeps Cedar's answers by the question's structure, its ids renamed in
+    order of appearance (docs/performance.md). For every case of the table: the question
+    with its ids renamed anew is answered from the memo as Cedar answers it; and each
+    question with two of its ids made one (an agency that is also the lead, a grantee who
+    is the principal, ...), which changes what is equal to what, is answered as Cedar
+    answers that one, never as the remembered original. Each is asked of an engine that
+    remembers all of them, after the original."""
+    actor, action, resource, grounds, context = question = _question(case)
+    engine = PolicyEngine()
+    original = engine.decide(*question)
+    assert original == UNREMEMBERING.decide(*question)
+    assert engine._answered is not None
+    assert len(engine._answered) == 1
+    ids = sorted(_ids_of(question), key=str)
+    # new names in the same order (sets of ids are written sorted: another order is
+    # another question to the memo, answered by Cedar)
+    renaming = zip(ids, sorted((uuid.uuid4() for _ in ids), key=str), strict=True)
+    fresh = _renamed(question, dict(renaming))
+    assert engine.decide(*fresh) == UNREMEMBERING.decide(*fresh)
+    assert len(engine._answered) == 1, "a renamed question is the same question"
+    for keep, drop in ((a, b) for a in ids for b in ids if a != b):
+        merged = _renamed(question, {drop: keep})
+        assert engine.decide(*merged) == UNREMEMBERING.decide(*merged), (keep, drop)
+    # and a page, whose resources are asked together
+    page = _page_of(resource)
+    assert engine.decide_each(actor, action, page, grounds, context) == (
+        UNREMEMBERING.decide_each(actor, action, page, grounds, context)
+    )
+
+
+def test_a_question_with_an_id_not_renamed_is_not_remembered() -> None:
+    """A uid whose id or type holds an escape, or an ``"id"`` outside a uid, is not
+    renamed: such a question is asked of Cedar each time and never kept."""
+    plain = '{"uid": {"type": "Agency", "id": "a"}, "attrs": {}, "parents": []}'
+    assert _structure(plain) is not None
+    assert _structure(plain) == _structure(plain.replace('"a"', '"b"'))
+    assert _structure(plain.replace('"a"', '"a\\"b"')) is None
+    assert _structure(plain.replace('"attrs": {}', '"attrs": {"id": "a"}')) is None
+    assert _structure(plain.replace('"attrs": {}', '"attrs": {"x": {"__expr": "1"}}')) is None
+    two = '[{"type": "Agency", "id": "a"}, {"type": "Agency", "id": "b"}]'
+    assert _structure(two) != _structure(two.replace('"b"', '"a"'))
+    assert _structure(two.replace("Agency", "Action")) != _structure(
+        two.replace("Agency", "Action").replace('"b"', '"c"')
+    ), "an action's id is never renamed"
+
+
 def test_a_policy_that_names_a_resource_turns_the_shortcut_off(tmp_path: Path) -> None:
     """Once a policy names an entity, resources alike but for their id are each asked:
     a forbid of one entry denies that entry and no other of the page."""
@@ -317,6 +413,10 @@ def test_a_policy_that_names_a_resource_turns_the_shortcut_off(tmp_path: Path) -
     decisions = engine.decide_each(actor, Action.ENTRY_READ, page)
     assert [d.allowed for d in decisions] == [True, False, True]
     assert decisions[1].policy_id == "forbid-one-entry"
+    # nor are answers remembered by their structure: each entry is asked as itself
+    assert engine._answered is None
+    alone = [engine.decide(actor, Action.ENTRY_READ, r) for r in page * 2]
+    assert [d.allowed for d in alone] == [True, False, True] * 2
 
 
 def test_every_policy_is_asked_for_each_action_it_can_apply_to() -> None:

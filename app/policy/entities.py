@@ -207,10 +207,12 @@ _UNKNOWN_KIND = "other"
 
 
 def _agencies(ids: Iterable[uuid.UUID]) -> list[dict[str, Any]]:
-    """Agencies a decision refers to without depending on their kind (a stand-in kind)."""
+    """Agencies a decision refers to without depending on their kind (a stand-in kind), in
+    the order of their ids: the same facts are the same text (app.policy.engine keeps
+    parsed entities and answers by the text)."""
     return [
         {"uid": _uid("Agency", agency_id), "attrs": {"kind": _UNKNOWN_KIND}, "parents": []}
-        for agency_id in ids
+        for agency_id in sorted(ids, key=str)
     ]
 
 
