@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.users.models import User
 from tests.factories import audit_events_after, audit_head
 from tests.scenarios import Scenario, World, call, open_case, register_consent
 
@@ -409,3 +410,73 @@ async def test_emergency_access_refusals(
         json=body,
     )
     assert response.status_code == status, response.text
+
+
+async def test_a_read_asked_in_one_statement_answers_as_in_two(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    world: World,
+    scenario: Scenario,
+    connection: AsyncConnection,
+    backend: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On PostgreSQL a single read asks for its entry, the individual's facts and the
+    case's grounds in one statement (app.individuals.service.beside_facts_and_grounds).
+    Swept: every user of the world reads every entry (each participating agency's, one
+    corrected, one sensitive, before and under a consent) and an id that names none, in
+    one statement and then in the separate statements; the status, the body and the audit
+    record's decision, basis, consent, policy and flags are alike."""
+    if backend != "postgresql":
+        pytest.skip("SQLite asks in separate statements")
+    from app.entries import service as entry_service  # noqa: PLC0415 - patched here
+
+    users = [u for u in vars(world).values() if isinstance(u, User)]
+    entries = [
+        await _entry(client, app, world, scenario),
+        await _entry(client, app, world, scenario, category="health"),
+    ]
+    police = await call(
+        client,
+        app,
+        world.pol_caseworker,
+        "POST",
+        f"/cases/{scenario.case['id']}/entries",
+        json={"category": "police", "title": "Orosanmälan", "body": "Iakttagelse."},
+    )
+    assert police.status_code == 201, police.text
+    entries.append(police.json())
+    corrected = await call(
+        client,
+        app,
+        world.soc_caseworker,
+        "POST",
+        f"/entries/{entries[0]['id']}/corrections",
+        json={"body": "Rättat.", "reason": "Fel datum."},
+    )
+    assert corrected.status_code == 201, corrected.text
+    ids = [e["id"] for e in entries] + ["00000000-0000-4000-8000-000000000000"]
+
+    async def sweep() -> list[tuple[Any, ...]]:
+        seen = []
+        for user in users:
+            for entry_id in ids:
+                head = await audit_head(connection)
+                answer = await call(client, app, user, "GET", f"/entries/{entry_id}")
+                records = [
+                    (r.action, r.decision, r.basis, r.consent_id, r.policy_id, r.flags)
+                    for r in await audit_events_after(connection, head)
+                ]
+                body = answer.json()
+                body.pop("request_id", None)  # a problem's: each request its own
+                seen.append((user.username, entry_id, answer.status_code, body, records))
+        return seen
+
+    for consent in (False, True):
+        if consent:
+            assert (await register_consent(client, app, world, scenario)).status_code == 201
+        fused = await sweep()
+        monkeypatch.setattr(entry_service, "on_postgresql", lambda _: False)
+        assert await sweep() == fused
+        monkeypatch.undo()
+    assert {status for *_, status, _, _ in fused} == {200, 404}

@@ -11,9 +11,21 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import CompoundSelect, bindparam, literal, null, select, union_all
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    bindparam,
+    cast,
+    literal,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql import visitors
 
 from app.agencies import service as agency_service
 from app.agencies.models import Agency
@@ -148,6 +160,13 @@ async def facts_and_grounds(
         actor, individual_id=individual_id, case_id=case_id, now=now
     )
     rows = await rows_of(session, _FACTS_AND_GROUNDS, params)
+    return _facts_and_grounds_from(session, actor, individual_id, rows)
+
+
+def _facts_and_grounds_from(
+    session: AsyncSession, actor: Actor, individual_id: uuid.UUID, rows: Sequence[Sequence[Any]]
+) -> tuple[KnownFacts | None, Grounds]:
+    """The facts and grounds in the rows of :data:`_FACTS_AND_GROUNDS` (others ignored)."""
     facts = [
         (registering, protected, registering_kind, case, lead, status, agency, kind, others)
         for (
@@ -161,13 +180,67 @@ async def facts_and_grounds(
             registering_kind,
             lead,
             others,
-        ) in rows
+        ) in (row[:_FACTS_WIDTH] for row in rows)
         if tag == "fact"
     ]
     return (
         _known_from(session, individual_id, facts, actor),
-        grounds_from([row[:5] for row in rows if row[0] != "fact"]),
+        grounds_from([row[:5] for row in rows if row[0] in _GROUND_TAGS]),
     )
+
+
+_FACTS_WIDTH = len(_FACTS_AND_GROUNDS.selected_columns)
+_GROUND_TAGS = frozenset({"consent", "grant"})  # app.policy.grounds' first column
+_BESIDE = "row"
+
+
+def beside_facts_and_grounds(
+    rows: Select[Any], *, individual_id: ColumnElement[Any], case_id: ColumnElement[Any]
+) -> CompoundSelect[Any]:
+    """One statement: ``rows`` (a read's row, and what it shows of it) and what
+    :func:`facts_and_grounds` asks about the individual and the case that
+    ``individual_id`` and ``case_id`` name (scalar subqueries on the row's table). A
+    read then asks the database once for its row and what it is decided on
+    (docs/performance.md, issue 21's seventh round). Read by :func:`read_beside`, on
+    PostgreSQL (SQLite's results take each column's type from the first branch)."""
+    named = {"individual_id": individual_id, "case_id": case_id}
+
+    def replace(element: Any, **_: Any) -> Any:
+        if isinstance(element, BindParameter) and element.key in named:
+            return named[element.key]
+        return None
+
+    source: Any = _FACTS_AND_GROUNDS  # (the stubs take no compound select; it traverses)
+    asked: Any = visitors.replacement_traverse(source, dict[str, Any](), replace)
+    facts = list(_FACTS_AND_GROUNDS.selected_columns)[1:]  # after the tag
+    own: Any = rows.order_by(None).with_only_columns(
+        literal(_BESIDE), *(cast(null(), c.type) for c in facts), *rows.selected_columns
+    )
+    padding = [cast(null(), c.type) for c in rows.selected_columns]
+    return union_all(*(branch.add_columns(*padding) for branch in asked.selects), own)
+
+
+async def read_beside(
+    session: AsyncSession,
+    actor: Actor,
+    statement: CompoundSelect[Any],
+    params: dict[str, Any],
+    *,
+    individual_at: int,
+    now: datetime,
+) -> tuple[list[Sequence[Any]], tuple[KnownFacts | None, Grounds]]:
+    """The rows of a :func:`beside_facts_and_grounds` statement (in no particular order),
+    and the facts and grounds asked with them (none when there is no row), as
+    :func:`facts_and_grounds` gives them. ``individual_at``: the individual's id's
+    column in the rows."""
+    asked = _facts_params(NOBODY, actor, now) | grounds_params(
+        actor, individual_id=NOBODY, case_id=NOBODY, now=now
+    )
+    found = await rows_of(session, statement, asked | params)
+    own = [row[_FACTS_WIDTH:] for row in found if row[0] == _BESIDE]
+    if not own:
+        return own, (None, Grounds())
+    return own, _facts_and_grounds_from(session, actor, own[0][individual_at], found)
 
 
 def _known_from(
@@ -233,14 +306,18 @@ NOBODY = uuid.UUID(int=0)
 
 
 async def decoy_decision(
-    session: AsyncSession, actor: Actor, action: Action, *, grounds: bool
+    session: AsyncSession, actor: Actor, action: Action, *, grounds: bool, asked: bool = False
 ) -> None:
     """What deciding about a hidden object costs, for one that does not exist: the facts
     statement (with the grounds in it, as a read asks them: ``grounds``) and a Cedar call,
-    on an id that matches nothing. Its outcome is thrown away; the caller answers 404 either way."""
+    on an id that matches nothing. Its outcome is thrown away; the caller answers 404 either
+    way. ``asked``: the row's statement asked the facts too (:func:`read_beside`), as it
+    does for a hidden row, so no statement follows it here either."""
     individual = IndividualFacts(id=NOBODY, registering_agency_id=NOBODY)
-    found = None
-    if grounds:  # the statement a read asks (app.policy.reads); it finds nothing
+    found = None  # no grounds: nothing matches the decoy's ids
+    if asked:  # the row's statement asked the facts and grounds, and found nothing
+        pass
+    elif grounds:  # the statement a read asks (app.policy.reads); it finds nothing
         _, found = await facts_and_grounds(
             session, actor, individual_id=NOBODY, case_id=NOBODY, now=datetime.now(UTC)
         )

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy import inspect as sa_inspect
@@ -28,6 +28,9 @@ from app.pagination import cursor_datetime, cursor_uuid, decode_cursor, encode_c
 from app.policy import enforce, filters, get_engine
 from app.policy.engine import Action, PolicyDecision
 from app.policy.entities import CaseFacts, Grounds, Resource
+
+if TYPE_CHECKING:
+    from app.individuals.service import KnownFacts
 
 # A mapped row with ``id``, ``case_id``, ``individual_id`` and ``created_at`` (Entry,
 # CaseAction). Not a Protocol: mypy does not match Mapped[...] columns against one.
@@ -85,13 +88,18 @@ async def decided(
     *,
     row_id: uuid.UUID,
     audit_action: str,
+    asked: tuple[KnownFacts | None, Grounds] | None = None,
 ) -> tuple[RowT, FactsT, PolicyDecision]:
     """:func:`readable` for a row its service has loaded (``None``: there is none), with
-    what the read shows in the same statement (an entry with its versions)."""
+    what the read shows in the same statement (an entry with its versions). ``asked``:
+    the facts and grounds, when that statement asked them too
+    (app.individuals.service.beside_facts_and_grounds)."""
     if row is None:
         # the same statements and decision as for a hidden row, so that the answer takes
         # as long: the time must not tell a guessed id exists
-        await individual_service.decoy_decision(session, actor, kind.read, grounds=True)
+        await individual_service.decoy_decision(
+            session, actor, kind.read, grounds=True, asked=asked is not None
+        )
         raise enforce.not_found(
             session,
             actor,
@@ -102,7 +110,7 @@ async def decided(
     # decided now, on the individual's active consents and the actor's live grants, asked
     # with the facts in one statement
     item: Any = row
-    known, grounds = await individual_service.facts_and_grounds(
+    known, grounds = asked or await individual_service.facts_and_grounds(
         session,
         actor,
         individual_id=item.individual_id,
