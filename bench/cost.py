@@ -46,6 +46,8 @@ STEPS = [
     # a read's facts and grounds in one statement (since 2026-12-02's fourth round)
     ("app.individuals.service", "facts_and_grounds", "facts and grounds, one statement"),
     ("app.policy.reads", "grounds_for", "grounds: consents and grants"),
+    # the row with its facts and grounds in one statement (since 2026-12-03's seventh round)
+    ("app.individuals.service", "read_beside", "the row, facts and grounds, one statement"),
     ("app.cases.service", "case_facts", "facts: individual, cases, agencies"),  # a page's
     ("app.policy.enforce", "decide", "decision (Cedar)"),
     ("app.policy.enforce", "decide_each", "decision (Cedar)"),

@@ -422,14 +422,19 @@ async def test_a_read_asked_in_one_statement_answers_as_in_two(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """On PostgreSQL a single read asks for its entry, the individual's facts and the
-    case's grounds in one statement (app.individuals.service.beside_facts_and_grounds).
-    Swept: every user of the world reads every entry (each participating agency's, one
-    corrected, one sensitive, before and under a consent) and an id that names none, in
-    one statement and then in the separate statements; the status, the body and the audit
-    record's decision, basis, consent, policy and flags are alike."""
+    case's grounds in one statement, and a page for its case's row with them
+    (app.individuals.service.beside_facts_and_grounds), and the page its entries'
+    versions with them (app.policy.reads.read_page). Swept: every user of the world
+    reads every entry (each participating agency's, one corrected, one sensitive, before
+    and under a consent), an id that names none, the case's page and a page of a case
+    that does not exist, in one statement and then in the separate statements; the
+    status, the body and the audit records' decision, basis, consent, policy and flags
+    are alike."""
     if backend != "postgresql":
         pytest.skip("SQLite asks in separate statements")
+    from app.cases import service as case_service  # noqa: PLC0415 - patched here
     from app.entries import service as entry_service  # noqa: PLC0415 - patched here
+    from app.policy import reads  # noqa: PLC0415 - patched here
 
     users = [u for u in vars(world).values() if isinstance(u, User)]
     entries = [
@@ -455,28 +460,31 @@ async def test_a_read_asked_in_one_statement_answers_as_in_two(
         json={"body": "Rättat.", "reason": "Fel datum."},
     )
     assert corrected.status_code == 201, corrected.text
-    ids = [e["id"] for e in entries] + ["00000000-0000-4000-8000-000000000000"]
+    missing = "00000000-0000-4000-8000-000000000000"
+    paths = [f"/entries/{e['id']}" for e in [*entries, {"id": missing}]]
+    paths += [f"/cases/{c}/entries" for c in (scenario.case["id"], missing)]
 
     async def sweep() -> list[tuple[Any, ...]]:
         seen = []
         for user in users:
-            for entry_id in ids:
+            for path in paths:
                 head = await audit_head(connection)
-                answer = await call(client, app, user, "GET", f"/entries/{entry_id}")
+                answer = await call(client, app, user, "GET", path)
                 records = [
                     (r.action, r.decision, r.basis, r.consent_id, r.policy_id, r.flags)
                     for r in await audit_events_after(connection, head)
                 ]
                 body = answer.json()
                 body.pop("request_id", None)  # a problem's: each request its own
-                seen.append((user.username, entry_id, answer.status_code, body, records))
+                seen.append((user.username, path, answer.status_code, body, records))
         return seen
 
     for consent in (False, True):
         if consent:
             assert (await register_consent(client, app, world, scenario)).status_code == 201
         fused = await sweep()
-        monkeypatch.setattr(entry_service, "on_postgresql", lambda _: False)
+        for module in (entry_service, case_service, reads):
+            monkeypatch.setattr(module, "on_postgresql", lambda _: False)
         assert await sweep() == fused
         monkeypatch.undo()
     assert {status for *_, status, _, _ in fused} == {200, 404}

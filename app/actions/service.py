@@ -263,7 +263,7 @@ async def list_actions(
 ) -> Page[ActionRead]:
     """Only the actions the sharing rule lets the caller see, filtered in SQL; oldest first
     (a plan reads in order). One audit record per action returned, with its basis."""
-    rows, next_cursor, _case_facts = await case_service.case_page(
+    rows, next_cursor, _case_facts, _ = await case_service.case_page(
         session, actor, ACTIONS, case_id=case_id, limit=limit, cursor=cursor, newest_first=False
     )
     return Page[ActionRead](items=[_to_read(a) for a in rows], next_cursor=next_cursor)

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agencies import service as agency_service
@@ -36,6 +36,7 @@ from app.cases.schemas import (
     ParticipantCreate,
     ParticipantRead,
 )
+from app.db import on_postgresql
 from app.errors import Conflict, ValidationFailed
 from app.events import service as events
 from app.events.models import EventType, ResourceType
@@ -156,9 +157,11 @@ async def case_page(
     limit: int,
     cursor: str | None,
     newest_first: bool,
-) -> tuple[list[Any], str | None, CaseFacts]:
+) -> tuple[list[Any], str | None, CaseFacts, list[Any] | None]:
     """A page of the case's rows of ``kind`` the caller may read (app.policy.reads), once it
-    may see the case (404 otherwise); audited as ``<kind>.list`` and a read per row."""
+    may see the case (404 otherwise); audited as ``<kind>.list`` and a read per row. Last,
+    ``kind.shown`` of each row where the page's statement asked it (PostgreSQL), else
+    ``None``."""
     # One moment for the case's grounds (asked with its facts), the page's filter and its
     # decisions, so that the filter and the decision point answer alike.
     now = datetime.now(UTC)
@@ -172,7 +175,7 @@ async def case_page(
         grounds_at=now,
     )
     assert grounds is not None  # asked at ``now``
-    rows, next_cursor = await reads.read_page(
+    rows, next_cursor, shown = await reads.read_page(
         session,
         actor,
         kind,
@@ -185,7 +188,7 @@ async def case_page(
         cursor=cursor,
         newest_first=newest_first,
     )
-    return rows, next_cursor, facts
+    return rows, next_cursor, facts, shown
 
 
 async def load_case(
@@ -213,6 +216,18 @@ async def load_case(
     return case, facts, decision
 
 
+# The case's row (as reads.row_for_reading asks it) and, in the same statement, its
+# individual's facts and its grounds: what a page of the case's rows is decided on.
+_CASE_COLUMNS, _CASE_KEYS = reads.columns_of(Case)
+_CASE_FACTS_AND_GROUNDS = individual_service.beside_facts_and_grounds(
+    select(*_CASE_COLUMNS).where(Case.id == bindparam("case_id")),
+    individual_id=select(Case.individual_id)
+    .where(Case.id == bindparam("case_id"))
+    .scalar_subquery(),
+    case_id=bindparam("case_id"),
+)
+
+
 async def _load_case(
     session: AsyncSession,
     actor: Actor,
@@ -224,15 +239,31 @@ async def _load_case(
     grounds_at: datetime | None,
 ) -> tuple[Case, CaseFacts, PolicyDecision, Grounds | None]:
     """:func:`load_case`, and with ``grounds_at`` the case's grounds at that moment, asked
-    with its facts in one statement (a page of the case's rows is decided on them)."""
-    case = (
-        await reads.row_for_reading(session, Case, case_id)
-        if read_only
-        else await session.get(Case, case_id)
-    )
+    with its facts in one statement (a page of the case's rows is decided on them); read
+    only, on PostgreSQL, the case's row is asked in that statement too."""
+    asked = None
+    case: Case | None
+    if read_only and grounds_at is not None and on_postgresql(session):
+        found, asked = await individual_service.read_beside(
+            session,
+            actor,
+            _CASE_FACTS_AND_GROUNDS,
+            {"case_id": case_id},
+            individual_at=_CASE_KEYS.index("individual_id"),
+            now=grounds_at,
+        )
+        case = reads.copy_of(Case, _CASE_KEYS, found[0]) if found else None
+    elif read_only:
+        case = await reads.row_for_reading(session, Case, case_id)
+    else:
+        case = await session.get(Case, case_id)
     if case is None:
         await individual_service.decoy_decision(
-            session, actor, Action.CASE_READ, grounds=grounds_at is not None
+            session,
+            actor,
+            Action.CASE_READ,
+            grounds=grounds_at is not None,
+            asked=asked is not None,
         )
         raise enforce.not_found(
             session,
@@ -245,7 +276,7 @@ async def _load_case(
     if grounds_at is None:
         facts = await case_facts(session, case, actor)
     else:
-        known, grounds = await individual_service.facts_and_grounds(
+        known, grounds = asked or await individual_service.facts_and_grounds(
             session, actor, individual_id=case.individual_id, case_id=case.id, now=grounds_at
         )
         assert known is not None  # foreign key

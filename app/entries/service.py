@@ -7,7 +7,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import ARRAY, Uuid, any_, bindparam, select
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agencies import service as agency_service
@@ -34,6 +35,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# EntryVersionRead's fields, as the versions' columns are named
+_SHOWN_FIELDS = ("version", "title", "body", "reason", "author_id", "recorded_at")
+
+
 async def _facts(session: AsyncSession, entry: Entry, case: CaseFacts | None) -> EntryFacts:
     return await case_service.recorded_facts(
         session, entry, case, source_agency_id=entry.source_agency_id, category=entry.category
@@ -48,6 +53,23 @@ def _read_record(actor: Actor, action: str, entry: Entry, decision: PolicyDecisi
     return actor.record(action, policy_id=decision.policy_id, **ENTRIES.fields(entry), **basis)
 
 
+# An entry's versions, oldest first, as one value of its row: an array of records (asyncpg
+# reads each as a tuple of the version's shown fields), so that a page asks for its entries
+# and their versions in one statement (PostgreSQL; docs/performance.md, seventh round).
+_SHOWN_VERSIONS = (
+    select(
+        func.array_agg(
+            aggregate_order_by(
+                func.row(*(getattr(EntryVersion, name) for name in _SHOWN_FIELDS)),
+                EntryVersion.version,
+            )
+        )
+    )
+    .where(EntryVersion.entry_id == Entry.id)
+    .correlate(Entry)
+    .scalar_subquery()
+)
+
 ENTRIES: SharedKind[Entry, EntryFacts] = SharedKind(
     model=Entry,
     resource_type="entry",
@@ -55,6 +77,7 @@ ENTRIES: SharedKind[Entry, EntryFacts] = SharedKind(
     facts=_facts,
     visible=filters.entries_visible_to,
     record=_read_record,
+    shown=_SHOWN_VERSIONS,
 )
 
 
@@ -67,7 +90,8 @@ _VERSION_COLUMNS = (
     EntryVersion.author_id,
     EntryVersion.recorded_at,
 )
-_SHOWN = tuple(c.key for c in _VERSION_COLUMNS[1:])  # EntryVersionRead's fields
+_SHOWN = tuple(c.key for c in _VERSION_COLUMNS[1:])
+assert _SHOWN == _SHOWN_FIELDS
 _ORDER = (EntryVersion.entry_id, EntryVersion.version)
 _VERSIONS = (
     select(*_VERSION_COLUMNS)
@@ -276,7 +300,13 @@ async def list_entries(
 ) -> Page[EntryRead]:
     """Only the entries the sharing rule lets the caller read, filtered in SQL; newest first.
     One audit record per entry returned, with its basis."""
-    rows, next_cursor, _case_facts = await case_service.case_page(
+    rows, next_cursor, _case_facts, shown = await case_service.case_page(
         session, actor, ENTRIES, case_id=case_id, limit=limit, cursor=cursor, newest_first=True
     )
-    return Page[EntryRead](items=await _to_reads(session, rows), next_cursor=next_cursor)
+    if shown is None:  # SQLite: the versions in a statement of their own
+        return Page[EntryRead](items=await _to_reads(session, rows), next_cursor=next_cursor)
+    items = [
+        _shown(entry, [EntryVersionRead(**dict(zip(_SHOWN, v, strict=True))) for v in versions])
+        for entry, versions in zip(rows, shown, strict=True)
+    ]
+    return Page[EntryRead](items=items, next_cursor=next_cursor)

@@ -203,7 +203,7 @@ async def list_goals(
     session: AsyncSession, actor: Actor, *, case_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page[GoalRead]:
     """The goals the sharing rule lets the caller see, filtered in SQL; oldest first."""
-    rows, next_cursor, _case_facts = await case_service.case_page(
+    rows, next_cursor, _case_facts, _ = await case_service.case_page(
         session, actor, GOALS, case_id=case_id, limit=limit, cursor=cursor, newest_first=False
     )
     return Page[GoalRead](items=await _to_reads(session, rows), next_cursor=next_cursor)

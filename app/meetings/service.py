@@ -240,7 +240,7 @@ async def list_meetings(
     session: AsyncSession, actor: Actor, *, case_id: uuid.UUID, limit: int, cursor: str | None
 ) -> Page[MeetingRead]:
     """The meetings the sharing rule lets the caller see, filtered in SQL; newest first."""
-    rows, next_cursor, case_facts = await case_service.case_page(
+    rows, next_cursor, case_facts, _ = await case_service.case_page(
         session, actor, MEETINGS, case_id=case_id, limit=limit, cursor=cursor, newest_first=True
     )
     return Page[MeetingRead](

@@ -22,7 +22,7 @@ from app.audit import writer as audit
 from app.audit.records import Record
 from app.auth.actor import Actor
 from app.cases.models import Case
-from app.db import rows_of
+from app.db import on_postgresql, rows_of
 from app.individuals import service as individual_service
 from app.pagination import cursor_datetime, cursor_uuid, decode_cursor, encode_cursor
 from app.policy import enforce, filters, get_engine
@@ -49,6 +49,9 @@ class SharedKind(Generic[RowT, FactsT]):
     visible: Callable[[Actor, filters.Moment], ColumnElement[bool]]
     # the permit record of a read (basis, consent id or legal basis, flags)
     record: Callable[[Actor, str, RowT, PolicyDecision], Record]
+    # what a page shows of each row besides its columns (a correlated subquery on the
+    # row: an entry's versions), asked in the page's statement on PostgreSQL
+    shown: ColumnElement[Any] | None = None
 
     def fields(self, row: RowT) -> dict[str, Any]:
         item: Any = row
@@ -181,7 +184,7 @@ async def read_page(
     limit: int,
     cursor: str | None,
     newest_first: bool,
-) -> tuple[list[RowT], str | None]:
+) -> tuple[list[RowT], str | None, list[Any] | None]:
     """One page of the case's rows the caller may read, filtered in SQL (a page never counts
     or skips a hidden row), each confirmed by the decision point and audited with its basis,
     and one record for the list. The caller has checked that the actor may see the case
@@ -189,14 +192,19 @@ async def read_page(
     ``now``: one moment for them, the filter and the decisions (every row of the page is of
     this case and individual, so one set of grounds serves them all)."""
     key = decode_cursor(cursor, 2)
-    statement, keys = _page_statement(kind, actor, newest_first=newest_first, after=key is not None)
+    shown = kind.shown is not None and on_postgresql(session)
+    statement, keys = _page_statement(
+        kind, actor, newest_first=newest_first, after=key is not None, shown=shown
+    )
     params = {"case_id": case.id, "limit": limit + 1, **filters.stand_in_params(actor, now)}
     if key is not None:
         params |= {"at": cursor_datetime(key[0]), "after": cursor_uuid(key[1])}
     found = await rows_of(session, statement, params)
-    rows: list[Any] = [copy_of(kind.model, keys, values) for values in found]
+    width = len(keys)
+    rows: list[Any] = [copy_of(kind.model, keys, values[:width]) for values in found]
     more = len(rows) > limit
     rows = rows[:limit]
+    extras = [values[width] for values in found[:limit]] if shown else None
     records = []
     facts = [await kind.facts(session, row, case_facts) for row in rows]
     for row, decision in zip(
@@ -219,7 +227,7 @@ async def read_page(
     next_cursor = (
         encode_cursor([rows[-1].created_at.isoformat(), str(rows[-1].id)]) if more else None
     )
-    return rows, next_cursor
+    return rows, next_cursor, extras
 
 
 # By kind, the actor's shape, the order, whether after a cursor, and the policy engine
@@ -230,13 +238,14 @@ _PAGES: dict[tuple[object, ...], tuple[Select[Any], tuple[str, ...]]] = {}
 
 
 def _page_statement(
-    kind: SharedKind[Any, Any], actor: Actor, *, newest_first: bool, after: bool
+    kind: SharedKind[Any, Any], actor: Actor, *, newest_first: bool, after: bool, shown: bool
 ) -> tuple[Select[Any], tuple[str, ...]]:
     """A page of ``kind``'s rows of one case (``case_id``) that ``actor`` may read, after a
     cursor (``at``, ``after``) or from the start, ``limit`` rows: the sharing rule's filter
     built for the actor's stand-in (app.policy.filters), so that every actor of this shape
-    shares the statement and only its parameters change."""
-    shape = (kind, filters.shape_of(actor), newest_first, after, get_engine())
+    shares the statement and only its parameters change. With ``shown``, each row's
+    ``kind.shown`` after its columns."""
+    shape = (kind, filters.shape_of(actor), newest_first, after, shown, get_engine())
     found = _PAGES.get(shape)
     if found is not None:
         return found
@@ -244,7 +253,8 @@ def _page_statement(
     created: InstrumentedAttribute[datetime] = model.created_at
     ident: InstrumentedAttribute[uuid.UUID] = model.id
     columns, keys = columns_of(model)
-    query = select(*columns).where(
+    extra = [kind.shown] if shown and kind.shown is not None else []
+    query = select(*columns, *extra).where(
         model.case_id == bindparam("case_id"),
         kind.visible(filters.stand_in(actor), filters.NOW),
     )
