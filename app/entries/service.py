@@ -35,10 +35,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-# EntryVersionRead's fields, as the versions' columns are named
-_SHOWN_FIELDS = ("version", "title", "body", "reason", "author_id", "recorded_at")
-
-
 async def _facts(session: AsyncSession, entry: Entry, case: CaseFacts | None) -> EntryFacts:
     return await case_service.recorded_facts(
         session, entry, case, source_agency_id=entry.source_agency_id, category=entry.category
@@ -53,17 +49,23 @@ def _read_record(actor: Actor, action: str, entry: Entry, decision: PolicyDecisi
     return actor.record(action, policy_id=decision.policy_id, **ENTRIES.fields(entry), **basis)
 
 
+_VERSION_COLUMNS = (
+    EntryVersion.entry_id,
+    EntryVersion.version,
+    EntryVersion.title,
+    EntryVersion.body,
+    EntryVersion.reason,
+    EntryVersion.author_id,
+    EntryVersion.recorded_at,
+)
+_SHOWN = tuple(c.key for c in _VERSION_COLUMNS[1:])  # EntryVersionRead's fields
+
 # An entry's versions, oldest first, as one value of its row: an array of records (asyncpg
 # reads each as a tuple of the version's shown fields), so that a page asks for its entries
 # and their versions in one statement (PostgreSQL; docs/performance.md, seventh round).
 _SHOWN_VERSIONS = (
     select(
-        func.array_agg(
-            aggregate_order_by(
-                func.row(*(getattr(EntryVersion, name) for name in _SHOWN_FIELDS)),
-                EntryVersion.version,
-            )
-        )
+        func.array_agg(aggregate_order_by(func.row(*_VERSION_COLUMNS[1:]), EntryVersion.version))
     )
     .where(EntryVersion.entry_id == Entry.id)
     .correlate(Entry)
@@ -81,17 +83,6 @@ ENTRIES: SharedKind[Entry, EntryFacts] = SharedKind(
 )
 
 
-_VERSION_COLUMNS = (
-    EntryVersion.entry_id,
-    EntryVersion.version,
-    EntryVersion.title,
-    EntryVersion.body,
-    EntryVersion.reason,
-    EntryVersion.author_id,
-    EntryVersion.recorded_at,
-)
-_SHOWN = tuple(c.key for c in _VERSION_COLUMNS[1:])
-assert _SHOWN == _SHOWN_FIELDS
 _ORDER = (EntryVersion.entry_id, EntryVersion.version)
 _VERSIONS = (
     select(*_VERSION_COLUMNS)

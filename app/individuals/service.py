@@ -233,6 +233,8 @@ async def read_beside(
     and the facts and grounds asked with them (none when there is no row), as
     :func:`facts_and_grounds` gives them. ``individual_at``: the individual's id's
     column in the rows."""
+    # the individual and the case are the row's (the statement's subqueries): the
+    # parameters named for them here are not in the statement
     asked = _facts_params(NOBODY, actor, now) | grounds_params(
         actor, individual_id=NOBODY, case_id=NOBODY, now=now
     )
