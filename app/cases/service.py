@@ -249,7 +249,7 @@ async def _load_case(
             actor,
             _CASE_FACTS_AND_GROUNDS,
             {"case_id": case_id},
-            individual_at=_CASE_KEYS.index("individual_id"),
+            keys=_CASE_KEYS,
             now=grounds_at,
         )
         case = reads.copy_of(Case, _CASE_KEYS, found[0]) if found else None

@@ -226,7 +226,7 @@ async def get_entry(session: AsyncSession, actor: Actor, *, entry_id: uuid.UUID)
             actor,
             _WITH_VERSIONS_AND_FACTS,
             {"entry_id": entry_id},
-            individual_at=_ENTRY_KEYS.index("individual_id"),
+            keys=_ENTRY_KEYS,
             now=_now(),
         )
         found.sort(key=lambda row: row[_VERSION_AT])

@@ -226,13 +226,13 @@ async def read_beside(
     statement: CompoundSelect[Any],
     params: dict[str, Any],
     *,
-    individual_at: int,
+    keys: tuple[str, ...],
     now: datetime,
 ) -> tuple[list[Sequence[Any]], tuple[KnownFacts | None, Grounds]]:
     """The rows of a :func:`beside_facts_and_grounds` statement (in no particular order),
     and the facts and grounds asked with them (none when there is no row), as
-    :func:`facts_and_grounds` gives them. ``individual_at``: the individual's id's
-    column in the rows."""
+    :func:`facts_and_grounds` gives them. ``keys``: the row's columns, as
+    app.policy.reads.columns_of names them (``individual_id`` among them)."""
     # the individual and the case are the row's (the statement's subqueries): the
     # parameters named for them here are not in the statement
     asked = _facts_params(NOBODY, actor, now) | grounds_params(
@@ -242,7 +242,8 @@ async def read_beside(
     own = [row[_FACTS_WIDTH:] for row in found if row[0] == _BESIDE]
     if not own:
         return own, (None, Grounds())
-    return own, _facts_and_grounds_from(session, actor, own[0][individual_at], found)
+    individual_id = own[0][keys.index("individual_id")]
+    return own, _facts_and_grounds_from(session, actor, individual_id, found)
 
 
 def _known_from(
@@ -317,14 +318,12 @@ async def decoy_decision(
     does for a hidden row, so no statement follows it here either."""
     individual = IndividualFacts(id=NOBODY, registering_agency_id=NOBODY)
     found = None  # no grounds: nothing matches the decoy's ids
-    if asked:  # the row's statement asked the facts and grounds, and found nothing
-        pass
-    elif grounds:  # the statement a read asks (app.policy.reads); it finds nothing
+    if not grounds:
+        await facts_of(session, NOBODY)  # the statement; it finds nothing
+    elif not asked:  # the statement a read asks (app.policy.reads); it finds nothing
         _, found = await facts_and_grounds(
             session, actor, individual_id=NOBODY, case_id=NOBODY, now=datetime.now(UTC)
         )
-    else:
-        await facts_of(session, NOBODY)  # the statement; it finds nothing
     case = CaseFacts(
         id=NOBODY,
         lead_agency_id=NOBODY,
